@@ -1,0 +1,75 @@
+"""The ``msgpack`` payload codec: compact binary payloads that still read back as JSON.
+
+Packing uses the ``msgpack`` package (str and bytes kept apart); the JSON side
+uses msgspec, so ``bytes`` values come out as base64 strings like Lite3's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+import msgspec
+
+from plasmite_core.errors import CorruptError, UsageError
+
+__all__ = ["MsgpackCodec", "encode", "decode", "to_json", "from_json"]
+
+_json_encode = msgspec.json.encode
+_json_decode = msgspec.json.decode
+
+
+def encode(obj: Any) -> bytes:
+    """A Python value to MessagePack bytes."""
+    try:
+        return msgpack.packb(obj, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise UsageError(
+            "Usage", f"cannot encode value as msgpack: {exc}",
+            hint="values must be JSON-like: dict, list, str, int, float, bool, None or bytes",
+        ) from None
+
+
+def decode(buf: bytes | bytearray | memoryview) -> Any:
+    """MessagePack bytes (exactly one value, nothing after it) to a Python value."""
+    try:
+        return msgpack.unpackb(buf, raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises ValueError, FormatError, StackError, ExtraData...
+        raise CorruptError(
+            "Corrupt", f"invalid msgpack payload: {type(exc).__name__}: {exc}",
+            hint="the payload is not a single well-formed msgpack value",
+        ) from None
+
+
+def to_json(buf: bytes | bytearray | memoryview) -> bytes:
+    """MessagePack bytes to compact JSON text (bytes become base64 strings)."""
+    value = decode(buf)
+    try:
+        return _json_encode(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise CorruptError(
+            "Corrupt", f"msgpack payload has no JSON form: {exc}",
+            hint="msgpack extension types and non-string keys cannot be shown as JSON",
+        ) from None
+
+
+def from_json(json_bytes: bytes | bytearray | memoryview | str) -> bytes:
+    """JSON text to MessagePack bytes."""
+    try:
+        value = _json_decode(json_bytes)
+    except (msgspec.DecodeError, TypeError, ValueError) as exc:
+        raise UsageError("Usage", f"invalid JSON: {exc}", hint="the input must be JSON text") from None
+    return encode(value)
+
+
+class MsgpackCodec:
+    """The ``msgpack`` payload codec (see the plugin hooks)."""
+
+    name = "msgpack"
+    encode = staticmethod(encode)
+    decode = staticmethod(decode)
+    to_json = staticmethod(to_json)
+    from_json = staticmethod(from_json)
+
+    def __repr__(self) -> str:
+        return "<MsgpackCodec>"
