@@ -1,0 +1,73 @@
+"""Plasmite: persistent JSON message pools backed by plain files.
+
+``from plasmite import Client, Durability`` — a drop-in for upstream's Python
+binding, running on the pure-Python engine of ``plasmite_core``. Remote pools
+(``RemoteClient``) come from ``plasmite-serve`` when it is installed.
+"""
+
+from plasmite_core import __version__
+from plasmite_core.client import (
+    DEFAULT_POOL_SIZE,
+    DEFAULT_POOL_SIZE_BYTES,
+    Client,
+    Durability,
+    Pool,
+    PoolInfo,
+)
+from plasmite_core.envelope import Message, MessageMeta, parse_message
+from plasmite_core.errors import (
+    AlreadyExistsError,
+    BusyError,
+    CorruptError,
+    ErrorKind,
+    InternalError,
+    IoError,
+    NotFoundError,
+    PermissionDeniedError,
+    PlasmiteError,
+    RetentionGapError,
+    UsageError,
+)
+from plasmite_core.refs import default_pool_dir
+from plasmite_core.stream import Stream
+
+
+def __getattr__(name: str):
+    # Remote and Lite3 names resolve lazily so `import plasmite` stays cheap
+    # and works without the optional distributions.
+    if name in ("RemoteClient", "RemotePool", "RemoteTail", "RemoteError"):
+        try:
+            import plasmite_serve.client as remote
+        except ImportError as exc:
+            raise AttributeError(f"{name} needs plasmite-serve: pip install plasmite-serve") from exc
+        return getattr(remote, name)
+    if name == "DEFAULT_POOL_DIR":
+        return str(default_pool_dir())
+    raise AttributeError(f"module 'plasmite' has no attribute {name!r}")
+
+
+__all__ = [
+    "Client",
+    "Pool",
+    "PoolInfo",
+    "Stream",
+    "Message",
+    "MessageMeta",
+    "Durability",
+    "ErrorKind",
+    "PlasmiteError",
+    "NotFoundError",
+    "AlreadyExistsError",
+    "BusyError",
+    "PermissionDeniedError",
+    "CorruptError",
+    "IoError",
+    "UsageError",
+    "InternalError",
+    "RetentionGapError",
+    "DEFAULT_POOL_SIZE",
+    "DEFAULT_POOL_SIZE_BYTES",
+    "default_pool_dir",
+    "parse_message",
+    "__version__",
+]

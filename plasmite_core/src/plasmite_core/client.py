@@ -1,0 +1,461 @@
+"""The local Python API: ``Client`` (pool lifecycle) and ``Pool`` (messages).
+
+Signatures follow upstream's Python binding (``Client(pool_dir)``,
+``create_pool``, ``open_pool``, ``append``, ``append_json``, ``get``,
+``get_json``, ``open_stream``, ``tail``, ``replay``), so programs written for
+it run unchanged; ``append_many``, ``atail`` and pool admin calls are additions.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterable, Iterator
+
+import msgspec
+
+from . import plugins
+from .codecs import JSON, canonical_json, encode_json
+from .envelope import Message, format_rfc3339
+from .errors import NotFoundError, PlasmiteError, UsageError, from_os_error
+from .pool import PoolFile, delete_pool_file
+from .refs import SUFFIX, default_pool_dir, pool_name_of, resolve_pool_ref
+from .stream import Stream
+
+DEFAULT_POOL_SIZE_BYTES = 1024 * 1024
+DEFAULT_POOL_SIZE = DEFAULT_POOL_SIZE_BYTES
+
+_json_enc = msgspec.json.encode
+_EMPTY = b""
+
+
+class Durability(IntEnum):
+    FAST = 0
+    FLUSH = 1
+
+
+def _tags_blob(tags) -> bytes:
+    """Tags as stored in a frame: empty for none, else a JSON array of strings."""
+    if not tags:
+        return _EMPTY
+    if isinstance(tags, str):
+        raise UsageError("tags must be a list of strings, not one string", hint="use tags=['a'] rather than tags='a'")
+    tags = list(tags)
+    for t in tags:
+        if not isinstance(t, str):
+            raise UsageError(f"tags must be strings, got {type(t).__name__}", hint="convert tags to str first")
+        if not t:
+            raise UsageError("tags must be non-empty strings")
+    blob = _json_enc(tags)
+    if len(blob) > 0xFFFF:
+        raise UsageError("too many or too long tags (more than 64 KiB in all)", hint="keep tags short; put data in the payload")
+    return blob
+
+
+@dataclass(frozen=True)
+class PoolInfo:
+    name: str
+    path: str
+    file_size: int
+    index_offset: int
+    index_capacity: int
+    index_size_bytes: int
+    ring_offset: int
+    ring_size: int
+    oldest_seq: int | None
+    newest_seq: int | None
+    message_count: int
+    codec: str
+    format_version: int
+    used_bytes: int
+    free_bytes: int
+    oldest_time_ns: int | None
+    newest_time_ns: int | None
+
+    @property
+    def bounds(self) -> dict[str, int | None]:
+        return {"oldest": self.oldest_seq, "newest": self.newest_seq}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Upstream's pool-info JSON shape, plus ``codec`` and ``format_version``."""
+        bounds = {}
+        if self.oldest_seq is not None:
+            bounds = {"oldest": self.oldest_seq, "newest": self.newest_seq}
+        now = _time.time_ns()
+
+        def age(t):
+            return None if t is None else max(0, (now - t) // 1_000_000)
+
+        return {
+            "name": self.name,
+            "path": self.path,
+            "file_size": self.file_size,
+            "index_offset": self.index_offset,
+            "index_capacity": self.index_capacity,
+            "index_size_bytes": self.index_size_bytes,
+            "ring_offset": self.ring_offset,
+            "ring_size": self.ring_size,
+            "bounds": bounds,
+            "metrics": {
+                "message_count": self.message_count,
+                "seq_span": 0 if self.oldest_seq is None else self.newest_seq - self.oldest_seq + 1,
+                "utilization": {
+                    "used_bytes": self.used_bytes,
+                    "free_bytes": self.free_bytes,
+                    "used_percent": round(100.0 * self.used_bytes / self.ring_size, 2) if self.ring_size else 0.0,
+                },
+                "age": {
+                    "oldest_time": None if self.oldest_time_ns is None else format_rfc3339(self.oldest_time_ns),
+                    "newest_time": None if self.newest_time_ns is None else format_rfc3339(self.newest_time_ns),
+                    "oldest_age_ms": age(self.oldest_time_ns),
+                    "newest_age_ms": age(self.newest_time_ns),
+                },
+            },
+            "codec": self.codec,
+            "format_version": self.format_version,
+        }
+
+
+def _info_of(pf: PoolFile) -> PoolInfo:
+    st = pf.read_state()
+    geo = pf.header.geometry
+    empty = st.count == 0
+    oldest_t = None if empty else pf.frame_time(st.oldest, st)
+    used = st.head - st.tail
+    return PoolInfo(
+        name=pool_name_of(pf.path),
+        path=str(pf.path.resolve()),
+        file_size=geo.file_size,
+        index_offset=geo.index_offset,
+        index_capacity=geo.index_capacity,
+        index_size_bytes=geo.index_capacity * 4,
+        ring_offset=geo.ring_offset,
+        ring_size=geo.ring_size,
+        oldest_seq=None if empty else st.oldest,
+        newest_seq=None if empty else st.newest,
+        message_count=st.count,
+        codec=pf.codec_name,
+        format_version=pf.header.version,
+        used_bytes=used,
+        free_bytes=geo.ring_size - used,
+        oldest_time_ns=oldest_t,
+        newest_time_ns=None if empty else st.newest_time,
+    )
+
+
+class Pool:
+    """An open pool. Thread-safe for appends; streams are per-thread objects."""
+
+    def __init__(self, pf: PoolFile) -> None:
+        self._pf: PoolFile | None = pf
+        codec = JSON if pf.codec_name == "json" else plugins.codec(pf.codec_name)
+        self._codec_obj = codec
+        # Messages decode JSON payloads directly (None = the fast JSON path).
+        self._payload_codec = None if getattr(codec, "is_json", False) else codec
+        self.path = pf.path
+        self.name = pool_name_of(pf.path)
+        self.codec = pf.codec_name
+
+    def _file(self) -> PoolFile:
+        pf = self._pf
+        if pf is None or pf.closed:
+            raise UsageError("pool is closed", hint="open it again with Client.open_pool")
+        return pf
+
+    # --------------------------------------------------------------- append
+    def append(self, value: Any, tags: Iterable[str] | None = None, durability: Durability = Durability.FAST) -> Message:
+        """Append one JSON-compatible value; returns the committed message."""
+        codec = self._codec_obj
+        payload = encode_json(value) if codec is JSON else codec.encode(value)
+        tags_raw = _tags_blob(tags) if tags else _EMPTY
+        seq, t = self._file().append(tags_raw, payload, bool(durability))
+        m = Message(seq, t, tags_raw, payload, self._payload_codec)
+        m._data = value
+        return m
+
+    def append_json(self, payload: bytes | str, tags: Iterable[str] = (), durability: Durability = Durability.FAST) -> bytes:
+        """Append JSON text (validated); returns the committed JSON envelope."""
+        if isinstance(payload, (bytearray, memoryview)):
+            payload = bytes(payload)
+        if not payload:
+            raise UsageError("payload is empty", hint="pass one JSON value, e.g. b'{}'")
+        data = canonical_json(payload)
+        if self._codec_obj is not JSON:
+            data = self._codec_obj.from_json(data)
+        tags_raw = _tags_blob(tags)
+        seq, t = self._file().append(tags_raw, data, bool(durability))
+        return Message(seq, t, tags_raw, data, self._payload_codec).raw
+
+    def append_many(
+        self,
+        values: Iterable[Any],
+        tags: Iterable[str] | None = None,
+        durability: Durability = Durability.FAST,
+    ) -> list[Message]:
+        """Append many values under one lock per ring-half; all share ``tags``.
+
+        Items may also be ``(value, tags)`` pairs when ``tags`` is None and
+        ``pairs=True`` is wanted: use ``append_many_tagged``.
+        """
+        codec = self._codec_obj
+        enc = encode_json if codec is JSON else codec.encode
+        tags_raw = _tags_blob(tags) if tags else _EMPTY
+        vals = list(values)
+        items = [(tags_raw, enc(v)) for v in vals]
+        return self._commit_many(items, vals, durability)
+
+    def append_many_tagged(self, items: Iterable[tuple[Any, Iterable[str] | None]], durability: Durability = Durability.FAST) -> list[Message]:
+        """Append ``(value, tags)`` pairs in one batch."""
+        codec = self._codec_obj
+        enc = encode_json if codec is JSON else codec.encode
+        vals = []
+        encoded = []
+        for v, tg in items:
+            vals.append(v)
+            encoded.append((_tags_blob(tg) if tg else _EMPTY, enc(v)))
+        return self._commit_many(encoded, vals, durability)
+
+    def append_encoded(self, items: list[tuple[bytes, bytes]], durability: Durability = Durability.FAST) -> list[tuple[int, int]]:
+        """Low-level batch: ``(tags_blob, payload)`` already in the pool's codec.
+
+        For ingest paths (CLI feed) that validated JSON themselves; returns
+        ``[(seq, time_ns)]``. ``tags_blob`` is b"" or a JSON array of strings.
+        """
+        return self._file().append_batch(items, bool(durability))
+
+    def _commit_many(self, items, vals, durability) -> list[Message]:
+        if not items:
+            return []
+        receipts = self._file().append_batch(items, bool(durability))
+        pc = self._payload_codec
+        out = []
+        for (seq, t), (tags_raw, payload), v in zip(receipts, items, vals):
+            m = Message(seq, t, tags_raw, payload, pc)
+            m._data = v
+            out.append(m)
+        return out
+
+    # ----------------------------------------------------------------- read
+    def get(self, seq: int) -> Message:
+        """The message with ``seq``; NotFound (with ``seq``) when not retained."""
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+            raise UsageError(f"seq must be a non-negative integer, got {seq!r}")
+        pf = self._file()
+        for _ in range(8):
+            st = pf.read_state()
+            if seq < st.oldest or seq > st.newest:
+                break
+            pos = pf.locate(seq, st)
+            if pos is None:
+                continue
+            fr = pf.read_frame(pos)
+            if fr is None or fr[0] != seq:
+                continue
+            return Message(fr[0], fr[1], fr[2], fr[3], self._payload_codec)
+        raise NotFoundError(
+            f"message not found: seq {seq} is not in the pool", seq=seq,
+            hint="`pls pool info` shows the retained range (bounds)",
+        )
+
+    def get_json(self, seq: int) -> bytes:
+        return self.get(seq).raw
+
+    def info(self) -> PoolInfo:
+        return _info_of(self._file())
+
+    def bounds(self) -> tuple[int | None, int | None]:
+        st = self._file().read_state()
+        return (None, None) if st.count == 0 else (st.oldest, st.newest)
+
+    # -------------------------------------------------------------- streams
+    def open_stream(
+        self,
+        since_seq: int | None = None,
+        max_messages: int | None = None,
+        timeout_ms: int | None = None,
+        error_on_gap: bool = False,
+        **options: Any,
+    ) -> Stream:
+        """A cursor; see ``Stream``. Keywords: last, since_time_ns, tags, where, on_gap."""
+        return Stream(self, since_seq, max_messages, timeout_ms, error_on_gap, **options)
+
+    def tail(
+        self,
+        since_seq: int | None = None,
+        max_messages: int | None = None,
+        timeout_ms: int | None = None,
+        tags: Iterable[str] | None = None,
+        error_on_gap: bool = False,
+        **options: Any,
+    ) -> Iterator[Message]:
+        """Messages in seq order, waiting for new ones until max/timeout."""
+        stream = Stream(self, since_seq, max_messages, timeout_ms, error_on_gap, tags=tags, **options)
+        try:
+            while True:
+                m = stream.next()
+                if m is None:
+                    return
+                yield m
+        finally:
+            stream.close()
+
+    async def atail(
+        self,
+        since_seq: int | None = None,
+        max_messages: int | None = None,
+        timeout_ms: int | None = None,
+        tags: Iterable[str] | None = None,
+        error_on_gap: bool = False,
+        **options: Any,
+    ) -> AsyncIterator[Message]:
+        """``async for`` over messages; many async tails share one waiter thread."""
+        stream = Stream(self, since_seq, max_messages, timeout_ms, error_on_gap, tags=tags, **options)
+        try:
+            while True:
+                m = await stream.anext()
+                if m is None:
+                    return
+                yield m
+        finally:
+            stream.close()
+
+    def __iter__(self) -> Iterator[Message]:
+        """Iterate the retained messages (no waiting)."""
+        stream = Stream(self, timeout_ms=0)
+        while True:
+            batch = stream.poll()
+            if not batch:
+                return
+            yield from batch
+
+    def replay(
+        self,
+        speed: float = 1.0,
+        since_seq: int | None = None,
+        max_messages: int | None = None,
+        timeout_ms: int | None = None,
+        tags: Iterable[str] | None = None,
+        **options: Any,
+    ) -> Iterator[Message]:
+        """Yield messages with their original spacing divided by ``speed``
+        (``speed=0``: as fast as possible)."""
+        if speed < 0:
+            raise UsageError("replay speed must be >= 0", hint="use 1 for original timing, 0 for no delay")
+        prev = None
+        for m in self.tail(since_seq, max_messages, timeout_ms, tags, **options):
+            if prev is not None and speed > 0:
+                delay = (m.time_ns - prev) / 1e9 / speed
+                if delay > 0:
+                    _time.sleep(delay)
+            prev = m.time_ns
+            yield m
+
+    # ------------------------------------------------------------- lifetime
+    def close(self) -> None:
+        pf, self._pf = self._pf, None
+        if pf is not None:
+            pf.close()
+
+    def __enter__(self) -> "Pool":
+        self._file()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        return f"Pool({str(self.path)!r})"
+
+
+class Client:
+    """Pools in one local directory (default ``~/.plasmite/pools``)."""
+
+    def __init__(self, pool_dir: str | Path | None = None) -> None:
+        if pool_dir is not None and not str(pool_dir):
+            raise UsageError("pool_dir is empty", hint="omit it for the default directory")
+        self.pool_dir = Path(pool_dir).expanduser() if pool_dir is not None else default_pool_dir()
+        self._closed = False
+
+    def _path(self, ref: str | Path) -> Path:
+        if self._closed:
+            raise UsageError("client is closed")
+        return resolve_pool_ref(ref, self.pool_dir)
+
+    def create_pool(
+        self,
+        pool_ref: str | Path,
+        size_bytes: int = DEFAULT_POOL_SIZE_BYTES,
+        *,
+        index_capacity: int | None = None,
+        codec: str = "json",
+    ) -> Pool:
+        if not isinstance(size_bytes, int) or isinstance(size_bytes, bool) or size_bytes <= 0:
+            raise UsageError(f"size_bytes must be a positive integer, got {size_bytes!r}", hint="e.g. 8 * 1024 * 1024")
+        if codec != "json":
+            plugins.codec(codec)  # fail before creating the file
+        return Pool(PoolFile.create(self._path(pool_ref), size_bytes, index_capacity, codec))
+
+    def open_pool(self, pool_ref: str | Path) -> Pool:
+        return Pool(PoolFile.open(self._path(pool_ref)))
+
+    def pool(self, pool_ref: str | Path, size_bytes: int = DEFAULT_POOL_SIZE_BYTES, **options: Any) -> Pool:
+        """Open the pool, creating it when missing (safe against a racing creator)."""
+        try:
+            return self.open_pool(pool_ref)
+        except NotFoundError:
+            pass
+        try:
+            return self.create_pool(pool_ref, size_bytes, **options)
+        except PlasmiteError as exc:
+            if exc.kind.label == "AlreadyExists":
+                return self.open_pool(pool_ref)
+            raise
+
+    def pool_info(self, pool_ref: str | Path) -> PoolInfo:
+        pf = PoolFile.open(self._path(pool_ref))
+        try:
+            return _info_of(pf)
+        finally:
+            pf.close()
+
+    def list_pools(self) -> list[PoolInfo]:
+        """Pools in ``pool_dir`` sorted by name; unreadable files are skipped."""
+        if self._closed:
+            raise UsageError("client is closed")
+        try:
+            entries = sorted(p for p in self.pool_dir.iterdir() if p.name.endswith(SUFFIX) and not p.name.startswith("."))
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise from_os_error(exc, str(self.pool_dir), action="list") from None
+        out = []
+        for p in entries:
+            try:
+                pf = PoolFile.open(p)
+            except PlasmiteError:
+                continue
+            try:
+                out.append(_info_of(pf))
+            finally:
+                pf.close()
+        return out
+
+    def delete_pool(self, pool_ref: str | Path) -> None:
+        delete_pool_file(self._path(pool_ref))
+
+    def close(self) -> None:
+        self._closed = True
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

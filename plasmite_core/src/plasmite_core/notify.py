@@ -1,0 +1,119 @@
+"""Waking followers without polling: a futex on a word of the shared mapping.
+
+Writers bump a counter in the pool header after every publish and call
+FUTEX_WAKE only when a follower has announced (by a deadline word) that it may
+be asleep. Followers read the counter, re-check for data, then FUTEX_WAIT on
+the value they read, so a publish in between is never slept through.
+
+This is a latency optimisation only: every wait is bounded, and a missed
+wake-up costs at most one wait slice, never a message. Where futexes are not
+available (not Linux, or no libc), waiting degrades to short sleeps.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import platform
+import struct
+import sys
+import time
+
+from .format import NOTIFY_COUNTER_OFFSET, WAITER_DEADLINE_OFFSET
+
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+
+# Longest single sleep: bounds the cost of a lost wake-up.
+WAIT_SLICE_S = 0.25
+# Sleep used where futexes are unavailable.
+POLL_INTERVAL_S = 0.002
+
+_FUTEX_WAIT = 0
+_FUTEX_WAKE = 1
+_SYS_FUTEX = {"x86_64": 202, "amd64": 202, "aarch64": 98, "arm64": 98, "i686": 240, "i386": 240}
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+def _load_syscall():
+    if not sys.platform.startswith("linux") or os.environ.get("PLASMITE_NO_FUTEX"):
+        return None, None
+    nr = _SYS_FUTEX.get(platform.machine().lower())
+    if nr is None:
+        return None, None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.syscall
+    except (OSError, AttributeError):
+        return None, None
+    fn.restype = ctypes.c_long
+    return fn, nr
+
+
+_syscall, _NR_FUTEX = _load_syscall()
+FUTEX_AVAILABLE = _syscall is not None
+
+
+class Notifier:
+    """Wake/wait on one pool mapping. One per open pool handle."""
+
+    __slots__ = ("_mm", "_word", "_addr")
+
+    def __init__(self, mm) -> None:
+        self._mm = mm
+        self._word = None
+        self._addr = None
+        if FUTEX_AVAILABLE:
+            try:
+                self._word = ctypes.c_uint32.from_buffer(mm, NOTIFY_COUNTER_OFFSET)
+                self._addr = ctypes.addressof(self._word)
+            except (TypeError, ValueError, BufferError):  # read-only mapping
+                self._word = None
+
+    def release(self) -> None:
+        """Drop the buffer export so the mmap can be closed."""
+        self._word = None
+        self._addr = None
+
+    # -- writer side (called with the pool lock held) ----------------------
+    def publish(self) -> None:
+        mm = self._mm
+        (n,) = _U32.unpack_from(mm, NOTIFY_COUNTER_OFFSET)
+        _U32.pack_into(mm, NOTIFY_COUNTER_OFFSET, (n + 1) & 0xFFFFFFFF)
+        (deadline,) = _U64.unpack_from(mm, WAITER_DEADLINE_OFFSET)
+        if deadline and self._addr is not None and deadline > time.monotonic_ns():
+            _syscall(_NR_FUTEX, ctypes.c_void_p(self._addr), _FUTEX_WAKE, 0x7FFFFFFF, None, None, 0)
+
+    # -- follower side -------------------------------------------------------
+    def prepare(self, timeout_s: float | None) -> int:
+        """Announce a possible sleep and return the counter to wait on.
+
+        The caller must re-check for new data after this and before wait().
+        """
+        mm = self._mm
+        if self._addr is not None:
+            slice_s = WAIT_SLICE_S if timeout_s is None else min(timeout_s, WAIT_SLICE_S)
+            until = time.monotonic_ns() + int(slice_s * 1e9) + 5_000_000
+            (cur,) = _U64.unpack_from(mm, WAITER_DEADLINE_OFFSET)
+            if until > cur:
+                try:
+                    _U64.pack_into(mm, WAITER_DEADLINE_OFFSET, until)
+                except TypeError:  # read-only mapping
+                    pass
+        return _U32.unpack_from(mm, NOTIFY_COUNTER_OFFSET)[0]
+
+    def wait(self, seen: int, timeout_s: float | None) -> None:
+        """Sleep until the counter moves from ``seen`` or a slice passes."""
+        slice_s = WAIT_SLICE_S if timeout_s is None else max(0.0, min(timeout_s, WAIT_SLICE_S))
+        if self._addr is None:
+            time.sleep(min(slice_s, POLL_INTERVAL_S))
+            return
+        ts = _Timespec(int(slice_s), int((slice_s % 1) * 1e9))
+        _syscall(_NR_FUTEX, ctypes.c_void_p(self._addr), _FUTEX_WAIT, seen, ctypes.byref(ts), None, 0)
+
+    def counter(self) -> int:
+        return _U32.unpack_from(self._mm, NOTIFY_COUNTER_OFFSET)[0]

@@ -1,0 +1,591 @@
+"""The pool file engine: create, open, append under a lock, read without one.
+
+Writers serialize on ``flock`` of the pool file (plus a thread lock for handles
+shared by threads), held only while copying already-encoded bytes into the
+mapping and publishing the new state. Readers never lock: they copy bytes out
+of the mapping, then re-read the state and keep only what was not overwritten
+meanwhile, and every frame's CRC is checked before it is returned.
+
+Publish order for one append (see docs/format.md):
+1. if the ring must make room, publish the advanced tail first (state slot);
+2. write the pad (if wrapping) and the frame bytes;
+3. write the index slot;
+4. publish the new head/newest in the other state slot;
+5. bump the notify counter (and futex-wake sleepers).
+A crash at any step leaves a state slot that describes only whole frames.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import mmap
+import os
+import struct
+import threading
+import time
+import zlib
+from pathlib import Path
+
+from . import format as F
+from .errors import (
+    AlreadyExistsError,
+    BusyError,
+    CorruptError,
+    ErrorKind,
+    NotFoundError,
+    PlasmiteError,
+    UsageError,
+    from_os_error,
+)
+from .notify import Notifier
+
+_PREFIX = F.FRAME_PREFIX
+_HEAD = F.FRAME_HEAD
+_REST = F.FRAME_REST
+_INDEX = F.INDEX_ENTRY
+_STATE_PAIR = F.STATE_PAIR
+_STATE_BODY = F.STATE_BODY
+_CRC_PAD = struct.Struct("<II")
+_LEN_SEQ = struct.Struct("<IIQ")
+_crc32 = zlib.crc32
+_PAD = F.PAD_MARK
+_MIN_FRAME = F.MIN_FRAME
+_SA = F.STATE_A_OFFSET
+_SB = F.STATE_B_OFFSET
+_time_ns = time.time_ns
+_LOCK_EX = fcntl.LOCK_EX
+_LOCK_UN = fcntl.LOCK_UN
+_flock = fcntl.flock
+
+SCAN_CHUNK = 256 * 1024
+
+
+class PoolFile:
+    """One open pool file: its mapping, geometry and lock."""
+
+    def __init__(self, path: Path, fd: int, mm: mmap.mmap, header: F.StaticHeader, writable: bool) -> None:
+        self.path = path
+        self.fd = fd
+        self.mm = mm
+        self.header = header
+        self.writable = writable
+        geo = header.geometry
+        self.ring_offset = geo.ring_offset
+        self.ring_size = geo.ring_size
+        self.index_offset = geo.index_offset
+        self.index_capacity = geo.index_capacity
+        self.codec_name = header.codec
+        self.notifier = Notifier(mm)
+        self._tlock = threading.Lock()
+        self._closed = False
+
+    # ------------------------------------------------------------------ open
+    @classmethod
+    def create(cls, path: Path, size: int, index_capacity: int | None = None, codec: str = "json") -> "PoolFile":
+        try:
+            geo = F.plan_geometry(int(size), index_capacity)
+        except ValueError as exc:
+            raise UsageError(
+                f"cannot create pool: {exc}",
+                path=str(path),
+                hint=f"choose a size between {F.MIN_POOL_SIZE} bytes (64K) and 1T, e.g. --size 8M",
+            ) from None
+        if len(codec.encode("ascii", "replace")) > 16:
+            raise UsageError(f"codec name {codec!r} is too long", hint="codec names are at most 16 ASCII characters")
+        path = Path(path)
+        parent = path.parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise from_os_error(exc, str(parent), action="create directory") from None
+        if path.exists():
+            raise AlreadyExistsError(
+                f"pool already exists: {path}", str(path), hint="open it instead, or delete it first"
+            )
+        tmp = parent / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+        try:
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                os.ftruncate(fd, geo.file_size)
+                os.pwrite(fd, F.pack_static(geo, codec, _time_ns()), 0)
+                init = F.pack_state(F.INITIAL_STATE)
+                os.pwrite(fd, init, _SA)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(tmp, path)  # atomic, never clobbers a pool created meanwhile
+            except FileExistsError:
+                raise AlreadyExistsError(
+                    f"pool already exists: {path}", str(path), hint="open it instead, or delete it first"
+                ) from None
+            except OSError as exc:
+                if exc.errno in (errno.EPERM, errno.ENOTSUP, errno.EXDEV):
+                    # Filesystems without hard links: exclusive rename fallback.
+                    if path.exists():
+                        raise AlreadyExistsError(f"pool already exists: {path}", str(path)) from None
+                    os.rename(tmp, path)
+                else:
+                    raise
+        except PlasmiteError:
+            raise
+        except OSError as exc:
+            raise from_os_error(exc, str(path), action="create pool") from None
+        finally:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        return cls.open(path)
+
+    @classmethod
+    def open(cls, path: Path) -> "PoolFile":
+        path = Path(path)
+        writable = True
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except PermissionError:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+                writable = False
+            except OSError as exc:
+                raise from_os_error(exc, str(path), action="open pool") from None
+        except FileNotFoundError:
+            raise NotFoundError(
+                f"pool not found: {path}", str(path),
+                hint="create it first (`pls pool create NAME`, or feed/follow with --create)",
+            ) from None
+        except IsADirectoryError:
+            raise UsageError(f"not a pool file: {path} is a directory", str(path)) from None
+        except OSError as exc:
+            raise from_os_error(exc, str(path), action="open pool") from None
+        try:
+            size = os.fstat(fd).st_size
+            if size < F.HEADER_SIZE:
+                raise CorruptError(
+                    f"corrupt pool: {path} is {size} bytes, too short for a pool header",
+                    str(path), offset=0, hint="restore it from a backup or delete and recreate it",
+                )
+            head = os.pread(fd, F.STATIC.size + 4, 0)
+            try:
+                header = F.parse_static(head, size)
+            except F.HeaderError as exc:
+                if exc.newer:
+                    raise UsageError(
+                        f"{path}: {exc}", str(path), offset=exc.offset,
+                        hint="upgrade plasmite to open this pool",
+                    ) from None
+                raise CorruptError(
+                    f"corrupt pool header in {path}: {exc}", str(path), offset=exc.offset,
+                    hint="run `pls doctor` on it; restore from a backup or delete and recreate it",
+                ) from None
+            access = mmap.ACCESS_WRITE if writable else mmap.ACCESS_READ
+            mm = mmap.mmap(fd, header.geometry.file_size, access=access)
+        except BaseException:
+            os.close(fd)
+            raise
+        pf = cls(path, fd, mm, header, writable)
+        try:
+            pf.read_state()
+        except BaseException:
+            pf.close()
+            raise
+        return pf
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.notifier.release()
+        try:
+            self.mm.close()
+        except BufferError:
+            pass  # a live export (stream in another thread); the GC closes it
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # ----------------------------------------------------------------- state
+    def _state_fields(self) -> tuple:
+        """(gen, head, tail, newest, oldest, newest_time) of the newest valid slot."""
+        mm = self.mm
+        for _ in range(1000):
+            f = _STATE_PAIR.unpack_from(mm, _SA)
+            if f[0] >= f[8]:
+                if _crc32(mm[_SA : _SA + 48]) == f[6]:
+                    return f[:6]
+                if _crc32(mm[_SB : _SB + 48]) == f[14]:
+                    return f[8:14]
+            else:
+                if _crc32(mm[_SB : _SB + 48]) == f[14]:
+                    return f[8:14]
+                if _crc32(mm[_SA : _SA + 48]) == f[6]:
+                    return f[:6]
+            time.sleep(0.0001)  # a writer is mid-publish of one slot and the other is damaged
+        raise CorruptError(
+            f"corrupt pool: both state slots of {self.path} fail their checksum",
+            str(self.path), offset=_SA, hint="run `pls doctor --repair` or restore from a backup",
+        )
+
+    def read_state(self) -> F.State:
+        return F.State(*self._state_fields())
+
+    def _publish(self, gen: int, head: int, tail: int, newest: int, oldest: int, ntime: int) -> None:
+        body = _STATE_BODY.pack(gen, head, tail, newest, oldest, ntime)
+        off = _SA if gen & 1 else _SB
+        self.mm[off : off + 56] = body + _CRC_PAD.pack(_crc32(body), 0)
+
+    # ---------------------------------------------------------------- append
+    def _check_writable(self) -> None:
+        if self._closed:
+            raise UsageError("pool is closed", hint="open it again")
+        if not self.writable:
+            raise PlasmiteError(
+                ErrorKind.PERMISSION, f"permission denied: {self.path} is read-only", str(self.path),
+                hint="check the file's permissions; readers can still follow it",
+            )
+
+    def _too_big(self, flen: int) -> UsageError:
+        return UsageError(
+            f"message needs {flen} bytes but the pool's ring holds {self.ring_size}",
+            str(self.path), hint="create a larger pool (e.g. --size 64M) or send a smaller message",
+        )
+
+    def _evict(self, tail: int, oldest: int, need: int) -> tuple[int, int]:
+        """Advance the tail over whole frames until ``tail >= need``."""
+        mm = self.mm
+        R = self.ring_size
+        ro = self.ring_offset
+        while tail < need:
+            phys = tail % R
+            flen, crc, seq = _LEN_SEQ.unpack_from(mm, ro + phys) if R - phys >= 16 else (*_CRC_PAD.unpack_from(mm, ro + phys), 0)
+            if crc == _PAD:
+                if flen != R - phys:
+                    raise self._corrupt("bad pad frame", ro + phys)
+                tail += flen
+                continue
+            if flen < _MIN_FRAME or flen & 7 or phys + flen > R or seq != oldest:
+                raise self._corrupt(f"frame at the ring tail is damaged (seq {seq}, expected {oldest})", ro + phys)
+            tail += flen
+            oldest += 1
+        return tail, oldest
+
+    def _corrupt(self, what: str, offset: int) -> CorruptError:
+        return CorruptError(
+            f"corrupt pool {self.path}: {what} at offset {offset}", str(self.path), offset=offset,
+            hint="run `pls doctor` on the pool; new appends are refused until it is repaired",
+        )
+
+    def append(self, tags: bytes, payload: bytes, flush: bool = False) -> tuple[int, int]:
+        """Append one encoded message; returns (seq, time_ns)."""
+        if self._closed or not self.writable:
+            self._check_writable()
+        pl = len(payload)
+        tl = len(tags)
+        flen = (39 + tl + pl) & ~7
+        R = self.ring_size
+        if flen > R:
+            raise self._too_big(flen)
+        mm = self.mm
+        ro = self.ring_offset
+        with self._tlock:
+            _flock(self.fd, _LOCK_EX)
+            try:
+                gen, head, tail, newest, oldest, ntime = self._state_fields()
+                seq = newest + 1
+                t = _time_ns()
+                if t < ntime:
+                    t = ntime
+                body = _REST.pack(seq, t, pl, tl, 1, 0) + tags + payload
+                phys = head % R
+                room = R - phys
+                start = head
+                if room < flen:
+                    start = head + room
+                end = start + flen
+                if end - tail > R:
+                    tail, oldest = self._evict(tail, oldest, end - R)
+                    gen += 1
+                    self._publish(gen, head, tail, newest, oldest, ntime)
+                if start != head:
+                    mm[ro + phys : ro + phys + 8] = _CRC_PAD.pack(room, _PAD)
+                    phys = 0
+                mm[ro + phys : ro + phys + 8 + len(body)] = _PREFIX.pack(flen, _crc32(body) | 1) + body
+                icap = self.index_capacity
+                if icap:
+                    _INDEX.pack_into(mm, self.index_offset + (seq % icap) * 4, (phys >> 3) + 1)
+                self._publish(gen + 1, end, tail, seq, oldest, t)
+                self.notifier.publish()
+                if flush:
+                    self._flush()
+            finally:
+                _flock(self.fd, _LOCK_UN)
+        return seq, t
+
+    def append_batch(self, items: list[tuple[bytes, bytes]], flush: bool = False) -> list[tuple[int, int]]:
+        """Append many (tags, payload) under one lock; returns [(seq, time_ns)]."""
+        if self._closed or not self.writable:
+            self._check_writable()
+        R = self.ring_size
+        lengths = []
+        for tags, payload in items:
+            flen = (39 + len(tags) + len(payload)) & ~7
+            if flen > R:
+                raise self._too_big(flen)
+            lengths.append(flen)
+        out: list[tuple[int, int]] = []
+        # Keep each locked section to at most half the ring so a batch never
+        # evicts its own messages.
+        i = 0
+        n = len(items)
+        while i < n:
+            j = i
+            total = 0
+            while j < n and (j == i or total + lengths[j] <= R // 2):
+                total += lengths[j]
+                j += 1
+            out.extend(self._append_chunk(items[i:j], lengths[i:j], flush))
+            i = j
+        return out
+
+    def _frame_at(self, pos: int) -> tuple[int, bool]:
+        R = self.ring_size
+        phys = pos % R
+        flen, crc = _CRC_PAD.unpack_from(self.mm, self.ring_offset + phys)
+        if flen < 8 or flen & 7 or phys + flen > R:
+            raise self._corrupt("frame length out of range at the ring tail", self.ring_offset + phys)
+        return flen, crc != _PAD
+
+    def _append_chunk(self, items, lengths, flush) -> list[tuple[int, int]]:
+        mm = self.mm
+        ro = self.ring_offset
+        R = self.ring_size
+        icap = self.index_capacity
+        io = self.index_offset
+        with self._tlock:
+            _flock(self.fd, _LOCK_EX)
+            try:
+                gen, head, tail, newest, oldest, ntime = self._state_fields()
+                try:
+                    plan = F.plan_placement(head, tail, R, lengths, self._frame_at)
+                except ValueError as exc:
+                    raise UsageError(f"batch does not fit the ring: {exc}", str(self.path)) from None
+                if plan.tail != tail:
+                    # Check the frames being evicted are what the state says.
+                    tail, oldest = self._evict(tail, oldest, plan.tail)
+                    gen += 1
+                    self._publish(gen, head, tail, newest, oldest, ntime)
+                for pos, room in plan.pads:
+                    p = pos % R
+                    mm[ro + p : ro + p + 8] = _CRC_PAD.pack(room, _PAD)
+                t = _time_ns()
+                if t < ntime:
+                    t = ntime
+                seq = newest
+                out = []
+                rest_pack = _REST.pack
+                prefix_pack = _PREFIX.pack
+                index_pack = _INDEX.pack_into
+                for (tags, payload), flen, pos in zip(items, lengths, plan.positions):
+                    seq += 1
+                    body = rest_pack(seq, t, len(payload), len(tags), 1, 0) + tags + payload
+                    p = pos % R
+                    mm[ro + p : ro + p + 8 + len(body)] = prefix_pack(flen, _crc32(body) | 1) + body
+                    if icap:
+                        index_pack(mm, io + (seq % icap) * 4, (p >> 3) + 1)
+                    out.append((seq, t))
+                self._publish(gen + 1, plan.head, tail, seq, oldest, t)
+                self.notifier.publish()
+                if flush:
+                    self._flush()
+            finally:
+                _flock(self.fd, _LOCK_UN)
+        return out
+
+    def _flush(self) -> None:
+        try:
+            self.mm.flush()
+            os.fsync(self.fd)
+        except OSError as exc:
+            raise from_os_error(exc, str(self.path), action="flush pool") from None
+
+    # ------------------------------------------------------------------ read
+    def logical(self, phys: int, tail: int) -> int:
+        R = self.ring_size
+        return tail + ((phys - tail % R) % R)
+
+    def locate(self, seq: int, st: F.State) -> int | None:
+        """Logical position of a retained ``seq`` (index first, scan as fallback)."""
+        mm = self.mm
+        R = self.ring_size
+        ro = self.ring_offset
+        icap = self.index_capacity
+        if icap:
+            (v,) = _INDEX.unpack_from(mm, self.index_offset + (seq % icap) * 4)
+            if v:
+                phys = (v - 1) << 3
+                if phys + 16 <= R:
+                    flen, crc, fseq = _LEN_SEQ.unpack_from(mm, ro + phys)
+                    if fseq == seq and crc != _PAD:
+                        pos = self.logical(phys, st.tail)
+                        if pos < st.head:
+                            return pos
+        # Fallback (index smaller than the retained count): walk from the tail.
+        pos = st.tail
+        head = st.head
+        while pos < head:
+            phys = pos % R
+            flen, crc = _CRC_PAD.unpack_from(mm, ro + phys)
+            if flen < 8 or flen & 7:
+                return None
+            if crc != _PAD and R - phys >= 16:
+                (fseq,) = struct.unpack_from("<Q", mm, ro + phys + 8)
+                if fseq == seq:
+                    return pos
+                if fseq > seq:
+                    return None
+            pos += flen
+        return None
+
+    def read_frame(self, pos: int) -> tuple[int, int, bytes, bytes] | None:
+        """Copy and verify the frame at logical ``pos``; None if overwritten meanwhile."""
+        mm = self.mm
+        R = self.ring_size
+        ro = self.ring_offset
+        phys = pos % R
+        flen = _CRC_PAD.unpack_from(mm, ro + phys)[0]
+        if flen < _MIN_FRAME or flen & 7 or phys + flen > R:
+            if pos < self._state_fields()[2]:
+                return None
+            raise self._corrupt("frame length out of range", ro + phys)
+        buf = mm[ro + phys : ro + phys + flen]
+        st = self._state_fields()
+        if pos < st[2]:
+            return None
+        flen, crc, seq, t, pl, tl, kind, _fl = _HEAD.unpack_from(buf, 0)
+        end = 32 + tl + pl
+        if end > flen or crc == _PAD or (_crc32(memoryview(buf)[8:end]) | 1) != crc:
+            raise self._corrupt("frame checksum mismatch", ro + phys)
+        return seq, t, buf[32 : 32 + tl], buf[32 + tl : end]
+
+    def scan(self, pos: int, limit: int) -> tuple[list, int]:
+        """Read up to ``limit`` committed frames from logical ``pos``.
+
+        Returns ``(frames, next_pos)``, frames as (seq, time_ns, tags, payload).
+        A position the writers have overwritten jumps to the current tail (the
+        caller sees the seq jump and reports the retention gap).
+        """
+        mm = self.mm
+        R = self.ring_size
+        ro = self.ring_offset
+        _, head, tail, _, _, _ = self._state_fields()
+        if pos < tail:
+            pos = tail
+        out: list = []
+        append = out.append
+        unpack = _HEAD.unpack_from
+        while pos < head and len(out) < limit:
+            phys = pos % R
+            n = min(R - phys, head - pos, SCAN_CHUNK)
+            base = ro + phys
+            buf = mm[base : base + n]
+            t2 = self._state_fields()[2]
+            if pos < t2:
+                pos = t2  # overwritten while copying: resume at the new tail
+                if out:
+                    break
+                continue
+            mv = memoryview(buf)
+            off = 0
+            while off + 8 <= n:
+                flen, crc = _CRC_PAD.unpack_from(buf, off)
+                if crc == _PAD:
+                    if phys + off + flen != R:
+                        raise self._corrupt("bad pad frame", base + off)
+                    off += flen
+                    pos += flen
+                    break
+                if flen < _MIN_FRAME or flen & 7 or phys + off + flen > R:
+                    raise self._corrupt("frame length out of range", base + off)
+                if off + flen > n:
+                    if off == 0:
+                        # Larger than one chunk: copy it alone.
+                        fr = self.read_frame(pos)
+                        if fr is None:
+                            break
+                        append(fr)
+                        pos += flen
+                    break
+                _, _, seq, t, pl, tl, _, _ = unpack(buf, off)
+                end = off + 32 + tl + pl
+                if end > off + flen or (_crc32(mv[off + 8 : end]) | 1) != crc:
+                    raise self._corrupt("frame checksum mismatch", base + off)
+                append((seq, t, buf[off + 32 : off + 32 + tl], buf[off + 32 + tl : end]))
+                off += flen
+                pos += flen
+                if len(out) >= limit:
+                    break
+        return out, pos
+
+    def frame_time(self, seq: int, st: F.State) -> int | None:
+        pos = self.locate(seq, st)
+        if pos is None:
+            return None
+        phys = pos % self.ring_size
+        return struct.unpack_from("<Q", self.mm, self.ring_offset + phys + 16)[0]
+
+    def seq_at_time(self, t_ns: int, st: F.State) -> int:
+        """First retained seq whose time is >= t_ns (newest+1 when none)."""
+        lo, hi = st.oldest, st.newest + 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            ft = self.frame_time(mid, st)
+            if ft is None:  # evicted meanwhile
+                lo = mid + 1
+                continue
+            if ft >= t_ns:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    # ------------------------------------------------------------ admin ops
+    def try_exclusive(self) -> bool:
+        try:
+            _flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+
+    def unlock(self) -> None:
+        _flock(self.fd, _LOCK_UN)
+
+
+def delete_pool_file(path: Path) -> None:
+    """Remove a pool file; Busy while a writer holds its lock."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise NotFoundError(f"pool not found: {path}", str(path), hint="`pls pool list` shows existing pools") from None
+    except OSError as exc:
+        raise from_os_error(exc, str(path), action="delete pool") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BusyError(
+                f"pool is busy: {path} is locked by a writer", str(path), hint="retry when appends finish"
+            ) from None
+        try:
+            os.unlink(path)
+        except OSError as exc:
+            raise from_os_error(exc, str(path), action="delete pool") from None
+    finally:
+        os.close(fd)

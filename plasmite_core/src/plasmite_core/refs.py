@@ -1,0 +1,72 @@
+"""Pool references: names, paths and URLs, resolved as upstream's CLI spec says.
+
+1. contains ``/``: a path, used as is;
+2. ends in ``.plasmite``: a file inside the pool directory;
+3. otherwise: ``POOL_DIR/NAME.plasmite``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from .errors import UsageError
+
+SUFFIX = ".plasmite"
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def default_pool_dir() -> Path:
+    """``$PLASMITE_DIR``, else ``~/.plasmite/pools`` (read at call time)."""
+    env = os.environ.get("PLASMITE_DIR")
+    if env:
+        return Path(env).expanduser()
+    return Path(os.path.expanduser("~")) / ".plasmite" / "pools"
+
+
+def is_url(ref: str) -> bool:
+    return bool(_URL.match(ref))
+
+
+def resolve_pool_ref(ref: str | os.PathLike, pool_dir: str | os.PathLike | None = None) -> Path:
+    if isinstance(ref, os.PathLike):
+        return Path(ref)
+    if not isinstance(ref, str) or not ref:
+        raise UsageError("pool reference is empty", hint="name a pool, e.g. `chat`, or give a path")
+    if "\0" in ref:
+        raise UsageError("pool reference contains a NUL byte", hint="use a plain name or path")
+    if is_url(ref):
+        raise UsageError(
+            f"{ref!r} is a URL; the local client takes names and paths",
+            hint="use a remote client (plasmite_serve.RemoteClient) or `pls` with the URL",
+        )
+    if "/" in ref:
+        return Path(ref)
+    base = Path(pool_dir) if pool_dir is not None else default_pool_dir()
+    if ref.endswith(SUFFIX):
+        return base / ref
+    return base / (ref + SUFFIX)
+
+
+def pool_name_of(path: Path) -> str:
+    name = path.name
+    return name[: -len(SUFFIX)] if name.endswith(SUFFIX) else name
+
+
+_NAME_OK = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+
+
+def validate_pool_name(name: str) -> str:
+    """A bare pool name safe to join to a directory (for servers)."""
+    if not isinstance(name, str) or not name:
+        raise UsageError("pool name is empty", hint="use letters, digits, '-', '_' and '.'")
+    if name.endswith(SUFFIX):
+        name = name[: -len(SUFFIX)]
+    if not _NAME_OK.match(name) or ".." in name:
+        raise UsageError(
+            f"invalid pool name {name!r}",
+            hint="pool names use letters, digits, '-', '_' and '.', at most 128 characters, "
+            "with no path separators or '..'",
+        )
+    return name
