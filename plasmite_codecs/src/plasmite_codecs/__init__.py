@@ -21,6 +21,6 @@ def get_codec(name: str):
         from .msgpack_codec import MsgpackCodec
 
         return MsgpackCodec()
-    from plasmite_core.errors import UsageError
+    from plasmite_core.errors import ErrorKind, UsageError
 
-    raise UsageError("Usage", f"unknown codec {name!r}", hint="plasmite-codecs provides: lite3, msgpack")
+    raise UsageError(ErrorKind.USAGE, f"unknown codec {name!r}", hint="plasmite-codecs provides: lite3, msgpack")

@@ -32,7 +32,7 @@ import struct
 from bisect import bisect_left
 from typing import Any, Iterable, Sequence
 
-from plasmite_core.errors import CorruptError, PlasmiteError, UsageError
+from plasmite_core.errors import CorruptError, ErrorKind, PlasmiteError, UsageError
 
 __all__ = [
     "MISSING",
@@ -89,13 +89,13 @@ MISSING: Any = _Missing()
 
 def _corrupt(msg: str, offset: int | None = None) -> CorruptError:
     return CorruptError(
-        "corrupt", f"invalid Lite3 document: {msg}", offset=offset,
+        ErrorKind.CORRUPT, f"invalid Lite3 document: {msg}", offset=offset,
         hint="the buffer is not a well-formed Lite3 document (truncated or damaged)",
     )
 
 
 def _usage(msg: str, hint: str | None = None) -> UsageError:
-    return UsageError("Usage", msg, hint=hint)
+    return UsageError(ErrorKind.USAGE, msg, hint=hint)
 
 
 # ---------------------------------------------------------------------------
@@ -1114,7 +1114,7 @@ def parse_message(buf: bytes | bytearray | memoryview) -> tuple[list[str], bytes
         return tags, lookup_json(buf, ("data",))
     except CorruptError as exc:
         raise UsageError(
-            "Usage", f"invalid Lite3 message: {exc.message.removeprefix('invalid Lite3 document: ')}",
+            ErrorKind.USAGE, f"invalid Lite3 message: {exc.message.removeprefix('invalid Lite3 document: ')}",
             hint='send the Lite3 document of {"meta":{"tags":[...]},"data":{...}}',
         ) from None
 

@@ -11,7 +11,7 @@ from typing import Any
 import msgpack
 import msgspec
 
-from plasmite_core.errors import CorruptError, UsageError
+from plasmite_core.errors import CorruptError, ErrorKind, UsageError
 
 __all__ = ["MsgpackCodec", "encode", "decode", "to_json", "from_json"]
 
@@ -25,7 +25,7 @@ def encode(obj: Any) -> bytes:
         return msgpack.packb(obj, use_bin_type=True)
     except (TypeError, ValueError, OverflowError) as exc:
         raise UsageError(
-            "Usage", f"cannot encode value as msgpack: {exc}",
+            ErrorKind.USAGE, f"cannot encode value as msgpack: {exc}",
             hint="values must be JSON-like: dict, list, str, int, float, bool, None or bytes",
         ) from None
 
@@ -36,7 +36,7 @@ def decode(buf: bytes | bytearray | memoryview) -> Any:
         return msgpack.unpackb(buf, raw=False, strict_map_key=True)
     except Exception as exc:  # msgpack raises ValueError, FormatError, StackError, ExtraData...
         raise CorruptError(
-            "Corrupt", f"invalid msgpack payload: {type(exc).__name__}: {exc}",
+            ErrorKind.CORRUPT, f"invalid msgpack payload: {type(exc).__name__}: {exc}",
             hint="the payload is not a single well-formed msgpack value",
         ) from None
 
@@ -48,7 +48,7 @@ def to_json(buf: bytes | bytearray | memoryview) -> bytes:
         return _json_encode(value)
     except (TypeError, ValueError, OverflowError) as exc:
         raise CorruptError(
-            "Corrupt", f"msgpack payload has no JSON form: {exc}",
+            ErrorKind.CORRUPT, f"msgpack payload has no JSON form: {exc}",
             hint="msgpack extension types and non-string keys cannot be shown as JSON",
         ) from None
 
@@ -58,7 +58,7 @@ def from_json(json_bytes: bytes | bytearray | memoryview | str) -> bytes:
     try:
         value = _json_decode(json_bytes)
     except (msgspec.DecodeError, TypeError, ValueError) as exc:
-        raise UsageError("Usage", f"invalid JSON: {exc}", hint="the input must be JSON text") from None
+        raise UsageError(ErrorKind.USAGE, f"invalid JSON: {exc}", hint="the input must be JSON text") from None
     return encode(value)
 
 
