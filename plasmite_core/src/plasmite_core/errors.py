@@ -75,30 +75,35 @@ class PlasmiteError(RuntimeError):
 
     default_kind = ErrorKind.INTERNAL
 
-    def __init__(
-        self,
-        kind: ErrorKind | str | None = None,
-        message: str = "",
-        path: str | None = None,
-        seq: int | None = None,
-        offset: int | None = None,
-        *,
-        hint: str | None = None,
-    ) -> None:
-        if isinstance(kind, str) and not isinstance(kind, ErrorKind):
-            # Allow ``UsageError("bad input")``: the kind is implied by the class.
-            if message == "" and kind not in _BY_LABEL:
-                kind, message = None, kind
-            else:
-                kind = ErrorKind.from_label(kind)
-        if kind is None:
+    def __init__(self, *args: Any, hint: str | None = None, **context: Any) -> None:
+        """Two call forms, both accepted by every class:
+
+        * upstream's: ``PlasmiteError(kind, message, path=None, seq=None, offset=None)``
+        * message first: ``NotFoundError(message, path=None, seq=None, offset=None, hint=...)``
+          (the kind comes from the class).
+        """
+        if args and isinstance(args[0], int) and not isinstance(args[0], bool):
+            kind = ErrorKind(args[0])
+            rest = args[1:]
+        else:
             kind = self.default_kind
-        super().__init__(message or kind.label)
-        self.kind = ErrorKind(kind)
-        self.message = message or kind.label
+            rest = args
+        names = ("message", "path", "seq", "offset")
+        if len(rest) > len(names):
+            raise TypeError("too many positional arguments for PlasmiteError")
+        values = dict(zip(names, rest))
+        for key, val in context.items():
+            if key not in names:
+                raise TypeError(f"unexpected keyword argument {key!r}")
+            values[key] = val
+        message = values.get("message") or kind.label
+        super().__init__(message)
+        self.kind = kind
+        self.message = str(message)
+        path = values.get("path")
         self.path = None if path is None else str(path)
-        self.seq = seq
-        self.offset = offset
+        self.seq = values.get("seq")
+        self.offset = values.get("offset")
         self.hint = hint
 
     @property
@@ -191,8 +196,8 @@ def make_error(
     """Build the subclass that matches ``kind`` (used when decoding remote errors)."""
     if isinstance(kind, str) and not isinstance(kind, ErrorKind):
         kind = ErrorKind.from_label(kind)
-    cls = ERROR_CLASSES[ErrorKind(kind)]
-    return cls(kind, message, path, seq, offset, hint=hint)
+    kind = ErrorKind(kind)
+    return ERROR_CLASSES[kind](kind, message, path, seq, offset, hint=hint)
 
 
 def from_os_error(exc: OSError, path: str | None = None, *, action: str = "access") -> PlasmiteError:
@@ -203,24 +208,24 @@ def from_os_error(exc: OSError, path: str | None = None, *, action: str = "acces
     code = exc.errno
     if code in (errno.ENOENT, errno.ENOTDIR):
         return NotFoundError(
-            ErrorKind.NOT_FOUND, f"not found: cannot {action} {where}", where,
+            f"not found: cannot {action} {where}", where,
             hint="check the pool name or path; `pls pool list` shows existing pools",
         )
     if code in (errno.EACCES, errno.EPERM, errno.EROFS):
         return PermissionDeniedError(
-            ErrorKind.PERMISSION, f"permission denied: cannot {action} {where}", where,
+            f"permission denied: cannot {action} {where}", where,
             hint="check the file's permissions and owner, or choose another --dir",
         )
     if code == errno.EEXIST:
         return AlreadyExistsError(
-            ErrorKind.ALREADY_EXISTS, f"already exists: {where}", where,
+            f"already exists: {where}", where,
             hint="open the existing pool instead, or delete it first",
         )
     if code in (errno.EAGAIN, errno.EBUSY, errno.ETXTBSY):
-        return BusyError(ErrorKind.BUSY, f"busy: {where}", where, hint="retry shortly")
+        return BusyError(f"busy: {where}", where, hint="retry shortly")
     if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         return IoError(
-            ErrorKind.IO, f"no space: cannot {action} {where}: {exc.strerror}", where,
+            f"no space: cannot {action} {where}: {exc.strerror}", where,
             hint="free disk space or choose a smaller --size",
         )
     return IoError(

@@ -270,10 +270,10 @@ class PoolFile:
                     raise self._corrupt("bad pad frame", ro + phys)
                 tail += flen
                 continue
-            if flen < _MIN_FRAME or flen & 7 or phys + flen > R or seq != oldest:
+            if flen < _MIN_FRAME or flen & 7 or phys + flen > R or seq < oldest:
                 raise self._corrupt(f"frame at the ring tail is damaged (seq {seq}, expected {oldest})", ro + phys)
             tail += flen
-            oldest += 1
+            oldest = seq + 1  # a repaired pool may have a hole in its seqs
         return tail, oldest
 
     def _corrupt(self, what: str, offset: int) -> CorruptError:
