@@ -1,0 +1,105 @@
+"""persist-queue's SQLiteQueue (its default pickle serializer, auto_commit=True per
+put; batches use a second handle with auto_commit=False committed once per batch).
+A FIFO queue: reads consume, and there is no random access by id."""
+
+from __future__ import annotations
+
+import os
+import time
+
+NAME = "persist-queue"
+LABEL = "persist-queue"
+NOTES = {
+    "read": "consuming get() (queue semantics)",
+    "get": "queue: get(id=) removes the item, no non-destructive lookup",
+    "follow": "polled get_nowait() every poll interval",
+}
+POLL_S = 0.0001
+
+
+def available() -> str | None:
+    try:
+        import persistqueue  # noqa: F401
+    except ImportError:
+        return "persist-queue is not installed (pip install persist-queue)"
+    return None
+
+
+def create(workdir: str, purpose: str) -> dict:
+    path = os.path.join(workdir, f"pq-{purpose}")
+    os.makedirs(path, exist_ok=True)
+    return {"path": path}
+
+
+class Handle:
+    def __init__(self, spec: dict):
+        import persistqueue
+
+        self._pq = persistqueue
+        self.path = spec["path"]
+        self.q = persistqueue.SQLiteQueue(self.path, auto_commit=True, timeout=30)
+        self._bq = None
+
+    def append(self, obj) -> None:
+        self.q.put(obj)
+
+    def append_many(self, objs) -> None:
+        if self._bq is None:
+            self._bq = self._pq.SQLiteQueue(self.path, auto_commit=False, timeout=30)
+        put = self._bq.put
+        for o in objs:
+            put(o)
+        self._bq.task_done()  # commits the batch
+
+    fill = append_many
+
+    def read(self, n: int) -> int:
+        get = self.q.get_nowait
+        k = 0
+        try:
+            while k < n:
+                get()
+                k += 1
+        except self._pq.Empty:
+            pass
+        return k
+
+    def keys(self, n: int):
+        return None
+
+    get = None
+
+    def all_items(self) -> list:
+        out = []
+        try:
+            while True:
+                out.append(self.q.get_nowait())
+        except self._pq.Empty:
+            pass
+        return out
+
+    def footprint(self) -> int:
+        from bench.util import dir_bytes
+
+        return dir_bytes(self.path)
+
+    def follow_start(self) -> None:
+        pass
+
+    def follow_next(self, timeout_s: float):
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return self.q.get_nowait()
+            except self._pq.Empty:
+                if time.monotonic() > deadline:
+                    return None
+                time.sleep(POLL_S)
+
+    def close(self) -> None:
+        for q in (self.q, self._bq):
+            if q is not None:
+                try:
+                    q.close()
+                except Exception:
+                    pass
