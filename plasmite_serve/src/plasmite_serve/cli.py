@@ -1,0 +1,457 @@
+"""``pls serve`` (run the server), ``pls serve init`` and ``pls serve check``.
+
+The group is contributed to ``pls`` through the ``register_commands`` hook
+(see ``plugin.py``) and also runs alone as ``python -m plasmite_serve`` or
+``plasmite-serve``. Configuration is validated by ``config.resolve`` before
+anything binds, so ``check`` and ``serve`` refuse exactly the same things.
+The server is uvicorn (httptools + uvloop when installed), one process, one
+event loop: tail and storage budgets are per process, so workers are not
+multiplied behind the user's back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import socket
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from plasmite_core.errors import AlreadyExistsError, IoError, PlasmiteError, UsageError
+
+from .config import (
+    ACCESS_MODES,
+    DEFAULT_BIND,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_TAIL_CONCURRENCY,
+    DEFAULT_MAX_TAIL_TIMEOUT_MS,
+    ResolvedConfig,
+    ServeConfig,
+    cert_fingerprint,
+    display_host,
+    format_hostport,
+    generate_self_signed,
+    generate_token,
+    is_loopback,
+    is_unspecified,
+    parse_bind,
+    resolve,
+    scope_label,
+    write_private,
+)
+
+READY_FILE_ENV = "PLASMITE_SERVE_READY_FILE"
+
+SERVE_EPILOG = """\b
+Examples:
+  pls serve                                   # loopback, no auth, no TLS
+  pls serve --token-file ./token --access read-only
+  pls serve --tls-self-signed
+  pls serve init --output-dir ./.plasmite-serve
+  pls serve --bind 0.0.0.0:9700 check --json
+
+\b
+Notes:
+  - Serve options go before `check`; `init` has its own options.
+  - Non-loopback binds need --allow-non-loopback; with write access they also
+    need --token-file and TLS (or --insecure-no-tls for demos).
+  - Clients send `Authorization: Bearer <token>` when a token is set.
+  - The web UI is at /ui; the OpenAPI document at /openapi.json.
+"""
+
+
+def _pool_dir_from(ctx: click.Context, explicit: str | None) -> str | None:
+    if explicit:
+        return explicit
+    root = ctx.find_root()
+    value = root.params.get("pool_dir") if root is not ctx else None
+    if value:
+        return value
+    obj = root.obj
+    pool_dir = getattr(obj, "pool_dir", None)
+    if pool_dir:
+        return str(pool_dir)
+    return None
+
+
+@click.group(
+    name="serve",
+    invoke_without_command=True,
+    epilog=SERVE_EPILOG,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option("--bind", default=DEFAULT_BIND, show_default=True, metavar="HOST:PORT", help="Address to listen on.")
+@click.option("--dir", "serve_dir", metavar="DIR", type=click.Path(file_okay=False),
+              help="Pool directory to serve (default: the global --dir, $PLASMITE_DIR or ~/.plasmite/pools).")
+@click.option("--access", type=click.Choice(ACCESS_MODES), default="read-write", show_default=True,
+              help="Which operations clients may perform.")
+@click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN",
+              help="Allow browser requests from this exact origin (repeatable; no wildcards).")
+@click.option("--token", default=None, metavar="TOKEN", help="Bearer token clients must send (development; prefer --token-file).")
+@click.option("--token-file", default=None, metavar="PATH", type=click.Path(dir_okay=False),
+              help="Read the bearer token from a file.")
+@click.option("--tls-cert", default=None, metavar="PATH", type=click.Path(dir_okay=False),
+              help="TLS certificate (PEM; needs --tls-key).")
+@click.option("--tls-key", default=None, metavar="PATH", type=click.Path(dir_okay=False),
+              help="TLS private key (PEM; needs --tls-cert).")
+@click.option("--tls-self-signed", is_flag=True, help="Serve HTTPS with a certificate generated at start-up.")
+@click.option("--allow-non-loopback", is_flag=True, help="Allow binding an address reachable from other machines.")
+@click.option("--insecure-no-tls", is_flag=True, help="Allow non-loopback write access without TLS (demos only).")
+@click.option("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, show_default=True,
+              help="Largest request body accepted (413 beyond).")
+@click.option("--max-tail-timeout-ms", type=int, default=DEFAULT_MAX_TAIL_TIMEOUT_MS, show_default=True,
+              help="Longest tail stream a client may request (and the default).")
+@click.option("--max-tail-concurrency", type=int, default=DEFAULT_MAX_TAIL_CONCURRENCY, show_default=True,
+              help="Concurrent tail streams (and storage operations) before answering Busy/423.")
+@click.pass_context
+def serve(ctx: click.Context, bind, serve_dir, access, cors_origins, token, token_file, tls_cert, tls_key,
+          tls_self_signed, allow_non_loopback, insecure_no_tls, max_body_bytes, max_tail_timeout_ms,
+          max_tail_concurrency) -> None:
+    """Serve pools over HTTP (remote protocol v0), with a web UI at /ui."""
+    config = ServeConfig(
+        bind=bind,
+        pool_dir=_pool_dir_from(ctx, serve_dir),
+        token=token,
+        token_file=token_file,
+        access=access,
+        cors_origins=list(cors_origins),
+        allow_non_loopback=allow_non_loopback,
+        insecure_no_tls=insecure_no_tls,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_self_signed=tls_self_signed,
+        max_body_bytes=max_body_bytes,
+        max_tail_timeout_ms=max_tail_timeout_ms,
+        max_tail_concurrency=max_tail_concurrency,
+    )
+    ctx.meta["plasmite_serve_config"] = config
+    if ctx.invoked_subcommand is None:
+        run_server(config)
+
+
+# -------------------------------------------------------------------- check
+
+
+def _auth_label(cfg: ResolvedConfig) -> str:
+    if cfg.token is None:
+        return "none"
+    return "bearer token (--token-file)" if cfg.token_file_used else "bearer token (--token)"
+
+
+def _tls_label(cfg: ResolvedConfig) -> str:
+    if cfg.tls_self_signed:
+        return "self-signed"
+    return "enabled" if cfg.tls is not None else "disabled"
+
+
+@serve.command("check")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.pass_context
+def check(ctx: click.Context, as_json: bool) -> None:
+    """Validate the serve options and print the effective endpoints, without binding."""
+    config: ServeConfig = ctx.meta["plasmite_serve_config"]
+    cfg = resolve(config)
+    base = cfg.base_url
+    fingerprint = cfg.tls.fingerprint if cfg.tls is not None else None
+    report = {
+        "status": "valid",
+        "listen": cfg.listen,
+        "scope": scope_label(cfg.host),
+        "base_url": base,
+        "web_ui": f"{base}/ui",
+        "web_ui_pool": f"{base}/ui/pools/demo",
+        "openapi": f"{base}/openapi.json",
+        "pool_dir": str(cfg.pool_dir),
+        "auth": _auth_label(cfg),
+        "tls": _tls_label(cfg),
+        "tls_fingerprint": fingerprint,
+        "access": cfg.access,
+        "cors_allowed_origins": cfg.cors_origins,
+        "limits": {
+            "max_body_bytes": cfg.max_body_bytes,
+            "max_tail_timeout_ms": cfg.max_tail_timeout_ms,
+            "max_tail_concurrency": cfg.max_tail_concurrency,
+        },
+    }
+    if as_json:
+        click.echo(json.dumps({"check": report}, indent=2))
+        return
+    cors = ", ".join(cfg.cors_origins) if cfg.cors_origins else "same-origin only"
+    lines = [
+        "Configuration valid.",
+        "",
+        f"  Bind:    {cfg.listen} ({report['scope']})",
+        f"  URL:     {base}   UI: {base}/ui",
+        f"  Pools:   {cfg.pool_dir}",
+        f"  Auth: {report['auth']}    TLS: {report['tls']}    Access: {cfg.access}",
+        f"  CORS:    {cors}",
+        f"  Limits:  body {cfg.max_body_bytes} bytes, tail timeout {cfg.max_tail_timeout_ms} ms, "
+        f"concurrency {cfg.max_tail_concurrency}",
+    ]
+    if fingerprint:
+        lines.append(f"  Fingerprint: {fingerprint}")
+    elif cfg.tls_self_signed:
+        lines.append("  Fingerprint: generated at start-up (printed by `pls serve`)")
+    click.echo("\n".join(lines))
+
+
+# --------------------------------------------------------------------- init
+
+
+def _quote(value: str) -> str:
+    return shlex.quote(value)
+
+
+@serve.command("init")
+@click.option("--bind", default="0.0.0.0:9700", show_default=True, metavar="HOST:PORT",
+              help="Bind address used in the printed commands (and added to the certificate).")
+@click.option("--output-dir", default=".", show_default=True, metavar="DIR", type=click.Path(file_okay=False),
+              help="Directory for the generated files.")
+@click.option("--token-file", default="plasmite-auth-token.txt", show_default=True, metavar="PATH",
+              help="Token file (relative to --output-dir unless absolute).")
+@click.option("--tls-cert", default="plasmite-tls-cert.pem", show_default=True, metavar="PATH",
+              help="Certificate file (relative to --output-dir unless absolute).")
+@click.option("--tls-key", default="plasmite-tls-key.pem", show_default=True, metavar="PATH",
+              help="Private key file (relative to --output-dir unless absolute).")
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the default when stdout is not a terminal).")
+@click.pass_context
+def init(ctx: click.Context, bind, output_dir, token_file, tls_cert, tls_key, force, as_json) -> None:
+    """Generate a token, a TLS certificate and its key; print the fingerprint and next commands.
+
+    The token itself is never printed: it stays in its file (mode 0600).
+    """
+    parent: ServeConfig = ctx.meta["plasmite_serve_config"]
+    defaults = ServeConfig()
+    for flag, value, default in (
+        ("--bind", parent.bind, defaults.bind),
+        ("--token", parent.token, None),
+        ("--token-file", parent.token_file, None),
+        ("--tls-cert", parent.tls_cert, None),
+        ("--tls-key", parent.tls_key, None),
+        ("--access", parent.access, defaults.access),
+        ("--cors-origin", parent.cors_origins, []),
+        ("--tls-self-signed", parent.tls_self_signed, False),
+        ("--allow-non-loopback", parent.allow_non_loopback, False),
+    ):
+        if value != default:
+            raise UsageError(
+                f"`serve init` does not use the serve option {flag}",
+                hint=f"put {flag} after `init` if init has it, or drop it",
+            )
+    host, port = parse_bind(bind)
+    out_dir = Path(output_dir).expanduser().absolute()
+    paths = [out_dir / Path(p).expanduser() for p in (token_file, tls_cert, tls_key)]
+    if len({str(p) for p in paths}) != 3:
+        raise UsageError("token, certificate and key paths must be distinct",
+                         hint="give different --token-file, --tls-cert and --tls-key")
+    existing = [p for p in paths if p.exists()]
+    if existing and not force:
+        raise AlreadyExistsError(
+            f"serve init artifact already exists: {existing[0]}", str(existing[0]),
+            hint="re-run with --force to overwrite, or choose another --output-dir",
+        )
+    token_path, cert_path, key_path = paths
+    try:
+        for p in paths:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        write_private(token_path, (generate_token() + "\n").encode())
+        cert_pem, key_pem, fingerprint = generate_self_signed(host)
+        cert_path.write_bytes(cert_pem)
+        write_private(key_path, key_pem)
+    except OSError as exc:
+        raise IoError(f"cannot write serve init artifacts: {exc.strerror or exc}", exc.filename,
+                      hint="check that --output-dir is writable") from None
+
+    client_host = display_host(host)
+    if is_unspecified(host) or is_loopback(host):
+        client_host = "127.0.0.1" if ":" not in host else "::1"
+    base = f"https://{format_hostport(client_host, port)}"
+    t, c, k = (_quote(str(p)) for p in paths)
+    server_cmd = (
+        f"pls serve --bind {format_hostport(host, port)}"
+        + ("" if is_loopback(host) else " --allow-non-loopback")
+        + f" --token-file {t} --tls-cert {c} --tls-key {k}"
+    )
+    feed_cmd = f"pls feed {base}/demo --token-file {t} --tls-ca {c} '{{\"hello\":\"world\"}}'"
+    follow_cmd = f"pls follow {base}/demo --token-file {t} --tls-ca {c} --tail 10"
+    curl_append = (
+        f"curl --cacert {c} -sS -X POST -H \"Authorization: Bearer $(cat {t})\" "
+        f"-H 'content-type: application/json' --data '{{\"data\":{{\"hello\":\"world\"}}}}' "
+        f"{base}/v0/pools/demo/append"
+    )
+    curl_tail = (
+        f"curl --cacert {c} -N -sS -H \"Authorization: Bearer $(cat {t})\" "
+        f"'{base}/v0/pools/demo/tail?timeout_ms=5000'"
+    )
+    result = {
+        "init": {
+            "artifact_paths": {"token_file": str(token_path), "tls_cert": str(cert_path), "tls_key": str(key_path)},
+            "tls_fingerprint": fingerprint,
+            "overwrote_existing": bool(existing),
+            "server_commands": [server_cmd],
+            "client_commands": [feed_cmd, follow_cmd],
+            "curl_client_commands": [curl_append, curl_tail],
+        }
+    }
+    if as_json or not sys.stdout.isatty():
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo("\n".join([
+        "Secure serving initialized." if not existing else "Secure serving re-initialized.",
+        "",
+        "  Files (token and key are readable by you only):",
+        f"    token   {token_path}",
+        f"    cert    {cert_path}",
+        f"    key     {key_path}",
+        "",
+        "  TLS fingerprint (share it with clients to verify the certificate):",
+        f"    {fingerprint}",
+        "",
+        "  Start the server:",
+        f"    {server_cmd}",
+        "",
+        "  From a client (copy the token and certificate over first):",
+        f"    {feed_cmd}",
+        f"    {follow_cmd}",
+        "",
+        "  Or with curl:",
+        f"    {curl_append}",
+        f"    {curl_tail}",
+        "",
+        "  The token is in its file, not printed here; share it out-of-band.",
+    ]))
+
+
+# ---------------------------------------------------------------------- run
+
+
+def _bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        hint = "choose another port with --bind" if exc.errno == 98 else "check the address with `ip addr`"
+        raise IoError(f"failed to bind {format_hostport(host, port)}: {exc.strerror or exc}", hint=hint) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _banner(cfg: ResolvedConfig, port: int, verbose: bool) -> str:
+    base = f"{cfg.scheme}://{format_hostport(display_host(cfg.host), port)}"
+    if not verbose:
+        extra = f" fingerprint {cfg.tls.fingerprint}" if cfg.tls is not None else ""
+        return f"plasmite serve: listening on {base} ({scope_label(cfg.host)}){extra}"
+    auth = "bearer" if cfg.token else "none"
+    tls = "self-signed" if cfg.tls_self_signed else ("on" if cfg.tls is not None else "off")
+    cors = "allowlist" if cfg.cors_origins else "same-origin"
+    flags = ""
+    if cfg.token:
+        flags += " --token-file <token-file>" if cfg.token_file_used else " --token <token>"
+    if cfg.tls is not None:
+        flags += " --tls-ca <tls-cert>"
+    lines = [
+        f"Serving pools from {cfg.pool_dir} on {base} ({scope_label(cfg.host)})",
+        "",
+        f"  UI:   {base}/ui",
+        f"  Auth: {auth}    TLS: {tls}    Access: {cfg.access}    CORS: {cors}",
+    ]
+    if cfg.tls is not None:
+        lines.append(f"  Fingerprint: {cfg.tls.fingerprint}")
+    lines += [
+        "",
+        "Try it:",
+        f"  pls feed {base}/demo{flags} '{{\"hello\":\"world\"}}'",
+        f"  pls follow {base}/demo{flags} --tail 10",
+        "",
+        "Press Ctrl-C to stop.",
+    ]
+    return "\n".join(lines)
+
+
+def run_server(config: ServeConfig) -> None:
+    """Validate, bind, print the banner and serve until SIGINT/SIGTERM."""
+    import uvicorn
+
+    from .app import PlasmiteApp
+
+    tmp = tempfile.mkdtemp(prefix="plasmite-serve-") if config.tls_self_signed else None
+    try:
+        cfg = resolve(config, self_signed_dir=Path(tmp) if tmp else None)
+        app = PlasmiteApp(cfg)
+        sock = _bind_socket(cfg.host, cfg.port)
+        port = sock.getsockname()[1]
+        ready = os.environ.get(READY_FILE_ENV)
+        if ready:
+            tmp_ready = ready + ".tmp"
+            Path(tmp_ready).write_text(format_hostport(cfg.host, port))
+            os.replace(tmp_ready, ready)
+        click.echo(_banner(cfg, port, sys.stderr.isatty()), err=True)
+        uv_config = uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            server_header=False,
+            timeout_keep_alive=30,
+            timeout_graceful_shutdown=3,
+            ssl_certfile=str(cfg.tls.cert_path) if cfg.tls else None,
+            ssl_keyfile=str(cfg.tls.key_path) if cfg.tls else None,
+        )
+        server = uvicorn.Server(uv_config)
+        try:
+            server.run(sockets=[sock])
+        finally:
+            app.close()
+            sock.close()
+        if not server.started:
+            raise IoError("server failed to start", hint="see the messages above")
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ------------------------------------------------------------- standalone
+
+
+def render_error(err: PlasmiteError) -> None:
+    if sys.stderr.isatty():
+        text = f"error: {err.message}"
+        if err.hint:
+            text += f"\nhint: {err.hint}"
+        click.echo(text, err=True)
+    else:
+        click.echo(json.dumps({"error": err.to_dict()}), err=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m plasmite_serve`` / ``plasmite-serve``: the serve group on its own."""
+    try:
+        serve.main(args=argv, prog_name="plasmite-serve", standalone_mode=False)
+    except PlasmiteError as err:
+        render_error(err)
+        sys.exit(err.kind.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        render_error(UsageError(exc.format_message(), hint="see `plasmite-serve --help`"))
+        sys.exit(2)
+    except (click.Abort, KeyboardInterrupt):
+        sys.exit(130)
+    except Exception as exc:  # no traceback reaches a user
+        from plasmite_core.errors import InternalError
+
+        render_error(InternalError(f"internal error: {type(exc).__name__}: {exc}", hint="this is a bug; please report it"))
+        sys.exit(1)
+    sys.exit(0)

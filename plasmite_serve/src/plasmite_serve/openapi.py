@@ -1,0 +1,284 @@
+"""The OpenAPI 3.1 description of the JSON endpoints, served at /openapi.json.
+
+Written by hand from the protocol rather than generated, so that it documents
+exactly the wire shapes of remote protocol v0 (the tail stream is JSON Lines,
+which OpenAPI can only describe as text).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERRORS = {
+    "400": {"$ref": "#/components/responses/Usage"},
+    "401": {"$ref": "#/components/responses/Unauthorized"},
+    "403": {"$ref": "#/components/responses/Forbidden"},
+    "404": {"$ref": "#/components/responses/NotFound"},
+    "423": {"$ref": "#/components/responses/Busy"},
+    "500": {"$ref": "#/components/responses/Internal"},
+}
+
+
+def _errors(*codes: str) -> dict:
+    return {code: _ERRORS[code] for code in codes}
+
+
+POOL_PARAM = {
+    "name": "pool",
+    "in": "path",
+    "required": True,
+    "description": "Pool name (letters, digits, '-', '_', '.'); never a path.",
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9_.\\-]{0,127}$"},
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Plasmite remote protocol",
+            "version": "0",
+            "description": (
+                "HTTP access to Plasmite pools. Every response carries `plasmite-version: 0`. "
+                "Errors use the envelope `{\"error\": {\"kind\", \"message\", \"hint\"?, \"path\"?, "
+                "\"seq\"?, \"offset\"?}}`. When the server has a token, send `Authorization: Bearer <token>`."
+            ),
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Message": {
+                    "type": "object",
+                    "required": ["seq", "time", "meta", "data"],
+                    "properties": {
+                        "seq": {"type": "integer", "minimum": 1},
+                        "time": {"type": "string", "description": "RFC 3339 UTC, nanoseconds"},
+                        "meta": {
+                            "type": "object",
+                            "required": ["tags"],
+                            "properties": {"tags": {"type": "array", "items": {"type": "string"}}},
+                        },
+                        "data": {"description": "Any JSON value"},
+                    },
+                },
+                "PoolInfo": {
+                    "type": "object",
+                    "required": ["name", "path", "file_size", "ring_offset", "ring_size", "bounds"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "path": {"type": "string"},
+                        "file_size": {"type": "integer"},
+                        "index_offset": {"type": "integer"},
+                        "index_capacity": {"type": "integer"},
+                        "index_size_bytes": {"type": "integer"},
+                        "ring_offset": {"type": "integer"},
+                        "ring_size": {"type": "integer"},
+                        "bounds": {
+                            "type": "object",
+                            "properties": {"oldest": {"type": "integer"}, "newest": {"type": "integer"}},
+                        },
+                        "metrics": {"type": "object"},
+                    },
+                },
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["kind", "message"],
+                            "properties": {
+                                "kind": {
+                                    "type": "string",
+                                    "enum": [
+                                        "Internal", "Usage", "NotFound", "AlreadyExists", "Busy",
+                                        "Permission", "Corrupt", "Io", "RetentionGap",
+                                    ],
+                                },
+                                "message": {"type": "string"},
+                                "hint": {"type": "string"},
+                                "path": {"type": "string"},
+                                "seq": {"type": "integer"},
+                                "offset": {"type": "integer"},
+                            },
+                        }
+                    },
+                },
+            },
+            "responses": {
+                name: _json(_ref("Error"), text)
+                for name, text in (
+                    ("Usage", "Usage: malformed input"),
+                    ("Unauthorized", "Permission: missing or invalid bearer token"),
+                    ("Forbidden", "Permission: forbidden by the server's access mode"),
+                    ("NotFound", "NotFound"),
+                    ("AlreadyExists", "AlreadyExists"),
+                    ("TooLarge", "Usage: request body larger than the server's limit"),
+                    ("Busy", "Busy: a concurrency limit was reached; retry later"),
+                    ("Gone", "RetentionGap"),
+                    ("Internal", "Internal, Corrupt or Io"),
+                )
+            },
+        },
+        "security": [{}, {"bearer": []}],
+        "paths": {
+            "/v0/pools": {
+                "get": {
+                    "summary": "List pools",
+                    "responses": {
+                        "200": _json(
+                            {"type": "object", "properties": {"pools": {"type": "array", "items": _ref("PoolInfo")}}},
+                            "Pools, sorted by name",
+                        ),
+                        **_errors("401", "403", "423", "500"),
+                    },
+                },
+                "post": {
+                    "summary": "Create a pool",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["pool"],
+                                    "properties": {
+                                        "pool": {"type": "string"},
+                                        "size_bytes": {"type": "integer", "default": 1048576},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json({"type": "object", "properties": {"pool": _ref("PoolInfo")}}, "Created"),
+                        "409": {"$ref": "#/components/responses/AlreadyExists"},
+                        "413": {"$ref": "#/components/responses/TooLarge"},
+                        **_errors("400", "401", "403", "423", "500"),
+                    },
+                },
+            },
+            "/v0/pools/open": {
+                "post": {
+                    "summary": "Open (check) an existing pool",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"type": "object", "required": ["pool"], "properties": {"pool": {"type": "string"}}}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json({"type": "object", "properties": {"pool": _ref("PoolInfo")}}, "Pool info"),
+                        **_errors("400", "401", "403", "404", "423", "500"),
+                    },
+                }
+            },
+            "/v0/pools/{pool}/info": {
+                "parameters": [POOL_PARAM],
+                "get": {
+                    "summary": "Pool info",
+                    "responses": {
+                        "200": _json({"type": "object", "properties": {"pool": _ref("PoolInfo")}}, "Pool info"),
+                        **_errors("400", "401", "403", "404", "423", "500"),
+                    },
+                },
+            },
+            "/v0/pools/{pool}": {
+                "parameters": [POOL_PARAM],
+                "delete": {
+                    "summary": "Delete a pool",
+                    "responses": {
+                        "200": _json({"type": "object", "properties": {"ok": {"const": True}}}, "Deleted"),
+                        **_errors("400", "401", "403", "404", "423", "500"),
+                    },
+                },
+            },
+            "/v0/pools/{pool}/append": {
+                "parameters": [POOL_PARAM],
+                "post": {
+                    "summary": "Append one message",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["data"],
+                                    "properties": {
+                                        "data": {"description": "Any JSON value"},
+                                        "tags": {"type": "array", "items": {"type": "string"}},
+                                        "durability": {"type": "string", "enum": ["fast", "flush"], "default": "fast"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json({"type": "object", "properties": {"message": _ref("Message")}}, "Appended"),
+                        "413": {"$ref": "#/components/responses/TooLarge"},
+                        **_errors("400", "401", "403", "404", "423", "500"),
+                    },
+                },
+            },
+            "/v0/pools/{pool}/messages/{seq}": {
+                "parameters": [
+                    POOL_PARAM,
+                    {"name": "seq", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}},
+                ],
+                "get": {
+                    "summary": "Get one message by seq",
+                    "responses": {
+                        "200": _json({"type": "object", "properties": {"message": _ref("Message")}}, "The message"),
+                        **_errors("400", "401", "403", "404", "423", "500"),
+                    },
+                },
+            },
+            "/v0/pools/{pool}/tail": {
+                "parameters": [
+                    POOL_PARAM,
+                    {"name": "since_seq", "in": "query", "schema": {"type": "integer", "minimum": 0},
+                     "description": "First seq to deliver (inclusive); default: the oldest retained"},
+                    {"name": "max", "in": "query", "schema": {"type": "integer", "minimum": 0},
+                     "description": "End after this many messages"},
+                    {"name": "timeout_ms", "in": "query", "schema": {"type": "integer", "minimum": 0},
+                     "description": "End the stream after this long (default and cap: the server's --max-tail-timeout-ms)"},
+                    {"name": "tag", "in": "query", "schema": {"type": "array", "items": {"type": "string"}},
+                     "style": "form", "explode": True, "description": "Repeatable; every tag must be present"},
+                    {"name": "gap_policy", "in": "query", "schema": {"type": "string", "enum": ["continue", "error"]}},
+                ],
+                "get": {
+                    "summary": "Stream messages as JSON Lines",
+                    "description": (
+                        "One message envelope per line, ascending seq. A failure after the stream started "
+                        "ends it with one error-envelope line. Resume with since_seq = last seq + 1."
+                    ),
+                    "responses": {
+                        "200": {
+                            "description": "JSON Lines stream",
+                            "content": {"application/jsonl": {"schema": {"type": "string"}}},
+                        },
+                        "410": {"$ref": "#/components/responses/Gone"},
+                        **_errors("400", "401", "403", "404", "423", "500"),
+                    },
+                },
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "Liveness (no auth)",
+                    "security": [{}],
+                    "responses": {"200": _json({"type": "object", "properties": {"ok": {"const": True}}}, "Alive")},
+                }
+            },
+        },
+    }
