@@ -30,6 +30,7 @@ import math
 import re
 import struct
 from bisect import bisect_left
+from operator import lt as _lt
 from typing import Any, Iterable, Sequence
 
 from plasmite_core.errors import CorruptError, ErrorKind, PlasmiteError, UsageError
@@ -67,6 +68,9 @@ _STR_HDR = struct.Struct("<BI")
 _VAL_I64 = struct.Struct("<Bq")
 _VAL_F64 = struct.Struct("<Bd")
 _ZERO96 = bytes(NODE_SIZE)
+_OBJ96 = bytes((6,)) + bytes(NODE_SIZE - 1)
+_ARR96 = bytes((7,)) + bytes(NODE_SIZE - 1)
+_PADS = (b"", b"\x00", b"\x00\x00", b"\x00\x00\x00")
 _I64_MIN = -(1 << 63)
 _I64_MAX = (1 << 63) - 1
 _INF = math.inf
@@ -369,50 +373,121 @@ class _Builder:
         return child
 
     # -- filling containers from Python values ---------------------------
+    # The loops below inline the common case (a new member lands in a top
+    # node that is still a leaf with room) and the common scalar types; every
+    # other case goes through ``set``, which is the full algorithm. Setting
+    # ``fast = False`` forces the full algorithm everywhere (tests compare).
+    fast = True
+
     def fill_object(self, C: _Node, items: Iterable, depth: int) -> None:
-        setv = self.set
+        buf = self.buf
+        kget = _KEY_CACHE.get
+        fast = self.fast
         for k, v in items:
-            kb, h, L, kprefix = _key_info(k)
+            info = kget(k) if type(k) is str else None
+            if info is None:
+                info = _key_info(k)
+            kb, h, L, kprefix = info
             t = type(v)
-            if t is dict or t is _Pairs:
-                if depth >= MAX_DEPTH:
-                    raise _depth_error()
-                child = setv(C, kb, h, L, kprefix, b"\x06" + _ZERO96[1:])
-                self.fill_object(child, v.items() if t is dict else v, depth + 1)
+            sub = None
+            if t is str:
+                e = v.encode("utf-8")
+                vb = _STR_HDR.pack(T_STR, len(e) + 1) + e + b"\x00"
+            elif t is int and _I64_MIN <= v <= _I64_MAX:
+                vb = _VAL_I64.pack(T_I64, v)
+            elif t is dict:
+                vb, sub = _OBJ96, v.items()
+            elif t is _Pairs:
+                vb, sub = _OBJ96, v
             elif t is list or t is tuple:
-                if depth >= MAX_DEPTH:
-                    raise _depth_error()
-                child = setv(C, kb, h, L, kprefix, b"\x07" + _ZERO96[1:])
-                self.fill_array(child, v, depth + 1)
+                vb, sub = _ARR96, v
             elif isinstance(v, dict):
-                if depth >= MAX_DEPTH:
-                    raise _depth_error()
-                child = setv(C, kb, h, L, kprefix, b"\x06" + _ZERO96[1:])
-                self.fill_object(child, v.items(), depth + 1)
+                vb, sub = _OBJ96, v.items()
             else:
-                setv(C, kb, h, L, kprefix, self.value_bytes(v))
+                vb = self.value_bytes(v)
+            if sub is not None and depth >= MAX_DEPTH:
+                raise _depth_error()
+            hs = C.hashes
+            if fast and len(hs) < 7 and not C.kids:
+                j = bisect_left(hs, h)
+                if j == len(hs) or hs[j] != h:
+                    C.gen = (C.gen + 1) & 0xFFFFFF
+                    P = len(vb) - 1
+                    if P == 95:
+                        pad = -(len(buf) + len(kprefix)) & 3
+                        if pad:
+                            buf += _PADS[pad]
+                    kv = len(buf)
+                    buf += kprefix
+                    vofs = len(buf)
+                    buf += vb
+                    hs.insert(j, h)
+                    C.size += 1
+                    if sub is None:
+                        C.ents.insert(j, [kv, kb, vofs, P, None])
+                        continue
+                    child = _Node(vofs, vb[0])
+                    self.nodes.append(child)
+                    C.ents.insert(j, [kv, kb, vofs, P, child])
+                else:
+                    child = self.set(C, kb, h, L, kprefix, vb)
+            else:
+                child = self.set(C, kb, h, L, kprefix, vb)
+            if sub is not None:
+                if vb is _ARR96:
+                    self.fill_array(child, sub, depth + 1)
+                else:
+                    self.fill_object(child, sub, depth + 1)
 
     def fill_array(self, C: _Node, items: Iterable, depth: int) -> None:
-        setv = self.set
+        buf = self.buf
+        fast = self.fast
         for v in items:
             t = type(v)
-            if t is dict or t is _Pairs:
-                if depth >= MAX_DEPTH:
-                    raise _depth_error()
-                child = setv(C, None, C.size, 0, b"", b"\x06" + _ZERO96[1:])
-                self.fill_object(child, v.items() if t is dict else v, depth + 1)
+            sub = None
+            if t is int and _I64_MIN <= v <= _I64_MAX:
+                vb = _VAL_I64.pack(T_I64, v)
+            elif t is str:
+                e = v.encode("utf-8")
+                vb = _STR_HDR.pack(T_STR, len(e) + 1) + e + b"\x00"
+            elif t is dict:
+                vb, sub = _OBJ96, v.items()
+            elif t is _Pairs:
+                vb, sub = _OBJ96, v
             elif t is list or t is tuple:
-                if depth >= MAX_DEPTH:
-                    raise _depth_error()
-                child = setv(C, None, C.size, 0, b"", b"\x07" + _ZERO96[1:])
-                self.fill_array(child, v, depth + 1)
+                vb, sub = _ARR96, v
             elif isinstance(v, dict):
-                if depth >= MAX_DEPTH:
-                    raise _depth_error()
-                child = setv(C, None, C.size, 0, b"", b"\x06" + _ZERO96[1:])
-                self.fill_object(child, v.items(), depth + 1)
+                vb, sub = _OBJ96, v.items()
             else:
-                setv(C, None, C.size, 0, b"", self.value_bytes(v))
+                vb = self.value_bytes(v)
+            if sub is not None and depth >= MAX_DEPTH:
+                raise _depth_error()
+            hs = C.hashes
+            if fast and len(hs) < 7 and not C.kids:
+                # an append always lands after every existing index
+                C.gen = (C.gen + 1) & 0xFFFFFF
+                P = len(vb) - 1
+                if P == 95:
+                    pad = -len(buf) & 3
+                    if pad:
+                        buf += _PADS[pad]
+                vofs = len(buf)
+                buf += vb
+                hs.append(C.size)
+                C.size += 1
+                if sub is None:
+                    C.ents.append([vofs, None, vofs, P, None])
+                    continue
+                child = _Node(vofs, vb[0])
+                self.nodes.append(child)
+                C.ents.append([vofs, None, vofs, P, child])
+            else:
+                child = self.set(C, None, C.size, 0, b"", vb)
+            if sub is not None:
+                if vb is _ARR96:
+                    self.fill_array(child, sub, depth + 1)
+                else:
+                    self.fill_object(child, sub, depth + 1)
 
     def finish(self) -> bytes:
         buf = self.buf
@@ -461,6 +536,8 @@ def _build(root: Any) -> bytes:
         return b.finish()
     except RecursionError:
         raise _depth_error() from None
+    except UnicodeEncodeError:
+        raise _usage("string or key is not valid Unicode (lone surrogate)") from None
 
 
 def _reject_constant(name: str) -> Any:
@@ -510,6 +587,7 @@ def encode(obj: Any) -> bytes:
 # reader
 
 _ESC_RE = re.compile(rb'[\x00-\x1f"\\]')
+_esc_search = _ESC_RE.search
 _ESC = {bytes((c,)): b"\\u%04X" % c for c in range(0x20)}
 _ESC.update({b"\b": b"\\b", b"\t": b"\\t", b"\n": b"\\n", b"\x0c": b"\\f", b"\r": b"\\r",
              b'"': b'\\"', b"\\": b"\\\\"})
@@ -596,23 +674,34 @@ class _Reader:
         self.n = len(buf)
         self.left = self.n
 
-    def entries(self, top: int, typ: int) -> list[int]:
+    def entries(self, top: int, typ: int) -> Sequence[int]:
         """kv offsets of one container, in B-tree (hash) order, with sanity checks."""
         buf = self.buf
         if top + NODE_SIZE > self.n:
             raise _corrupt("container node runs past the end", top)
-        size = _U32.unpack_from(buf, top + 32)[0] >> 6
+        t = _NODE.unpack_from(buf, top)
+        if t[0] & 0xFF != typ:
+            raise _corrupt("node type does not match its container", top)
+        kc = t[8] & 7
+        size = t[8] >> 6
+        if t[16] == 0:  # the whole container is one leaf: the common case
+            self.left -= NODE_SIZE
+            if self.left < 0:
+                raise _corrupt("nodes and entries overlap (more data referenced than present)", top)
+            if size != kc:
+                raise _corrupt(f"container size {size} does not match its {kc} entries", top)
+            if kc > 1:
+                hs = t[1:1 + kc]
+                if not all(map(_lt, hs, hs[1:])):
+                    raise _corrupt("key hashes out of order", top)
+            return t[9:9 + kc]
         kvs: list[int] = []
-        hs: list[int] = []
+        hs = []
         self._walk(top, typ, 1, kvs, hs)
         if len(kvs) != size:
             raise _corrupt(f"container size {size} does not match its {len(kvs)} entries", top)
-        if len(hs) > 1:
-            prev = -1
-            for h in hs:
-                if h <= prev:
-                    raise _corrupt("key hashes out of order", top)
-                prev = h
+        if not all(map(_lt, hs, hs[1:])):
+            raise _corrupt("key hashes out of order", top)
         return kvs
 
     def _walk(self, ofs: int, typ: int, level: int, kvs: list[int], hs: list[int]) -> None:
@@ -675,35 +764,73 @@ class _Reader:
             inner = indent + 1
         else:
             sep = b","
-            out.append(b"{" if typ == T_OBJ else b"[")
             inner = -1
         value = self.json_value
-        first = True
+        buf = self.buf
+        n = self.n
+        append = out.append
         if typ == T_OBJ:
-            key_at = self.key_at
+            if indent < 0:
+                append(b"{")
+            jget = _JKEY_CACHE.get
+            first = True
             for kv in kvs:
                 if first:
                     first = False
                 else:
-                    out.append(sep)
-                kb, v = key_at(kv)
-                out.append(_key_piece_json(kb))
+                    append(sep)
+                if kv >= n:
+                    raise _corrupt("key entry out of bounds", kv)
+                b0 = buf[kv]
+                if b0 & 3:
+                    kb, v = self.key_at(kv)
+                else:
+                    v = kv + 1 + (b0 >> 2)
+                    if v >= n or v == kv + 1 or buf[v - 1]:
+                        raise _corrupt("key entry out of bounds or not NUL-terminated", kv)
+                    kb = buf[kv + 1:v - 1]
+                    self.left -= v - kv
+                piece = jget(kb)
+                append(piece if piece is not None else _key_piece_json(kb))
                 if inner >= 0:
-                    out.append(b" ")
-                value(v, depth, out, inner)
+                    append(b" ")
+                ty = buf[v]
+                if ty == T_STR and v + 5 <= n:
+                    size = _U32.unpack_from(buf, v + 1)[0]
+                    end = v + 5 + size
+                    if size == 0 or end > n or buf[end - 1]:
+                        raise _corrupt("string out of bounds or not NUL-terminated", v)
+                    self.left -= 5 + size
+                    if self.left < 0:
+                        raise _corrupt("nodes and entries overlap", v)
+                    sv = buf[v + 5:end - 1]
+                    if sv.isascii() and _esc_search(sv) is None:
+                        append(b'"' + sv + b'"')
+                    else:
+                        append(_json_str(sv))
+                elif ty == T_I64 and v + 9 <= n:
+                    self.left -= 9
+                    append(b"%d" % _I64.unpack_from(buf, v + 1)[0])
+                else:
+                    value(v, depth, out, inner)
+            if self.left < 0:
+                raise _corrupt("nodes and entries overlap (more data referenced than present)", ofs)
             close = b"}"
         else:
+            if indent < 0:
+                append(b"[")
+            first = True
             for kv in kvs:
                 if first:
                     first = False
                 else:
-                    out.append(sep)
+                    append(sep)
                 value(kv, depth, out, inner)
             close = b"]"
         if indent >= 0:
-            out.append(b"\n" + b"    " * indent + close)
+            append(b"\n" + b"    " * indent + close)
         else:
-            out.append(close)
+            append(close)
 
     def json_value(self, v: int, depth: int, out: list, indent: int) -> None:
         buf = self.buf
@@ -764,14 +891,48 @@ class _Reader:
             raise _corrupt(f"nesting deeper than {MAX_DEPTH}", ofs)
         kvs = self.entries(ofs, typ)
         value = self.py_value
-        if typ == T_OBJ:
-            key_at = self.key_at
-            d = {}
-            for kv in kvs:
-                kb, v = key_at(kv)
-                d[_key_str(kb)] = value(v, depth)
-            return d
-        return [value(kv, depth) for kv in kvs]
+        if typ != T_OBJ:
+            return [value(kv, depth) for kv in kvs]
+        buf = self.buf
+        n = self.n
+        pget = _PKEY_CACHE.get
+        d = {}
+        for kv in kvs:
+            if kv >= n:
+                raise _corrupt("key entry out of bounds", kv)
+            b0 = buf[kv]
+            if b0 & 3:
+                kb, v = self.key_at(kv)
+            else:
+                v = kv + 1 + (b0 >> 2)
+                if v >= n or v == kv + 1 or buf[v - 1]:
+                    raise _corrupt("key entry out of bounds or not NUL-terminated", kv)
+                kb = buf[kv + 1:v - 1]
+                self.left -= v - kv
+            key = pget(kb)
+            if key is None:
+                key = _key_str(kb)
+            ty = buf[v]
+            if ty == T_STR and v + 5 <= n:
+                size = _U32.unpack_from(buf, v + 1)[0]
+                end = v + 5 + size
+                if size == 0 or end > n or buf[end - 1]:
+                    raise _corrupt("string out of bounds or not NUL-terminated", v)
+                self.left -= 5 + size
+                if self.left < 0:
+                    raise _corrupt("nodes and entries overlap", v)
+                try:
+                    d[key] = buf[v + 5:end - 1].decode("utf-8")
+                except UnicodeDecodeError:
+                    raise _corrupt("string is not valid UTF-8", v) from None
+            elif ty == T_I64 and v + 9 <= n:
+                self.left -= 9
+                d[key] = _I64.unpack_from(buf, v + 1)[0]
+            else:
+                d[key] = value(v, depth)
+        if self.left < 0:
+            raise _corrupt("nodes and entries overlap (more data referenced than present)", ofs)
+        return d
 
     def py_value(self, v: int, depth: int) -> Any:
         buf = self.buf
@@ -859,19 +1020,31 @@ class _Reader:
     def member(self, top: int, typ: int, step: str | int) -> int:
         """Value offset of one path step inside the container at top, or -1."""
         if typ == T_OBJ:
-            if type(step) is not str:
-                if not isinstance(step, str):
-                    return -1
-            kb, h, _L, _p = _key_info(step)
-            if kb != step.encode("utf-8", "surrogatepass"):
-                return -1  # keys are never stored with NUL inside
+            info = _LKEY_CACHE.get(step) if type(step) is str else _lookup_key(step)
+            if info is None:
+                info = _lookup_key(step)
+            if not info:
+                return -1
+            kb, h = info
+            buf = self.buf
+            n = self.n
             for i in range(MAX_PROBES):
                 kv = self.find(top, typ, (h + i * i) & 0xFFFFFFFF)
                 if kv < 0:
                     return -1
-                skb, v = self.key_at(kv)
-                if skb == kb:
-                    return v
+                if kv >= n:
+                    raise _corrupt("key entry out of bounds", kv)
+                b0 = buf[kv]
+                if b0 & 3 == 0:
+                    v = kv + 1 + (b0 >> 2)
+                    if v >= n or v == kv + 1 or buf[v - 1]:
+                        raise _corrupt("key entry out of bounds or not NUL-terminated", kv)
+                    if buf[kv + 1:v - 1] == kb:
+                        return v
+                else:
+                    skb, v = self.key_at(kv)
+                    if skb == kb:
+                        return v
             return -1
         if isinstance(step, bool) or not isinstance(step, int):
             return -1
@@ -909,6 +1082,25 @@ class _Reader:
         return ofs
 
 
+_LKEY_CACHE: dict[str, tuple[bytes, int] | tuple[()]] = {}
+
+
+def _lookup_key(step: Any) -> tuple[bytes, int] | tuple[()]:
+    """(key bytes, hash) for a lookup step, or () when no stored key can equal it."""
+    if not isinstance(step, str):
+        return ()
+    try:
+        kb = step.encode("utf-8")
+    except UnicodeEncodeError:
+        return ()
+    info: tuple[bytes, int] | tuple[()] = () if b"\x00" in kb else (kb, djb2(kb))
+    if len(kb) <= 256 and type(step) is str:
+        if len(_LKEY_CACHE) >= _KEY_CACHE_MAX:
+            _LKEY_CACHE.clear()
+        _LKEY_CACHE[step] = info
+    return info
+
+
 def _as_bytes(buf: Any) -> bytes:
     if type(buf) is bytes:
         return buf
@@ -931,87 +1123,98 @@ def _check_root(buf: bytes) -> int:
     return typ
 
 
-def _guard(fn):
-    """Turn any low-level slip on hostile input into CorruptError, never a crash."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except PlasmiteError:
-            raise
-        except (IndexError, struct.error, ValueError, OverflowError) as exc:
-            raise _corrupt(f"{type(exc).__name__}: {exc}") from None
-        except RecursionError:
-            raise _corrupt("structure too deep to walk") from None
-
-    return wrapper
+_LOW_LEVEL = (IndexError, struct.error, ValueError, OverflowError, RecursionError)
 
 
-@_guard
+def _low_level(exc: BaseException) -> CorruptError:
+    """Any low-level slip on hostile input becomes CorruptError, never a crash."""
+    if isinstance(exc, RecursionError):
+        return _corrupt("structure too deep to walk")
+    return _corrupt(f"{type(exc).__name__}: {exc}")
+
+
 def to_json(buf: bytes | bytearray | memoryview, pretty: bool = False) -> bytes:
     """Lite3 to JSON text (compact; ``pretty=True`` indents by 4 like the reference).
 
     Members come out in the document's hash order, which is what the
     reference writer produces.
     """
-    buf = _as_bytes(buf)
-    typ = _check_root(buf)
-    out: list[bytes] = []
-    _Reader(buf).json_container(0, typ, 1, out, 0 if pretty else -1)
-    return b"".join(out)
+    if type(buf) is not bytes:
+        buf = _as_bytes(buf)
+    try:
+        typ = _check_root(buf)
+        out: list[bytes] = []
+        _Reader(buf).json_container(0, typ, 1, out, 0 if pretty else -1)
+        return b"".join(out)
+    except PlasmiteError:
+        raise
+    except _LOW_LEVEL as exc:
+        raise _low_level(exc) from None
 
 
-@_guard
 def decode(buf: bytes | bytearray | memoryview) -> Any:
     """Lite3 to a Python value (dict or list; bytes values come back as ``bytes``)."""
-    buf = _as_bytes(buf)
-    typ = _check_root(buf)
-    return _Reader(buf).py_container(0, typ, 1)
+    if type(buf) is not bytes:
+        buf = _as_bytes(buf)
+    try:
+        typ = _check_root(buf)
+        return _Reader(buf).py_container(0, typ, 1)
+    except PlasmiteError:
+        raise
+    except _LOW_LEVEL as exc:
+        raise _low_level(exc) from None
 
 
-@_guard
 def validate(buf: bytes | bytearray | memoryview) -> None:
     """Raise CorruptError unless the whole buffer reads as a JSON-representable document."""
     to_json(buf)
 
 
-@_guard
 def lookup(buf: bytes | bytearray | memoryview, path: Sequence[str | int]) -> Any:
     """The value at ``path`` (keys for objects, ints for arrays), or MISSING.
 
     Only the nodes on the way are read: cost grows with the path and the tree
     height, not with the document. A string ``path`` is one key.
     """
+    if type(buf) is not bytes:
+        buf = _as_bytes(buf)
     if isinstance(path, (str, int)):
         path = (path,)
-    buf = _as_bytes(buf)
-    r = _Reader(buf)
-    v = r.locate(path)
-    if v < 0:
-        return MISSING
-    if v == 0:
-        return r.py_container(0, buf[0], 1)
-    return r.py_value(v, len(path))
+    try:
+        r = _Reader(buf)
+        v = r.locate(path)
+        if v < 0:
+            return MISSING
+        if v == 0:
+            return r.py_container(0, buf[0], 1)
+        return r.py_value(v, len(path))
+    except PlasmiteError:
+        raise
+    except _LOW_LEVEL as exc:
+        raise _low_level(exc) from None
 
 
-@_guard
 def lookup_json(buf: bytes | bytearray | memoryview, path: Sequence[str | int]) -> bytes | None:
     """Compact JSON text of the value at ``path``, or None when absent."""
+    if type(buf) is not bytes:
+        buf = _as_bytes(buf)
     if isinstance(path, (str, int)):
         path = (path,)
-    buf = _as_bytes(buf)
-    r = _Reader(buf)
-    v = r.locate(path)
-    if v < 0:
-        return None
-    out: list[bytes] = []
-    if v == 0:
-        r.json_container(0, buf[0], 1, out, -1)
-    else:
-        r.json_value(v, len(path), out, -1)
-    return b"".join(out)
+    try:
+        r = _Reader(buf)
+        v = r.locate(path)
+        if v < 0:
+            return None
+        out: list[bytes] = []
+        if v == 0:
+            r.json_container(0, buf[0], 1, out, -1)
+        else:
+            r.json_value(v, len(path), out, -1)
+        return b"".join(out)
+    except PlasmiteError:
+        raise
+    except _LOW_LEVEL as exc:
+        raise _low_level(exc) from None
 
 
 _TAGS_PATH = ("meta", "tags")
