@@ -1,0 +1,89 @@
+"""``pls doctor POOL | --all``: validate pool files without changing them.
+
+Exits 7 (Corrupt) when any inspected pool has a problem, so scripts and cron
+jobs can alert on it; ``--json`` prints ``{"reports": [...]}``.
+"""
+
+from __future__ import annotations
+
+import click
+
+from ..output import emit_json, write_out
+from .common import complete_pool, get_state
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  pls doctor chat
+  pls doctor --all
+  pls doctor --all --json | jq '.reports[] | select(.ok | not)'
+
+\b
+Checks the header, the state, every retained frame (length, checksum, seq
+and time order) and the seq index. Exits 7 if any pool is corrupt.""",
+    short_help="Check pools for corruption.",
+)
+@click.argument("pool", metavar="[POOL]", required=False, shell_complete=complete_pool)
+@click.option("--all", "check_all", is_flag=True, help="Check every pool in the pool directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON reports instead of text.")
+@click.pass_context
+def doctor(ctx, pool, check_all, as_json):
+    """Validate POOL (or with --all, every pool) and report problems."""
+    from plasmite_core.errors import ErrorKind, UsageError
+    from plasmite_core.refs import resolve_pool_ref
+
+    try:
+        from plasmite_core.doctor import check_pool
+    except ImportError:  # pragma: no cover - older core
+        raise UsageError("this plasmite-core has no doctor", hint="upgrade plasmite-core") from None
+
+    if check_all and pool:
+        raise UsageError("--all cannot be combined with a pool name", hint="use --all alone, or name one pool")
+    if not check_all and not pool:
+        raise UsageError("doctor needs a pool name or --all", hint="`pls doctor NAME` or `pls doctor --all`")
+    state = get_state(ctx)
+    if pool:
+        if "://" in pool:
+            raise UsageError("doctor accepts local pool refs only", hint="run doctor on the server that hosts the pool")
+        path = resolve_pool_ref(pool, state.pool_dir)
+        if not path.exists():
+            from plasmite_core.errors import NotFoundError
+
+            raise NotFoundError(f"pool not found: {pool}", path=str(path),
+                                hint="`pls pool list` shows existing pools")
+        targets = [(pool, path)]
+    else:
+        base = state.pool_dir
+        try:
+            paths = sorted(p for p in base.iterdir() if p.name.endswith(".plasmite") and not p.name.startswith("."))
+        except FileNotFoundError:
+            paths = []
+        targets = [(p.name[: -len(".plasmite")], p) for p in paths]
+    reports = []
+    for name, path in targets:
+        rep = check_pool(path)
+        d = rep.to_dict()
+        d["pool"] = name
+        reports.append((name, rep, d))
+    if as_json:
+        emit_json({"reports": [d for _, _, d in reports]})
+    else:
+        lines = []
+        if not reports:
+            lines.append(f"No pools in {state.pool_dir}.")
+        for name, rep, d in reports:
+            if rep.ok:
+                lines.append(f"OK       {name}: {d.get('messages_checked', 0)} messages checked")
+            else:
+                lines.append(f"CORRUPT  {name}: {len(rep.issues)} issue(s)")
+                for issue in d.get("issues", []):
+                    text = issue.get("message") if isinstance(issue, dict) else str(issue)
+                    lines.append(f"  - {text}")
+        bad = sum(1 for _, rep, _ in reports if not rep.ok)
+        if len(reports) > 1:
+            lines.append(f"{len(reports)} pools checked, {bad} corrupt")
+        write_out("\n".join(lines) + "\n")
+    if any(not rep.ok for _, rep, _ in reports):
+        return int(ErrorKind.CORRUPT)
+    return 0

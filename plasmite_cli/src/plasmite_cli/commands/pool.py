@@ -1,0 +1,256 @@
+"""``pls pool create|info|list|delete``: manage pool files.
+
+Human output is a short table or summary; ``--json`` gives the stable machine
+shape (pool info as in upstream's pool-info JSON). ``delete`` is best effort:
+it tries every name and exits with the kind of the first failure.
+"""
+
+from __future__ import annotations
+
+import click
+
+from ..output import emit_json, human_age, human_bytes, table, write_out
+from .common import complete_pool, get_state
+
+
+@click.group(
+    epilog="""\b
+Examples:
+  pls pool create chat
+  pls pool create --size 8M logs metrics
+  pls pool info chat --json
+  pls pool list
+  pls pool delete chat logs
+
+\b
+Pools live in ~/.plasmite/pools unless --dir DIR (or PLASMITE_DIR) says
+otherwise; put --dir before the command: pls --dir ./pools pool list""",
+    short_help="Create, inspect, list and delete pools.",
+    no_args_is_help=True,
+)
+def pool():
+    """Manage pool files (persistent ring buffers of JSON messages)."""
+
+
+def _local_only(ref: str, what: str) -> None:
+    from plasmite_core.errors import UsageError
+
+    if "://" in ref:
+        raise UsageError(f"pool {what} accepts local pool names or paths only",
+                         hint="manage remote pools on the server that hosts them")
+
+
+@pool.command(
+    "create",
+    epilog="""\b
+Examples:
+  pls pool create chat
+  pls pool create --size 8M bar baz
+  pls pool create --size 64M --index-capacity 65536 events
+  pls pool create --json chat
+
+\b
+Sizes take K/M/G suffixes (1024-based); the default is 1M.""",
+    short_help="Create one or more pools.",
+)
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@click.option("--size", metavar="SIZE", help="Pool file size: bytes or K/M/G (default 1M).")
+@click.option("--index-capacity", type=click.IntRange(min=0), metavar="N",
+              help="Slots of the seq index (default: sized from the pool; 0 disables).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def create(ctx, names, size, index_capacity, as_json):
+    """Create pools NAME... (AlreadyExists if one exists)."""
+    from plasmite_core.client import DEFAULT_POOL_SIZE_BYTES
+    from plasmite_core.errors import ErrorKind, PlasmiteError
+
+    from ..parsing import parse_size
+
+    size_bytes = parse_size(size) if size is not None else DEFAULT_POOL_SIZE_BYTES
+    state = get_state(ctx)
+    client = state.client()
+    created = []
+    for name in names:
+        _local_only(name, "create")
+        try:
+            p = client.create_pool(name, size_bytes, index_capacity=index_capacity)
+        except PlasmiteError as err:
+            if err.kind == ErrorKind.ALREADY_EXISTS:
+                err.message = f"pool already exists: {name}"
+                err.hint = "choose another name, use the existing pool, or `pls pool delete` it first"
+            raise
+        try:
+            info = p.info()
+        finally:
+            p.close()
+        d = info.to_dict()
+        d["name"] = name
+        created.append(d)
+    if as_json:
+        emit_json({"created": created})
+    else:
+        rows = [[d["name"], human_bytes(d["file_size"]), str(d["index_capacity"]), d["path"]] for d in created]
+        write_out(table(["NAME", "SIZE", "INDEX", "PATH"], rows))
+    return 0
+
+
+@pool.command(
+    "info",
+    epilog="""\b
+Examples:
+  pls pool info chat
+  pls pool info chat --json | jq .metrics.message_count""",
+    short_help="Show a pool's size, bounds and metrics.",
+)
+@click.argument("name", metavar="NAME", shell_complete=complete_pool)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.pass_context
+def info(ctx, name, as_json):
+    """Show size, retained seq range and usage of pool NAME."""
+    from plasmite_core.errors import ErrorKind, PlasmiteError
+
+    _local_only(name, "info")
+    try:
+        pinfo = get_state(ctx).client().pool_info(name)
+    except PlasmiteError as err:
+        if err.kind == ErrorKind.NOT_FOUND:
+            err.message = f"pool not found: {name}"
+            err.hint = "`pls pool list` shows existing pools; `pls pool create NAME` makes one"
+        raise
+    d = pinfo.to_dict()
+    if as_json:
+        emit_json(d)
+        return 0
+    m = d["metrics"]
+    u = m["utilization"]
+    age = m["age"]
+    bounds = d["bounds"]
+    seqs = f"{bounds['oldest']}..{bounds['newest']}" if bounds else "empty"
+    lines = [
+        f"Pool:     {name}",
+        f"Path:     {d['path']}",
+        f"Size:     {human_bytes(d['file_size'])} (ring {human_bytes(d['ring_size'])}, "
+        f"index {d['index_capacity']} slots)",
+        f"Messages: {m['message_count']} (seq {seqs})",
+        f"Used:     {human_bytes(u['used_bytes'])} of ring ({u['used_percent']}%)",
+        f"Oldest:   {human_age(age['oldest_age_ms'])}" + (f" ({age['oldest_time']})" if age["oldest_time"] else ""),
+        f"Newest:   {human_age(age['newest_age_ms'])}" + (f" ({age['newest_time']})" if age["newest_time"] else ""),
+        f"Codec:    {d.get('codec', 'json')} (format v{d.get('format_version', '?')})",
+    ]
+    write_out("\n".join(lines) + "\n")
+    return 0
+
+
+@pool.command(
+    "list",
+    epilog="""\b
+Examples:
+  pls pool list
+  pls pool list --json | jq -r '.pools[].name'
+
+\b
+Files not ending in .plasmite are ignored; a pool that cannot be read is
+listed with an error.""",
+    short_help="List pools in the pool directory.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def list_(ctx, as_json):
+    """List the pools in the pool directory."""
+    from plasmite_core.errors import PlasmiteError, from_os_error
+
+    from ..output import error_dict
+
+    state = get_state(ctx)
+    base = state.pool_dir
+    try:
+        paths = sorted(p for p in base.iterdir() if p.name.endswith(".plasmite") and not p.name.startswith("."))
+    except FileNotFoundError:
+        paths = []
+    except OSError as exc:
+        raise from_os_error(exc, str(base), action="list") from None
+    client = state.client()
+    pools = []
+    for p in paths:
+        name = p.name[: -len(".plasmite")]
+        try:
+            d = client.pool_info(str(p)).to_dict()
+            d["name"] = name
+        except PlasmiteError as err:
+            d = {"name": name, "path": str(p), "error": error_dict(err)}
+        pools.append(d)
+    if as_json:
+        emit_json({"pools": pools})
+        return 0
+    if not pools:
+        write_out(f"No pools in {base}.\nCreate one: pls pool create NAME\n")
+        return 0
+    rows = []
+    for d in pools:
+        if "error" in d:
+            rows.append([d["name"], "-", "-", "-", f"error: {d['error']['message']}"])
+            continue
+        m = d["metrics"]
+        rows.append([
+            d["name"],
+            human_bytes(d["file_size"]),
+            str(m["message_count"]),
+            f"{m['utilization']['used_percent']}%",
+            human_age(m["age"]["newest_age_ms"]),
+        ])
+    write_out(table(["NAME", "SIZE", "MESSAGES", "USED", "LAST WRITE"], rows))
+    return 0
+
+
+@pool.command(
+    "delete",
+    epilog="""\b
+Examples:
+  pls pool delete chat
+  pls pool delete --json a b c
+
+\b
+Deletes every named pool it can and reports each failure; exits non-zero
+(with the first failure's kind) if any deletion failed. This cannot be
+undone.""",
+    short_help="Delete one or more pools.",
+)
+@click.argument("names", nargs=-1, required=True, metavar="NAME...", shell_complete=complete_pool)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.pass_context
+def delete(ctx, names, as_json):
+    """Delete pools NAME... (destructive)."""
+    from plasmite_core.errors import ErrorKind, PlasmiteError, UsageError
+    from plasmite_core.refs import resolve_pool_ref
+
+    from ..output import error_dict
+
+    state = get_state(ctx)
+    client = state.client()
+    deleted, failed = [], []
+    first_kind = None
+    for name in names:
+        try:
+            if "://" in name:
+                raise UsageError("pool delete accepts local pool names or paths only",
+                                 hint="delete remote pools on the server that hosts them")
+            path = resolve_pool_ref(name, state.pool_dir)
+            try:
+                client.delete_pool(name)
+            except PlasmiteError as err:
+                if err.kind == ErrorKind.NOT_FOUND:
+                    err.message = f"pool not found: {name}"
+                    err.hint = "nothing to delete; `pls pool list` shows existing pools"
+                    err.path = str(path)
+                raise
+            deleted.append({"pool": name, "path": str(path)})
+        except PlasmiteError as err:
+            first_kind = first_kind or err.kind
+            failed.append({"pool": name, "error": error_dict(err)})
+    if as_json:
+        emit_json({"deleted": deleted, "failed": failed})
+    else:
+        lines = [f"deleted {d['pool']}" for d in deleted]
+        lines += [f"failed  {f['pool']}: {f['error']['message']}" for f in failed]
+        write_out("\n".join(lines) + "\n")
+    return int(first_kind) if first_kind is not None else 0

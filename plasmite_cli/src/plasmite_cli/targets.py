@@ -1,0 +1,135 @@
+"""Resolve a command's POOL argument to an open pool, local or remote.
+
+Local refs follow the core's rules (``plasmite_core.refs``). A URL ref
+(``http://host:port/NAME``) is handed to the transport that a plugin registered
+for its scheme (plasmite-serve provides http/https); without one the user gets
+a Usage error saying what to install. Errors carry hints that name the exact
+command to run next.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from plasmite_core.errors import ErrorKind, PlasmiteError, UsageError
+
+
+def is_url(ref: str) -> bool:
+    return "://" in ref
+
+
+def split_url(ref: str) -> tuple[str, str, str]:
+    """``http://host:9700/chat`` → (scheme, base URL, pool name)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(ref)
+    scheme = parts.scheme.lower()
+    path = parts.path
+    name = path[1:] if path.startswith("/") else path
+    if (
+        not parts.netloc
+        or not name
+        or "/" in name
+        or parts.query
+        or parts.fragment
+    ):
+        raise UsageError(
+            f"invalid remote pool ref: {ref}",
+            hint="use the shorthand scheme://host:port/POOL, e.g. http://127.0.0.1:9700/chat "
+            "(no trailing slash, no API path)",
+        )
+    return scheme, f"{scheme}://{parts.netloc}", name
+
+
+def remote_pool(ref: str, cmd: str, *, token: str | None = None, token_file: str | None = None,
+                tls_ca: str | None = None, tls_skip_verify: bool = False):
+    """Open a pool through the transport registered for the URL's scheme."""
+    scheme, base, name = split_url(ref)
+    from plasmite_core import plugins
+
+    try:
+        factory = plugins.transport(scheme)
+    except UsageError:
+        raise UsageError(
+            f"`pls {cmd}` with a {scheme}:// pool ref needs a transport for {scheme}",
+            hint="install plasmite-serve (pip install plasmite-serve), which provides http and https pool refs",
+        ) from None
+    opts: dict[str, Any] = {}
+    if token_file:
+        token = read_token_file(token_file)
+    if token:
+        opts["token"] = token
+    if tls_ca:
+        opts["tls_ca"] = tls_ca
+    if tls_skip_verify:
+        from .output import write_err
+
+        write_err("warning: --tls-skip-verify disables TLS certificate verification (unsafe)\n")
+        opts["tls_skip_verify"] = True
+    client = factory(base, **opts)
+    try:
+        return client.open_pool(name)
+    except PlasmiteError as err:
+        if err.kind == ErrorKind.NOT_FOUND and not err.hint:
+            err.hint = f"no pool {name!r} on {base}; create it on the server side first"
+        raise
+
+
+def read_token_file(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            token = fh.read().strip()
+    except OSError as exc:
+        from plasmite_core.errors import from_os_error
+
+        raise from_os_error(exc, path, action="read token file") from None
+    if not token:
+        raise UsageError(f"token file is empty: {path}", hint="write the bearer token into the file")
+    return token
+
+
+def reject_remote_flags(cmd: str, token: Any = None, token_file: Any = None,
+                        tls_ca: Any = None, tls_skip_verify: bool = False) -> None:
+    used = [
+        flag
+        for flag, value in (
+            ("--token", token),
+            ("--token-file", token_file),
+            ("--tls-ca", tls_ca),
+            ("--tls-skip-verify", tls_skip_verify),
+        )
+        if value
+    ]
+    if used:
+        raise UsageError(
+            f"{', '.join(used)} only apply to remote pool refs",
+            hint=f"remove {' and '.join(used)}, or give `pls {cmd}` an http(s)://host:port/POOL ref",
+        )
+
+
+def open_local(state, ref: str, cmd: str, *, create: bool = False, create_size: int | None = None,
+               can_create: bool = True):
+    """Open (or with ``create``, create) a local pool, with actionable NotFound hints."""
+    client = state.client()
+    try:
+        return client.open_pool(ref)
+    except PlasmiteError as err:
+        if err.kind != ErrorKind.NOT_FOUND:
+            raise
+        if not create:
+            err.message = f"pool not found: {ref}"
+            err.hint = (
+                f"create it with `pls pool create {shlex.quote(ref)}`"
+                + (f" or add --create to `pls {cmd}`" if can_create else "")
+                + "; `pls pool list` shows existing pools"
+            )
+            raise
+    from plasmite_core.client import DEFAULT_POOL_SIZE_BYTES
+
+    try:
+        return client.create_pool(ref, create_size or DEFAULT_POOL_SIZE_BYTES)
+    except PlasmiteError as err:
+        if err.kind == ErrorKind.ALREADY_EXISTS:  # another process won the race
+            return client.open_pool(ref)
+        raise
