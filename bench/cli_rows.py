@@ -1,0 +1,110 @@
+"""CLI rows: ``pls feed POOL`` with NDJSON on stdin, and one-shot
+``pls feed POOL '{..}'`` wall time against a bare ``python -c pass`` on the same
+interpreter.  Skipped with a note when the CLI is not installed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+import msgspec
+
+from bench.util import Result, median, payload
+
+
+def find_cli() -> tuple[str | None, str]:
+    for name in ("pls", "plasmite"):
+        path = shutil.which(name)
+        if path:
+            return path, ""
+    return None, "plasmite-cli not installed (no `pls` on PATH): pip install ./plasmite_cli"
+
+
+def cli_python(cli: str) -> str:
+    """The interpreter a console script runs on (its shebang), for a fair baseline."""
+    import sys
+
+    try:
+        with open(cli, "rb") as f:
+            first = f.readline().decode(errors="replace").strip()
+        if first.startswith("#!"):
+            exe = first[2:].strip().split()[0]
+            if os.path.exists(exe) and "python" in os.path.basename(exe):
+                return exe
+    except OSError:
+        pass
+    return sys.executable
+
+
+def _pool(workdir: str, name: str, size: int) -> str:
+    from plasmite import Client
+
+    pool_dir = os.path.join(workdir, "cli-pools")
+    os.makedirs(pool_dir, exist_ok=True)
+    with Client(pool_dir) as c:
+        p = c.create_pool(name, size_bytes=size)
+        path = str(p.path)
+        p.close()
+    return path
+
+
+def _count(path: str) -> int:
+    from plasmite import Client
+
+    with Client(os.path.dirname(path)) as c:
+        return c.pool_info(path).message_count
+
+
+def cli_feed(workdir: str, n: int, timeout_s: float) -> list[Result]:
+    cli, why = find_cli()
+    if cli is None:
+        return [Result("plasmite", "cli_feed", None, "msg/s", note=why)]
+    path = _pool(workdir, "feed", 128 << 20)
+    enc = msgspec.json.encode
+    data = b"".join(enc(payload(i)) + b"\n" for i in range(n))
+    env = dict(os.environ, PLASMITE_DIR=os.path.dirname(path))
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run([cli, "feed", path], input=data, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, timeout=timeout_s, env=env)
+    except subprocess.TimeoutExpired:
+        return [Result("plasmite", "cli_feed", None, "msg/s", note=f"did not finish {n} messages in {timeout_s:.0f} s")]
+    dt = time.perf_counter() - t0
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+        return [Result("plasmite", "cli_feed", None, "msg/s", note=f"exit {proc.returncode}: {err[0][:120]}")]
+    got = _count(path)
+    return [Result("plasmite", "cli_feed", n / dt, "msg/s", ok=got == n,
+                   note=f"{n} lines in {dt:.2f} s incl. start-up; {got} stored; receipts to /dev/null",
+                   extra={"seconds": dt, "stored": got})]
+
+
+def cli_oneshot(workdir: str, reps: int) -> list[Result]:
+    cli, why = find_cli()
+    if cli is None:
+        return [Result("plasmite", "cli_oneshot", None, "ms", False, note=why)]
+    py = cli_python(cli)
+    path = _pool(workdir, "oneshot", 1 << 20)
+    env = dict(os.environ, PLASMITE_DIR=os.path.dirname(path))
+    msg = msgspec.json.encode(payload(1)).decode()
+
+    def timed(argv) -> tuple[float, int]:
+        t0 = time.perf_counter()
+        p = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30, env=env)
+        return (time.perf_counter() - t0) * 1000, p.returncode
+
+    bare, tool = [], []
+    for _ in range(reps):  # interleaved so drift hits both alike
+        bare.append(timed([py, "-c", "pass"])[0])
+        ms, rc = timed([cli, "feed", path, msg])
+        if rc != 0:
+            return [Result("plasmite", "cli_oneshot", None, "ms", False, note=f"`pls feed` exited {rc}")]
+        tool.append(ms)
+    got = _count(path)
+    return [
+        Result("floor", "cli_oneshot", median(bare), "ms", False, note="bare `python -c pass`", extra={"runs": bare}),
+        Result("plasmite", "cli_oneshot", median(tool), "ms", False, ok=got == reps,
+               note=f"median of {reps}; interpreter {os.path.basename(py)}", extra={"runs": tool}),
+    ]

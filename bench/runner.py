@@ -1,0 +1,213 @@
+"""The ``python -m bench`` command: build the task list, run it under a progress
+bar, print the tables, write docs/benchmarks.md, results.json and the plots."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+
+from bench import workloads as W
+from bench.util import Result
+
+GROUPS = ("core", "peers", "cli", "http")
+
+
+def parse(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark Plasmite against a raw mmap+flock floor and the alternatives "
+        "(SQLite, persist-queue, diskcache, litequeue, Redis Streams, JSONL+flock) in one run.",
+    )
+    ap.add_argument("--quick", action="store_true", help="small counts and short budgets (a smoke run, ~1-2 min)")
+    ap.add_argument("--only", default="", metavar="GROUPS",
+                    help="comma list of groups to run: core (floor+Plasmite), peers, cli, http; default all")
+    ap.add_argument("--peers", default="", metavar="NAMES",
+                    help="comma list of peers to run (default all): " + ", ".join(W.PEERS))
+    ap.add_argument("--out", default="docs/benchmarks", metavar="DIR",
+                    help="directory for plots and results.json; the report goes to DIR.md (default docs/benchmarks)")
+    ap.add_argument("--no-write", action="store_true", help="print the tables only; write no files")
+    ap.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    ap.add_argument("--profile", action="store_true",
+                    help="also profile Plasmite's hot loops with pyinstrument into DIR/profile-*.txt")
+    ap.add_argument("--tmp", default=None, metavar="DIR", help="where the stores go (default: a fresh temp dir)")
+    ap.add_argument("--keep-tmp", action="store_true", help="keep the stores afterwards")
+    ns = ap.parse_args(argv)
+    groups = [g.strip() for g in ns.only.split(",") if g.strip()] or list(GROUPS)
+    bad = [g for g in groups if g not in GROUPS]
+    if bad:
+        ap.error(f"unknown group(s) {', '.join(bad)}; choose from {', '.join(GROUPS)}")
+    ns.groups = groups
+    peers = [p.strip() for p in ns.peers.split(",") if p.strip()] or list(W.PEERS)
+    bad = [p for p in peers if p not in W.PEERS]
+    if bad:
+        ap.error(f"unknown peer(s) {', '.join(bad)}; choose from {', '.join(W.PEERS)}")
+    ns.peer_list = peers
+    return ns
+
+
+def _progress(total: int):
+    try:
+        from tqdm import tqdm
+
+        if not sys.stderr.isatty():
+            raise ImportError  # a log gets one line per task instead of bar redraws
+        return tqdm(total=total, unit="task", dynamic_ncols=True, file=sys.stderr)
+    except ImportError:  # still bounded and still reporting
+        class Bar:
+            n = 0
+
+            def set_description(self, d):
+                print(f"[{self.n}/{total}] {d}", file=sys.stderr, flush=True)
+
+            def update(self, k=1):
+                self.n += k
+
+            def write(self, s):
+                print(s, file=sys.stderr)
+
+            def close(self):
+                pass
+
+        return Bar()
+
+
+def main(argv=None) -> int:
+    ns = parse(argv)
+    st = W.Settings.quick() if ns.quick else W.Settings()
+    t_start = time.perf_counter()
+    started = dt.datetime.now(dt.timezone.utc)
+    workdir = ns.tmp or tempfile.mkdtemp(prefix="plasmite-bench-")
+    os.makedirs(workdir, exist_ok=True)
+    results: list[Result] = []
+    skipped: list[str] = []
+
+    systems: list[str] = []
+    if "core" in ns.groups:
+        systems.append("floor")
+        why = W.load("plasmite").available()
+        if why:
+            skipped.append(f"Plasmite core rows: {why}")
+        else:
+            systems.append("plasmite")
+    if "peers" in ns.groups:
+        for p in ns.peer_list:
+            why = W.load(p).available()
+            if why:
+                skipped.append(f"{p}: {why}")
+            else:
+                systems.append(p)
+    plasmite_ok = W.load("plasmite").available() is None
+
+    tasks: list[tuple[str, callable]] = []
+    per_system = [("append", W.append_one), ("batch", W.append_batch), ("read/get", W.read_get),
+                  ("hand-off", W.latency), ("two writers", W.two_writers)]
+    for s in systems:
+        for label, fn in per_system:
+            tasks.append((f"{s}: {label}", lambda fn=fn, s=s: fn(s, workdir, st)))
+    if "floor" in systems:
+        tasks.append(("floor: retained", lambda: W.retained_floor(st)))
+    if "plasmite" in systems:
+        tasks.append(("plasmite: retained", lambda: W.retained_plasmite(workdir, st)))
+    if "cli" in ns.groups:
+        from bench import cli_rows
+
+        if not plasmite_ok:
+            skipped.append("CLI rows: need the core (pip install ./plasmite_core)")
+        elif cli_rows.find_cli()[0] is None:
+            skipped.append(f"CLI rows: {cli_rows.find_cli()[1]}")
+        else:
+            n_feed = 20_000 if ns.quick else 200_000
+            tasks.append(("cli: feed stdin", lambda: cli_rows.cli_feed(workdir, n_feed, 120.0)))
+            tasks.append(("cli: one-shot", lambda: cli_rows.cli_oneshot(workdir, 5 if ns.quick else 15)))
+    if "http" in ns.groups:
+        from bench import http_rows
+
+        why = http_rows.available() if plasmite_ok else "need the core"
+        if why:
+            skipped.append(f"HTTP rows: {why}")
+        else:
+            n_http, tail_n = (2_000, 10_000) if ns.quick else (20_000, 100_000)
+            tasks.append(("http: append+tail", lambda: http_rows.http_rows(workdir, n_http, 1.0 if ns.quick else 3.0, tail_n)))
+
+    redis_started = False
+    bar = _progress(len(tasks))
+    try:
+        if "redis" in systems:
+            from bench.peers import redis_streams
+
+            try:
+                info = redis_streams.start_server(workdir)
+                redis_started = True
+                bar.write(f"redis-server pid {info['pid']} on 127.0.0.1:{info['port']}")
+            except Exception as exc:
+                skipped.append(f"redis: could not start redis-server ({exc})")
+                tasks = [t for t in tasks if not t[0].startswith("redis:")]
+        for label, fn in tasks:
+            bar.set_description(label)
+            try:
+                results.extend(fn())
+            except Exception as exc:  # one broken system must not sink the run
+                sysname, _, wl = label.partition(": ")
+                bar.write(f"!! {label} failed: {type(exc).__name__}: {exc}")
+                if os.environ.get("BENCH_DEBUG"):
+                    traceback.print_exc()
+                skipped.append(f"{label}: failed with {type(exc).__name__}: {str(exc)[:160]}")
+            bar.update(1)
+    finally:
+        bar.close()
+        if redis_started:
+            from bench.peers import redis_streams
+
+            redis_streams.stop_server()
+
+    profile_files = []
+    if ns.profile and "plasmite" in systems and not ns.no_write:
+        from bench import profile
+
+        os.makedirs(ns.out, exist_ok=True)
+        profile_files = profile.run(workdir, st, ns.out)
+
+    from bench import report
+
+    R = report.Results(results)
+    print()
+    print(report.print_tables(R))
+    if skipped:
+        print("Skipped:")
+        for s in skipped:
+            print(f"  - {s}")
+    elapsed = time.perf_counter() - t_start
+    print(f"\nfinished in {elapsed / 60:.1f} min")
+
+    if not ns.no_write:
+        out_dir = ns.out.rstrip("/")
+        os.makedirs(out_dir, exist_ok=True)
+        md_path = out_dir + ".md"
+        meta = {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "machine": report.machine(),
+                "quick": ns.quick, "groups": ns.groups}
+        plots = [] if ns.no_plots else report.plot(R, out_dir)
+        analysis = ""
+        here = os.path.dirname(os.path.abspath(__file__))
+        apath = os.path.join(here, "analysis.md")
+        if os.path.exists(apath) and not ns.quick:
+            with open(apath) as f:
+                analysis = f.read()
+        if profile_files:
+            analysis += "\n\nProfiles of this run: " + ", ".join(
+                f"[`{os.path.basename(p)}`]({os.path.relpath(p, os.path.dirname(md_path) or '.')})" for p in profile_files)
+        cmd = "python -m bench" + ("".join(" " + a for a in (argv if argv is not None else sys.argv[1:])))
+        text = report.markdown(R, st, meta, elapsed, plots, skipped, analysis, os.path.dirname(md_path) or ".", cmd)
+        with open(md_path, "w") as f:
+            f.write(text)
+        report.write_json(R, meta, st, os.path.join(out_dir, "results.json"))
+        print(f"wrote {md_path}, {out_dir}/results.json" + (f" and {len(plots)} plots" if plots else ""))
+
+    if not ns.keep_tmp and not ns.tmp:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
