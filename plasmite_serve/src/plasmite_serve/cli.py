@@ -398,12 +398,16 @@ def run_server(config: ServeConfig) -> None:
             Path(tmp_ready).write_text(format_hostport(cfg.host, port))
             os.replace(tmp_ready, ready)
         click.echo(_banner(cfg, port, sys.stderr.isatty()), err=True)
+        from ._uvicorn import protocol_class
+
         uv_config = uvicorn.Config(
             app,
+            http=protocol_class() or "auto",
             log_level="warning",
             access_log=False,
             lifespan="on",
             server_header=False,
+            proxy_headers=False,
             timeout_keep_alive=30,
             timeout_graceful_shutdown=3,
             ssl_certfile=str(cfg.tls.cert_path) if cfg.tls else None,
