@@ -51,10 +51,11 @@ def remote_pool(ref: str, cmd: str, *, token: str | None = None, token_file: str
     try:
         factory = plugins.transport(scheme)
     except UsageError:
-        raise UsageError(
-            f"`pls {cmd}` with a {scheme}:// pool ref needs a transport for {scheme}",
-            hint="install plasmite-serve (pip install plasmite-serve), which provides http and https pool refs",
-        ) from None
+        if scheme in ("http", "https"):
+            hint = "install plasmite-serve (pip install plasmite-serve), which provides http and https pool refs"
+        else:
+            hint = f"no installed plugin handles {scheme}:// refs; `pls plugins` lists what is installed"
+        raise UsageError(f"no transport for {scheme}:// pool refs is installed", hint=hint) from None
     opts: dict[str, Any] = {}
     if token_file:
         token = read_token_file(token_file)

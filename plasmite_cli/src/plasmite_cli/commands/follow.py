@@ -17,6 +17,7 @@ from collections import deque
 from typing import Any, Callable
 
 import click
+from plasmite_core.envelope import Message as _Message
 
 from .common import complete_pool, get_state, output_format, remote_options
 
@@ -156,15 +157,12 @@ class Emitter:
             if data_only:
                 self.emit = self._jsonl_data
             else:
-                self.emit = self._jsonl
+                self.emit = _jsonl_writer(self.write)
         else:
             import msgspec
 
             self._format = msgspec.json.format
             self.emit = self._pretty_data if data_only else self._pretty
-
-    def _jsonl(self, m) -> None:
-        self.write(m.raw + b"\n")
 
     def _jsonl_data(self, m) -> None:
         self.write(_data_json(m) + b"\n")
@@ -177,6 +175,47 @@ class Emitter:
 
     def flush(self) -> None:
         self.out.flush()
+
+
+_sec = [None, b""]
+
+
+def envelope_line(m) -> bytes:
+    """``m.raw + b"\\n"``, formatted here from public Message parts.
+
+    Same bytes as ``Message.raw`` (compact envelope, RFC 3339 time with 9
+    fractional digits) but without the per-message helper calls, which roughly
+    doubles ``follow --jsonl`` throughput. Other message types use ``raw``.
+    """
+    if type(m) is not _Message:
+        return m.raw + b"\n"
+    sec, frac = divmod(m.time_ns, 1_000_000_000)
+    cache = _sec
+    if cache[0] != sec:
+        cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)).encode()
+        cache[0] = sec
+    return b'{"seq":%d,"time":"%s.%09dZ","meta":{"tags":%s},"data":%s}\n' % (
+        m.seq, cache[1], frac, m.tags_json(), m.data_json())
+
+
+def _jsonl_writer(write):
+    """``emit(m)`` writing ``envelope_line(m)``, inlined for the hot loop."""
+    cache = [None, b""]
+    fmt = b'{"seq":%d,"time":"%s.%09dZ","meta":{"tags":%s},"data":%s}\n'
+    gmtime, strftime = time.gmtime, time.strftime
+    M = _Message
+
+    def emit(m) -> None:
+        if type(m) is not M:
+            write(m.raw + b"\n")
+            return
+        sec, frac = divmod(m.time_ns, 1_000_000_000)
+        if cache[0] != sec:
+            cache[1] = strftime("%Y-%m-%dT%H:%M:%S", gmtime(sec)).encode()
+            cache[0] = sec
+        write(fmt % (m.seq, cache[1], frac, m.tags_json(), m.data_json()))
+
+    return emit
 
 
 def _data_json(m) -> bytes:
@@ -310,11 +349,14 @@ def run_follow(handle, emitter: Emitter, predicate, *, tail: int, since_ns: int 
             if one:
                 flush()
                 return 0
-    deadline = None if idle_s is None else time.monotonic() + idle_s
     nxt = _polling(stream.next) if poll else stream.next
+    deadline = None if idle_s is None else time.monotonic() + idle_s
+    emitted = False  # output since the idle deadline was last set
+    simple = predicate is None and not one and not tail_wait
     while True:
         m = nxt(0)
         if m is None:
+            # Caught up: make the output visible, then wait for more.
             flush()
             drops.maybe_emit(force=True)
             if stop is not None and stop.is_set():
@@ -326,12 +368,20 @@ def run_follow(handle, emitter: Emitter, predicate, *, tail: int, since_ns: int 
                         return 0
                     continue
             else:
-                left = deadline - time.monotonic()
+                now = time.monotonic()
+                if emitted:
+                    deadline = now + idle_s
+                    emitted = False
+                left = deadline - now
                 if left <= 0:
                     return 124
                 m = nxt(min(int(left * 1000) + 1, 200 if stop is not None else 1 << 30))
                 if m is None:
                     continue
+        if simple:
+            emit(m)
+            emitted = True
+            continue
         if predicate is not None and not predicate(m):
             continue
         if tail_wait:
@@ -342,11 +392,10 @@ def run_follow(handle, emitter: Emitter, predicate, *, tail: int, since_ns: int 
                 return 0
             continue
         emit(m)
+        emitted = True
         if one:
             flush()
             return 0
-        if deadline is not None:
-            deadline = time.monotonic() + idle_s
 
 
 def run_replay(handle, emitter: Emitter, predicate, *, tail: int, since_ns: int | None, speed: float,
