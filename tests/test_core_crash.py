@@ -56,7 +56,10 @@ def test_sigkill_mid_append_leaves_only_whole_messages(pool_dir):
             subprocess.Popen([sys.executable, "-c", WRITER, str(pool_dir), str(r * 10 + w)], stdout=subprocess.PIPE, text=True)
             for w in range(3)
         ]
-        time.sleep(0.15 + rng.random() * 0.3)
+        for p in procs:  # wait until each writer is appending, then kill mid-stream
+            first = p.stdout.readline()
+            acked.update(int(x) for x in first.split())
+        time.sleep(rng.random() * 0.2)
         for p in procs:
             time.sleep(rng.random() * 0.01)
             p.send_signal(signal.SIGKILL)

@@ -152,6 +152,7 @@ class Pool:
         self._pf: PoolFile | None = pf
         codec = JSON if pf.codec_name == "json" else plugins.codec(pf.codec_name)
         self._codec_obj = codec
+        self._encode = msgspec.json.Encoder().encode if codec is JSON else codec.encode
         # Messages decode JSON payloads directly (None = the fast JSON path).
         self._payload_codec = None if getattr(codec, "is_json", False) else codec
         self.path = pf.path
@@ -167,13 +168,16 @@ class Pool:
     # --------------------------------------------------------------- append
     def append(self, value: Any, tags: Iterable[str] | None = None, durability: Durability = Durability.FAST) -> Message:
         """Append one JSON-compatible value; returns the committed message."""
-        codec = self._codec_obj
-        payload = encode_json(value) if codec is JSON else codec.encode(value)
+        try:
+            payload = self._encode(value)
+        except (TypeError, ValueError, OverflowError, msgspec.EncodeError):
+            payload = encode_json(value)  # raises the Usage error with its hint
         tags_raw = _tags_blob(tags) if tags else _EMPTY
-        seq, t = self._file().append(tags_raw, payload, bool(durability))
-        m = Message(seq, t, tags_raw, payload, self._payload_codec)
-        m._data = value
-        return m
+        pf = self._pf
+        if pf is None:
+            self._file()
+        seq, t = pf.append(tags_raw, payload, durability)
+        return Message(seq, t, tags_raw, payload, self._payload_codec, value)
 
     def append_json(self, payload: bytes | str, tags: Iterable[str] = (), durability: Durability = Durability.FAST) -> bytes:
         """Append JSON text (validated); returns the committed JSON envelope."""
@@ -230,12 +234,7 @@ class Pool:
             return []
         receipts = self._file().append_batch(items, bool(durability))
         pc = self._payload_codec
-        out = []
-        for (seq, t), (tags_raw, payload), v in zip(receipts, items, vals):
-            m = Message(seq, t, tags_raw, payload, pc)
-            m._data = v
-            out.append(m)
-        return out
+        return [Message(seq, t, tags_raw, payload, pc, v) for (seq, t), (tags_raw, payload), v in zip(receipts, items, vals)]
 
     # ----------------------------------------------------------------- read
     def get(self, seq: int) -> Message:

@@ -19,6 +19,8 @@ _json_decode = msgspec.json.decode
 _json_encode = msgspec.json.encode
 
 _sec_cache: list = [None, ""]
+_bsec_cache: list = [None, b""]
+_ENVELOPE = b'{"seq":%d,"time":"%s.%09dZ","meta":{"tags":%s},"data":%s}'
 
 
 def format_rfc3339(time_ns: int) -> str:
@@ -77,13 +79,13 @@ class Message:
 
     __slots__ = ("seq", "time_ns", "_tags_raw", "_payload", "_codec", "_data", "_tags", "_raw")
 
-    def __init__(self, seq: int, time_ns: int, tags_raw: bytes, payload: bytes, codec=None) -> None:
+    def __init__(self, seq: int, time_ns: int, tags_raw: bytes, payload: bytes, codec=None, data: Any = _NO) -> None:
         self.seq = seq
         self.time_ns = time_ns
         self._tags_raw = tags_raw
         self._payload = payload
         self._codec = codec
-        self._data = _NO
+        self._data = data
         self._tags = None
         self._raw = None
 
@@ -139,9 +141,14 @@ class Message:
     def raw(self) -> bytes:
         r = self._raw
         if r is None:
-            r = self._raw = b'{"seq":%d,"time":"%s","meta":{"tags":%s},"data":%s}' % (
-                self.seq, format_rfc3339(self.time_ns).encode(), self.tags_json(), self.data_json(),
-            )
+            sec, frac = divmod(self.time_ns, 1_000_000_000)
+            if _bsec_cache[0] != sec:
+                _bsec_cache[0] = sec
+                _bsec_cache[1] = _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(sec)).encode()
+            payload = self._payload
+            data = payload if (self._codec is None and payload) else self.data_json()
+            tags = self._tags_raw or (b"[]" if self._tags is None else self.tags_json())
+            r = self._raw = _ENVELOPE % (self.seq, _bsec_cache[1], frac, tags, data)
         return r
 
     def receipt(self) -> bytes:

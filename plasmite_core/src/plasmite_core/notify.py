@@ -1,8 +1,8 @@
 """Waking followers without polling: a futex on a word of the shared mapping.
 
-Writers bump a counter in the pool header after every publish and call
-FUTEX_WAKE only when a follower has announced (by a deadline word) that it may
-be asleep. Followers read the counter, re-check for data, then FUTEX_WAIT on
+Writers store the new state generation in a futex word of the pool header
+after every publish and call FUTEX_WAKE only when a follower has announced (by
+a wall-clock deadline word) that it may be asleep. Followers read the counter, re-check for data, then FUTEX_WAIT on
 the value they read, so a publish in between is never slept through.
 
 This is a latency optimisation only: every wait is bounded, and a missed
@@ -80,12 +80,10 @@ class Notifier:
         self._addr = None
 
     # -- writer side (called with the pool lock held) ----------------------
-    def publish(self) -> None:
-        mm = self._mm
-        (n,) = _U32.unpack_from(mm, NOTIFY_COUNTER_OFFSET)
-        _U32.pack_into(mm, NOTIFY_COUNTER_OFFSET, (n + 1) & 0xFFFFFFFF)
-        (deadline,) = _U64.unpack_from(mm, WAITER_DEADLINE_OFFSET)
-        if deadline and self._addr is not None and deadline > time.monotonic_ns():
+    # The writer stores the new state generation in the futex word itself and
+    # calls wake() only while the waiter deadline (wall-clock ns) is ahead.
+    def wake(self) -> None:
+        if self._addr is not None:
             _syscall(_NR_FUTEX, ctypes.c_void_p(self._addr), _FUTEX_WAKE, 0x7FFFFFFF, None, None, 0)
 
     # -- follower side -------------------------------------------------------
@@ -97,7 +95,7 @@ class Notifier:
         mm = self._mm
         if self._addr is not None:
             slice_s = WAIT_SLICE_S if timeout_s is None else min(timeout_s, WAIT_SLICE_S)
-            until = time.monotonic_ns() + int(slice_s * 1e9) + 5_000_000
+            until = time.time_ns() + int(slice_s * 1e9) + 5_000_000
             (cur,) = _U64.unpack_from(mm, WAITER_DEADLINE_OFFSET)
             if until > cur:
                 try:

@@ -47,6 +47,17 @@ _INDEX = F.INDEX_ENTRY
 _STATE_PAIR = F.STATE_PAIR
 _STATE_BODY = F.STATE_BODY
 _CRC_PAD = struct.Struct("<II")
+_ZEROS = bytes(8)
+_GENS = struct.Struct("<Q56xQ")
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_NOTIFY = F.NOTIFY_COUNTER_OFFSET
+_WAITER = F.WAITER_DEADLINE_OFFSET
+# u64 word indexes of the header (for the cast("Q") view)
+_QA = F.STATE_A_OFFSET // 8
+_QB = F.STATE_B_OFFSET // 8
+_QNOTIFY = F.NOTIFY_COUNTER_OFFSET // 8  # the futex word is the low half (little endian)
+_QWAITER = F.WAITER_DEADLINE_OFFSET // 8
 _LEN_SEQ = struct.Struct("<IIQ")
 _crc32 = zlib.crc32
 _PAD = F.PAD_MARK
@@ -79,6 +90,14 @@ class PoolFile:
         self.notifier = Notifier(mm)
         self._tlock = threading.Lock()
         self._closed = False
+        self._wstate: tuple | None = None
+        # Typed views for the hot path (item access is cheaper than struct).
+        self._hq = memoryview(mm)[: F.HEADER_SIZE].cast("Q") if writable else None
+        self._iv = (
+            memoryview(mm)[geo.index_offset : geo.index_offset + geo.index_capacity * 4].cast("I")
+            if writable and geo.index_capacity
+            else None
+        )
 
     # ------------------------------------------------------------------ open
     @classmethod
@@ -198,6 +217,10 @@ class PoolFile:
             return
         self._closed = True
         self.notifier.release()
+        for view in (self._hq, self._iv):
+            if view is not None:
+                view.release()
+        self._hq = self._iv = None
         try:
             self.mm.close()
         except BufferError:
@@ -239,7 +262,8 @@ class PoolFile:
     def _publish(self, gen: int, head: int, tail: int, newest: int, oldest: int, ntime: int) -> None:
         body = _STATE_BODY.pack(gen, head, tail, newest, oldest, ntime)
         off = _SA if gen & 1 else _SB
-        self.mm[off : off + 56] = body + _CRC_PAD.pack(_crc32(body), 0)
+        self.mm[off : off + 52] = body + _U32.pack(_crc32(body))
+        self._wstate = (gen, head, tail, newest, oldest, ntime)
 
     # ---------------------------------------------------------------- append
     def _check_writable(self) -> None:
@@ -282,48 +306,76 @@ class PoolFile:
             hint="run `pls doctor` on the pool; new appends are refused until it is repaired",
         )
 
+    def _locked_state(self) -> tuple:
+        """State for a writer holding the lock: the cached copy of what this
+        handle last published when no other writer has published since
+        (checked by the two generation words), else a verified read."""
+        cached = self._wstate
+        if cached is not None:
+            hq = self._hq
+            ga = hq[_QA]
+            gb = hq[_QB]
+            if (ga if ga > gb else gb) == cached[0]:
+                return cached
+        return self._state_fields()
+
     def append(self, tags: bytes, payload: bytes, flush: bool = False) -> tuple[int, int]:
-        """Append one encoded message; returns (seq, time_ns)."""
-        if self._closed or not self.writable:
+        """Append one encoded message; returns (seq, time_ns).
+
+        The hot path: everything is inlined (state, publish, notify) because
+        each Python call costs as much as the copy itself.
+        """
+        hq = self._hq
+        if hq is None:
             self._check_writable()
-        pl = len(payload)
-        tl = len(tags)
-        flen = (39 + tl + pl) & ~7
+        flen = (39 + len(tags) + len(payload)) & ~7
         R = self.ring_size
         if flen > R:
             raise self._too_big(flen)
         mm = self.mm
-        ro = self.ring_offset
         with self._tlock:
             _flock(self.fd, _LOCK_EX)
             try:
-                gen, head, tail, newest, oldest, ntime = self._state_fields()
+                cached = self._wstate
+                if cached is not None and cached[0] == (hq[_QA] if hq[_QA] > hq[_QB] else hq[_QB]):
+                    gen, head, tail, newest, oldest, ntime = cached
+                else:
+                    gen, head, tail, newest, oldest, ntime = self._state_fields()
                 seq = newest + 1
                 t = _time_ns()
                 if t < ntime:
                     t = ntime
-                body = _REST.pack(seq, t, pl, tl, 1, 0) + tags + payload
+                body = _REST.pack(seq, t, len(payload), len(tags), 1, 0) + tags + payload
                 phys = head % R
                 room = R - phys
-                start = head
-                if room < flen:
-                    start = head + room
-                end = start + flen
+                end = (head + room if room < flen else head) + flen
                 if end - tail > R:
                     tail, oldest = self._evict(tail, oldest, end - R)
                     gen += 1
                     self._publish(gen, head, tail, newest, oldest, ntime)
-                if start != head:
+                ro = self.ring_offset
+                if room < flen:
                     mm[ro + phys : ro + phys + 8] = _CRC_PAD.pack(room, _PAD)
                     phys = 0
                 mm[ro + phys : ro + phys + 8 + len(body)] = _PREFIX.pack(flen, _crc32(body) | 1) + body
-                icap = self.index_capacity
-                if icap:
-                    _INDEX.pack_into(mm, self.index_offset + (seq % icap) * 4, (phys >> 3) + 1)
-                self._publish(gen + 1, end, tail, seq, oldest, t)
-                self.notifier.publish()
+                iv = self._iv
+                if iv is not None:
+                    iv[seq % self.index_capacity] = (phys >> 3) + 1
+                gen += 1
+                st = _STATE_BODY.pack(gen, end, tail, seq, oldest, t)
+                off = _SA if gen & 1 else _SB
+                mm[off : off + 52] = st + _U32.pack(_crc32(st))
+                self._wstate = (gen, end, tail, seq, oldest, t)
+                # Wake-up: the futex word takes the new generation; wake only
+                # while a follower's announced deadline lies ahead.
+                hq[_QNOTIFY] = gen & 0xFFFFFFFF
+                if hq[_QWAITER] > t:
+                    self.notifier.wake()
                 if flush:
                     self._flush()
+            except BaseException:
+                self._wstate = None
+                raise
             finally:
                 _flock(self.fd, _LOCK_UN)
         return seq, t
@@ -371,7 +423,7 @@ class PoolFile:
         with self._tlock:
             _flock(self.fd, _LOCK_EX)
             try:
-                gen, head, tail, newest, oldest, ntime = self._state_fields()
+                gen, head, tail, newest, oldest, ntime = self._locked_state()
                 try:
                     plan = F.plan_placement(head, tail, R, lengths, self._frame_at)
                 except ValueError as exc:
@@ -391,19 +443,41 @@ class PoolFile:
                 out = []
                 rest_pack = _REST.pack
                 prefix_pack = _PREFIX.pack
-                index_pack = _INDEX.pack_into
+                iv = self._iv
+                # Frames between pads are contiguous: join them and copy once.
+                parts: list[bytes] = []
+                run_start = run_end = -1
                 for (tags, payload), flen, pos in zip(items, lengths, plan.positions):
                     seq += 1
                     body = rest_pack(seq, t, len(payload), len(tags), 1, 0) + tags + payload
-                    p = pos % R
-                    mm[ro + p : ro + p + 8 + len(body)] = prefix_pack(flen, _crc32(body) | 1) + body
-                    if icap:
-                        index_pack(mm, io + (seq % icap) * 4, (p >> 3) + 1)
+                    if pos != run_end:
+                        if parts:
+                            p = run_start % R
+                            mm[ro + p : ro + p + run_end - run_start] = b"".join(parts)
+                            parts = []
+                        run_start = run_end = pos
+                    parts.append(prefix_pack(flen, _crc32(body) | 1))
+                    parts.append(body)
+                    pad = flen - 8 - len(body)
+                    if pad:
+                        parts.append(_ZEROS[:pad])
+                    run_end += flen
+                    if iv is not None:
+                        iv[seq % icap] = ((pos % R) >> 3) + 1
                     out.append((seq, t))
+                if parts:
+                    p = run_start % R
+                    mm[ro + p : ro + p + run_end - run_start] = b"".join(parts)
                 self._publish(gen + 1, plan.head, tail, seq, oldest, t)
-                self.notifier.publish()
+                hq = self._hq
+                hq[_QNOTIFY] = (gen + 1) & 0xFFFFFFFF
+                if hq[_QWAITER] > t:
+                    self.notifier.wake()
                 if flush:
                     self._flush()
+            except BaseException:
+                self._wstate = None
+                raise
             finally:
                 _flock(self.fd, _LOCK_UN)
         return out
@@ -504,7 +578,11 @@ class PoolFile:
             mv = memoryview(buf)
             off = 0
             while off + 8 <= n:
-                flen, crc = _CRC_PAD.unpack_from(buf, off)
+                if off + 32 <= n:
+                    flen, crc, seq, t, pl, tl, _, _ = unpack(buf, off)
+                else:
+                    flen, crc = _CRC_PAD.unpack_from(buf, off)
+                    seq = t = pl = tl = 0
                 if crc == _PAD:
                     if phys + off + flen != R:
                         raise self._corrupt("bad pad frame", base + off)
@@ -522,11 +600,14 @@ class PoolFile:
                         append(fr)
                         pos += flen
                     break
-                _, _, seq, t, pl, tl, _, _ = unpack(buf, off)
-                end = off + 32 + tl + pl
+                start = off + 32
+                end = start + tl + pl
                 if end > off + flen or (_crc32(mv[off + 8 : end]) | 1) != crc:
                     raise self._corrupt("frame checksum mismatch", base + off)
-                append((seq, t, buf[off + 32 : off + 32 + tl], buf[off + 32 + tl : end]))
+                if tl:
+                    append((seq, t, buf[start : start + tl], buf[start + tl : end]))
+                else:
+                    append((seq, t, b"", buf[start:end]))
                 off += flen
                 pos += flen
                 if len(out) >= limit:

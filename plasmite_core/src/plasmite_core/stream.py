@@ -111,6 +111,11 @@ class Stream:
         tags = self._tags
         codec = self._codec
         where = self._where
+        if exp is not None and tags is None and where is None and frames[0][0] == exp and frames[-1][0] == exp + len(frames) - 1:
+            # Fast path: contiguous, unfiltered (the common follow/read case).
+            buf.extend([Message(seq, t, tr, pl, codec) for seq, t, tr, pl in frames])
+            self._expected = frames[-1][0] + 1
+            return
         for seq, t, tags_raw, payload in frames:
             if exp is not None:
                 if seq < exp:
