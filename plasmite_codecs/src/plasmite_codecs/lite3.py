@@ -403,6 +403,8 @@ class _Builder:
                 vb, sub = _ARR96, v
             elif isinstance(v, dict):
                 vb, sub = _OBJ96, v.items()
+            elif isinstance(v, (list, tuple)):
+                vb, sub = _ARR96, v
             else:
                 vb = self.value_bytes(v)
             if sub is not None and depth >= MAX_DEPTH:
@@ -458,6 +460,8 @@ class _Builder:
                 vb, sub = _ARR96, v
             elif isinstance(v, dict):
                 vb, sub = _OBJ96, v.items()
+            elif isinstance(v, (list, tuple)):
+                vb, sub = _ARR96, v
             else:
                 vb = self.value_bytes(v)
             if sub is not None and depth >= MAX_DEPTH:
@@ -525,7 +529,7 @@ def _build(root: Any) -> bytes:
         if t is dict or t is _Pairs or (t is not list and t is not tuple and isinstance(root, dict)):
             b = _Builder(T_OBJ)
             b.fill_object(b.nodes[0], root.items() if t is not _Pairs else root, 1)
-        elif t is list or t is tuple:
+        elif t is list or t is tuple or isinstance(root, (list, tuple)):
             b = _Builder(T_ARR)
             b.fill_array(b.nodes[0], root, 1)
         else:
