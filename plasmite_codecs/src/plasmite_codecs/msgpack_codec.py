@@ -30,10 +30,23 @@ def encode(obj: Any) -> bytes:
         ) from None
 
 
+class _ExtensionType(ValueError):
+    pass
+
+
+def _no_ext(code: int, data: bytes) -> Any:
+    raise _ExtensionType(f"extension type {code} has no JSON form")
+
+
 def decode(buf: bytes | bytearray | memoryview) -> Any:
-    """MessagePack bytes (exactly one value, nothing after it) to a Python value."""
+    """MessagePack bytes (exactly one value, nothing after it) to a Python value.
+
+    Payloads are JSON-like: extension types and non-string map keys are
+    refused as corrupt (msgpack timestamps decode to ``msgpack.Timestamp``,
+    which ``to_json`` then refuses).
+    """
     try:
-        return msgpack.unpackb(buf, raw=False, strict_map_key=True)
+        return msgpack.unpackb(buf, raw=False, strict_map_key=True, ext_hook=_no_ext, timestamp=0)
     except Exception as exc:  # msgpack raises ValueError, FormatError, StackError, ExtraData...
         raise CorruptError(
             ErrorKind.CORRUPT, f"invalid msgpack payload: {type(exc).__name__}: {exc}",
