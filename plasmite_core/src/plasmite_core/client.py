@@ -241,17 +241,8 @@ class Pool:
         """The message with ``seq``; NotFound (with ``seq``) when not retained."""
         if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
             raise UsageError(f"seq must be a non-negative integer, got {seq!r}")
-        pf = self._file()
-        for _ in range(8):
-            st = pf.read_state()
-            if seq < st.oldest or seq > st.newest:
-                break
-            pos = pf.locate(seq, st)
-            if pos is None:
-                continue
-            fr = pf.read_frame(pos)
-            if fr is None or fr[0] != seq:
-                continue
+        fr = self._file().get_frame(seq)
+        if fr is not None:
             return Message(fr[0], fr[1], fr[2], fr[3], self._payload_codec)
         raise NotFoundError(
             f"message not found: seq {seq} is not in the pool", seq=seq,

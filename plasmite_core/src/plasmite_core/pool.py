@@ -527,6 +527,62 @@ class PoolFile:
             pos += flen
         return None
 
+    def get_frame(self, seq: int) -> tuple[int, int, bytes, bytes] | None:
+        """The verified frame of a retained ``seq``, or None when it is not
+        retained. Index lookup, one copy, then a tail check: no scan."""
+        mm = self.mm
+        R = self.ring_size
+        ro = self.ring_offset
+        icap = self.index_capacity
+        for _ in range(8):
+            _, head, tail, newest, oldest, _ = self._state_fields()
+            if seq < oldest or seq > newest:
+                return None
+            pos = None
+            if icap:
+                (v,) = _INDEX.unpack_from(mm, self.index_offset + (seq % icap) * 4)
+                if v:
+                    phys = (v - 1) << 3
+                    if phys + 40 <= R:
+                        pos = tail + ((phys - tail % R) % R)
+                        if pos >= head:
+                            pos = None
+            if pos is None:
+                pos = self.locate(seq, F.State(0, head, tail, newest, oldest, 0))
+                if pos is None:
+                    return None
+            phys = pos % R
+            flen = _U32.unpack_from(mm, ro + phys)[0]
+            if flen < _MIN_FRAME or flen & 7 or phys + flen > R:
+                if pos < self._state_fields()[2]:
+                    continue
+                raise self._corrupt("frame length out of range", ro + phys)
+            buf = mm[ro + phys : ro + phys + flen]
+            # A copy whose CRC and seq check out is that message whole; only a
+            # failed check needs the tail re-read (overwritten while copying?).
+            flen, crc, fseq, t, pl, tl, _, _ = _HEAD.unpack_from(buf, 0)
+            end = 32 + tl + pl
+            if fseq == seq and crc != _PAD and end <= flen and (_crc32(memoryview(buf)[8:end]) | 1) == crc:
+                return fseq, t, buf[32 : 32 + tl], buf[32 + tl : end]
+            if pos < self._state_fields()[2]:
+                continue
+            if fseq != seq or crc == _PAD:
+                if icap:
+                    # stale index slot (index smaller than the retained count)
+                    pos2 = self.locate(seq, F.State(0, head, tail, newest, oldest, 0))
+                    if pos2 is None:
+                        return None
+                    fr = self.read_frame(pos2)
+                    if fr is None or fr[0] != seq:
+                        continue
+                    return fr
+                continue
+            end = 32 + tl + pl
+            if end > flen or (_crc32(memoryview(buf)[8:end]) | 1) != crc:
+                raise self._corrupt("frame checksum mismatch", ro + phys)
+            return fseq, t, buf[32 : 32 + tl], buf[32 + tl : end]
+        return None
+
     def read_frame(self, pos: int) -> tuple[int, int, bytes, bytes] | None:
         """Copy and verify the frame at logical ``pos``; None if overwritten meanwhile."""
         mm = self.mm
