@@ -207,7 +207,7 @@ class PlasmiteApp:
     def __init__(self, config: ResolvedConfig) -> None:
         self.config = config
         self.pool_dir = Path(config.pool_dir)
-        self._token_header = ("Bearer " + config.token).encode() if config.token else None
+        self._token_header = config.token.encode() if config.token else None
         self._cors = set(config.cors_origins)
         self._pools: OrderedDict[str, _PoolHandle] = OrderedDict()
         self._client = None
@@ -404,7 +404,9 @@ class PlasmiteApp:
                 PermissionDeniedError("missing bearer token", hint="send Authorization: Bearer <token>"),
                 401, [(b"www-authenticate", b"Bearer")],
             )
-        if len(values) != 1 or not hmac.compare_digest(values[0], expected):
+        scheme, _, presented = values[0].partition(b" ") if len(values) == 1 else (b"", b"", b"")
+        # The scheme is case-insensitive (RFC 7235); the token is compared in constant time.
+        if scheme.lower() != b"bearer" or not hmac.compare_digest(presented, expected):
             raise HttpError(
                 PermissionDeniedError("invalid bearer token", hint="check the token (or --token-file) you are using"),
                 401, [(b"www-authenticate", b'Bearer error="invalid_token"')],
