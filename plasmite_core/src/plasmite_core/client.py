@@ -9,14 +9,12 @@ it run unchanged; ``append_many``, ``atail`` and pool admin calls are additions.
 from __future__ import annotations
 
 import time as _time
-from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterable, Iterator
+from typing import Any, AsyncIterator, Iterable, Iterator, NamedTuple
 
 import msgspec
 
-from . import plugins
 from .codecs import JSON, canonical_json, encode_json
 from .envelope import Message, format_rfc3339
 from .errors import NotFoundError, PlasmiteError, UsageError, from_os_error
@@ -54,8 +52,7 @@ def _tags_blob(tags) -> bytes:
     return blob
 
 
-@dataclass(frozen=True)
-class PoolInfo:
+class PoolInfo(NamedTuple):
     name: str
     path: str
     file_size: int
@@ -150,7 +147,12 @@ class Pool:
 
     def __init__(self, pf: PoolFile) -> None:
         self._pf: PoolFile | None = pf
-        codec = JSON if pf.codec_name == "json" else plugins.codec(pf.codec_name)
+        if pf.codec_name == "json":
+            codec = JSON
+        else:
+            from . import plugins
+
+            codec = plugins.codec(pf.codec_name)
         self._codec_obj = codec
         self._encode = msgspec.json.Encoder().encode if codec is JSON else codec.encode
         # Messages decode JSON payloads directly (None = the fast JSON path).
@@ -390,6 +392,8 @@ class Client:
         if not isinstance(size_bytes, int) or isinstance(size_bytes, bool) or size_bytes <= 0:
             raise UsageError(f"size_bytes must be a positive integer, got {size_bytes!r}", hint="e.g. 8 * 1024 * 1024")
         if codec != "json":
+            from . import plugins
+
             plugins.codec(codec)  # fail before creating the file
         return Pool(PoolFile.create(self._path(pool_ref), size_bytes, index_capacity, codec))
 

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 MAGIC = b"PLSMPOOL"
 FORMAT_VERSION = 1
@@ -84,8 +83,7 @@ def build_frame(seq: int, time_ns: int, tags: bytes, payload: bytes) -> bytes:
     return FRAME_PREFIX.pack(frame_len(len(payload), len(tags)), zlib.crc32(body) | 1) + body
 
 
-@dataclass(frozen=True)
-class Geometry:
+class Geometry(NamedTuple):
     file_size: int
     index_offset: int
     index_capacity: int
@@ -133,8 +131,7 @@ def pack_static(geo: Geometry, codec: str, created_ns: int, version: int = FORMA
     return raw + STATIC_CRC.pack(zlib.crc32(raw))
 
 
-@dataclass(frozen=True)
-class StaticHeader:
+class StaticHeader(NamedTuple):
     version: int
     geometry: Geometry
     created_ns: int
@@ -185,8 +182,7 @@ def parse_static(buf: bytes | memoryview, actual_size: int | None = None) -> Sta
     return StaticHeader(version, geo, created, codec.rstrip(b"\0").decode("ascii", "replace"))
 
 
-@dataclass
-class State:
+class State(NamedTuple):
     gen: int
     head: int
     tail: int
@@ -219,8 +215,7 @@ def choose_state(raw_pair: bytes | memoryview) -> State | None:
     return best
 
 
-@dataclass(frozen=True)
-class Placement:
+class Placement(NamedTuple):
     """Where a batch of frames goes: pads to write, frame positions, the new
     head, and how far the tail must advance first (frames evicted)."""
 

@@ -12,10 +12,7 @@ available (not Linux, or no libc), waiting degrades to short sleeps.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
-import platform
 import struct
 import sys
 import time
@@ -34,45 +31,60 @@ _FUTEX_WAIT = 0
 _FUTEX_WAKE = 1
 _SYS_FUTEX = {"x86_64": 202, "amd64": 202, "aarch64": 98, "arm64": 98, "i686": 240, "i386": 240}
 
+# ctypes is imported on first use (a follower waiting, or a writer seeing a
+# waiter), keeping it off the start-up path of one-shot appends.
+_futex = None  # None: not resolved yet; False: unavailable; else (syscall, nr, ctypes)
 
-class _Timespec(ctypes.Structure):
-    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
 
-
-def _load_syscall():
+def _resolve():
+    global _futex
+    if _futex is not None:
+        return _futex
+    _futex = False
     if not sys.platform.startswith("linux") or os.environ.get("PLASMITE_NO_FUTEX"):
-        return None, None
+        return _futex
+    import platform
+
     nr = _SYS_FUTEX.get(platform.machine().lower())
     if nr is None:
-        return None, None
+        return _futex
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        fn = libc.syscall
-    except (OSError, AttributeError):
-        return None, None
+        import ctypes
+
+        fn = ctypes.CDLL(None, use_errno=True).syscall
+    except (OSError, AttributeError, ImportError):
+        return _futex
     fn.restype = ctypes.c_long
-    return fn, nr
+    _futex = (fn, nr, ctypes)
+    return _futex
 
 
-_syscall, _NR_FUTEX = _load_syscall()
-FUTEX_AVAILABLE = _syscall is not None
+def futex_available() -> bool:
+    return bool(_resolve())
 
 
 class Notifier:
     """Wake/wait on one pool mapping. One per open pool handle."""
 
-    __slots__ = ("_mm", "_word", "_addr")
+    __slots__ = ("_mm", "_word", "_addr", "_ready")
 
     def __init__(self, mm) -> None:
         self._mm = mm
         self._word = None
         self._addr = None
-        if FUTEX_AVAILABLE:
-            try:
-                self._word = ctypes.c_uint32.from_buffer(mm, NOTIFY_COUNTER_OFFSET)
-                self._addr = ctypes.addressof(self._word)
-            except (TypeError, ValueError, BufferError):  # read-only mapping
-                self._word = None
+        self._ready = False
+
+    def _setup(self) -> None:
+        self._ready = True
+        fx = _resolve()
+        if not fx:
+            return
+        ctypes = fx[2]
+        try:
+            self._word = ctypes.c_uint32.from_buffer(self._mm, NOTIFY_COUNTER_OFFSET)
+            self._addr = ctypes.addressof(self._word)
+        except (TypeError, ValueError, BufferError):  # read-only mapping
+            self._word = None
 
     def release(self) -> None:
         """Drop the buffer export so the mmap can be closed."""
@@ -83,8 +95,11 @@ class Notifier:
     # The writer stores the new state generation in the futex word itself and
     # calls wake() only while the waiter deadline (wall-clock ns) is ahead.
     def wake(self) -> None:
+        if not self._ready:
+            self._setup()
         if self._addr is not None:
-            _syscall(_NR_FUTEX, ctypes.c_void_p(self._addr), _FUTEX_WAKE, 0x7FFFFFFF, None, None, 0)
+            fn, nr, ctypes = _futex
+            fn(nr, ctypes.c_void_p(self._addr), _FUTEX_WAKE, 0x7FFFFFFF, None, None, 0)
 
     # -- follower side -------------------------------------------------------
     def prepare(self, timeout_s: float | None) -> int:
@@ -93,6 +108,8 @@ class Notifier:
         The caller must re-check for new data after this and before wait().
         """
         mm = self._mm
+        if not self._ready:
+            self._setup()
         if self._addr is not None:
             slice_s = WAIT_SLICE_S if timeout_s is None else min(timeout_s, WAIT_SLICE_S)
             until = time.time_ns() + int(slice_s * 1e9) + 5_000_000
@@ -107,11 +124,14 @@ class Notifier:
     def wait(self, seen: int, timeout_s: float | None) -> None:
         """Sleep until the counter moves from ``seen`` or a slice passes."""
         slice_s = WAIT_SLICE_S if timeout_s is None else max(0.0, min(timeout_s, WAIT_SLICE_S))
+        if not self._ready:
+            self._setup()
         if self._addr is None:
             time.sleep(min(slice_s, POLL_INTERVAL_S))
             return
-        ts = _Timespec(int(slice_s), int((slice_s % 1) * 1e9))
-        _syscall(_NR_FUTEX, ctypes.c_void_p(self._addr), _FUTEX_WAIT, seen, ctypes.byref(ts), None, 0)
+        fn, nr, ctypes = _futex
+        ts = (ctypes.c_long * 2)(int(slice_s), int((slice_s % 1) * 1e9))  # struct timespec
+        fn(nr, ctypes.c_void_p(self._addr), _FUTEX_WAIT, seen, ts, None, 0)
 
     def counter(self) -> int:
         return _U32.unpack_from(self._mm, NOTIFY_COUNTER_OFFSET)[0]

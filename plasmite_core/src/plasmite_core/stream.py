@@ -11,7 +11,6 @@ stream. A raw seq below the expected one was already observed and is skipped.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections import deque
@@ -278,10 +277,12 @@ class _AsyncWaiter:
     def __init__(self, pf) -> None:
         self._pf = pf
         self._lock = threading.Lock()
-        self._waiters: dict[asyncio.Future, tuple[asyncio.AbstractEventLoop, int]] = {}
+        self._waiters: dict = {}  # future -> (loop, seen counter)
         self._thread: threading.Thread | None = None
 
     async def wait(self, seen: int, timeout: float | None) -> None:
+        import asyncio
+
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         with self._lock:
@@ -323,7 +324,7 @@ class _AsyncWaiter:
             notifier.wait(cur, 0.05 if not self._waiters else None)
 
 
-def _resolve(fut: asyncio.Future) -> None:
+def _resolve(fut) -> None:
     if not fut.done():
         fut.set_result(None)
 
