@@ -161,6 +161,14 @@ def _ver(dist: str) -> str:
         return "not installed"
 
 
+def loadavg() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
+
+
 def machine() -> dict:
     cpu = "?"
     try:
@@ -181,6 +189,7 @@ def machine() -> dict:
     from bench.peers.redis_streams import server_version
 
     return {
+        "load average": loadavg(),
         "cpu": cpu,
         "cores": os.cpu_count(),
         "memory": mem,
@@ -337,6 +346,9 @@ def markdown(R: Results, settings, meta: dict, elapsed_s: float, plots: list[str
         L += [f"- {s}" for s in skipped]
     L += ["", "## Machine, versions, settings", ""]
     L.append(f"- CPU: {m['cpu']}, {m['cores']} cores, {m['memory']} RAM; {m['os']}; Python {m['python']}")
+    L.append(f"- load average (1/5/15 min) at start {meta.get('load_start', '?')}, at end {m['load average']}: "
+             "a load near or above the core count means other work shared the CPUs and figures are depressed "
+             "and noisier (the floor, measured in the same run, suffers alike)")
     L.append("- " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()))
     L.append("- settings: " + ", ".join(f"{k}={v}" for k, v in asdict(settings).items()))
     L.append("- raw numbers: [`benchmarks/results.json`](benchmarks/results.json)")

@@ -82,6 +82,9 @@ def main(argv=None) -> int:
     st = W.Settings.quick() if ns.quick else W.Settings()
     t_start = time.perf_counter()
     started = dt.datetime.now(dt.timezone.utc)
+    from bench.report import loadavg
+
+    load_start = loadavg()
     workdir = ns.tmp or tempfile.mkdtemp(prefix="plasmite-bench-")
     os.makedirs(workdir, exist_ok=True)
     results: list[Result] = []
@@ -190,7 +193,7 @@ def main(argv=None) -> int:
         os.makedirs(out_dir, exist_ok=True)
         md_path = out_dir + ".md"
         meta = {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "machine": report.machine(),
-                "quick": ns.quick, "groups": ns.groups}
+                "quick": ns.quick, "groups": ns.groups, "load_start": load_start}
         plots = [] if ns.no_plots else report.plot(R, out_dir)
         analysis = ""
         here = os.path.dirname(os.path.abspath(__file__))

@@ -41,13 +41,13 @@ def load(name: str):
 class Settings:
     n_append: int = 200_000  # max messages per timed run
     max_s: float = 1.5  # max seconds per timed run
-    repeats: int = 3  # timed runs per figure (median reported)
+    repeats: int = 5  # timed runs per figure (median reported)
     chunk: int = 500  # messages per timing-loop step
     batch: int = 256  # messages per append_many call
     n_read: int = 100_000  # messages filled for read/get
     fill_max_s: float = 20.0
     n_get: int = 50_000
-    lat_n: int = 2_000  # hand-off samples
+    lat_n: int = 3_000  # hand-off samples
     lat_gap_s: float = 0.0005  # pause between hand-off messages
     lat_max_s: float = 4.0
     two_n: int = 100_000  # per writer
@@ -222,9 +222,11 @@ def _follower_main(name, spec, max_s, ready, conn):
     mod = load(name)
     h = mod.Handle(spec)
     lats: list[int] = []
+    cpu0 = wall0 = 0.0
     try:
         h.follow_start()
         ready.set()
+        cpu0, wall0 = time.process_time(), time.monotonic()
         deadline = time.monotonic() + max_s
         while True:
             left = deadline - time.monotonic()
@@ -238,7 +240,8 @@ def _follower_main(name, spec, max_s, ready, conn):
                 break
             lats.append(now - obj["t"])
     finally:
-        conn.send(lats)
+        # CPU the follower burned while waiting: spinning shows as ~100 %
+        conn.send((lats, time.process_time() - cpu0, time.monotonic() - wall0))
         h.close()
 
 
@@ -252,6 +255,7 @@ def latency(name: str, workdir: str, st: Settings) -> list[Result]:
     p.start()
     h = mod.Handle(spec)
     lats: list[int] = []
+    cpu_s = wall_s = 0.0
     try:
         if not ready.wait(30):
             return [Result(name, "latency_p50", None, "µs", higher_is_better=False, note="follower did not start")]
@@ -269,7 +273,7 @@ def latency(name: str, workdir: str, st: Settings) -> list[Result]:
         app({"stop": True, "t": 0})
         try:
             if parent.poll(st.lat_max_s + 20):
-                lats = parent.recv()
+                lats, cpu_s, wall_s = parent.recv()
         except EOFError:  # the follower died; reported as nothing received
             pass
     finally:
@@ -281,8 +285,11 @@ def latency(name: str, workdir: str, st: Settings) -> list[Result]:
     warm = min(20, len(lats) // 10)
     samples = sorted(x / 1000 for x in lats[warm:])
     received_ok = len(lats) == sent
-    note = _note(mod, "follow") or ("blocking" if name != "floor" else "spinning follower")
-    extra = {"sent": sent, "received": len(lats), "samples": [x / 1000 for x in lats[warm:]][:5000]}
+    cpu_pct = 100 * cpu_s / wall_s if wall_s else float("nan")
+    note = _note(mod, "follow") or ("blocks" if name != "floor" else "spinning follower")
+    note += f"; follower CPU {cpu_pct:.0f}%; {len(lats)}/{sent} received"
+    extra = {"sent": sent, "received": len(lats), "follower_cpu_pct": cpu_pct,
+             "samples": [x / 1000 for x in lats[warm:]][:5000]}
     return [
         Result(name, "latency_p50", percentile(samples, 0.5), "µs", False, note=note, ok=received_ok, extra=extra),
         Result(name, "latency_p99", percentile(samples, 0.99), "µs", False, note=note, ok=received_ok),
