@@ -1,0 +1,242 @@
+"""`pls serve` flags, `serve check`, `serve init` and TLS, through real processes."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import socket
+import ssl
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from plasmite_core.errors import ErrorKind
+from plasmite_serve.client import RemoteClient, RemoteError
+from plasmite_serve.testing import ServerProcess
+
+
+def serve_cmd(*args, cwd=None, env=None):
+    """Run `python -m plasmite_serve ARGS` (the same group `pls serve` mounts)."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "plasmite_serve", *args], capture_output=True, text=True,
+                          timeout=60, cwd=cwd, env=full_env)
+
+
+def error_of(proc) -> dict:
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("{")]
+    assert lines, proc.stderr
+    return json.loads(lines[-1])["error"]
+
+
+def test_check_json_defaults(tmp_path):
+    proc = serve_cmd("--dir", str(tmp_path), "check", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)["check"]
+    assert report["status"] == "valid"
+    assert report["listen"] == "127.0.0.1:9700" and report["scope"] == "loopback only"
+    assert report["base_url"] == "http://127.0.0.1:9700" and report["web_ui"].endswith("/ui")
+    assert report["auth"] == "none" and report["tls"] == "disabled" and report["access"] == "read-write"
+    assert report["limits"] == {"max_body_bytes": 1048576, "max_tail_timeout_ms": 30000, "max_tail_concurrency": 64}
+
+
+def test_check_text_and_effective_values(tmp_path):
+    token = tmp_path / "t"
+    token.write_text("abc\n")
+    proc = serve_cmd("--dir", str(tmp_path), "--bind", "127.0.0.1:9811", "--token-file", str(token), "--access",
+                     "read-only", "--cors-origin", "https://x.example:8443", "--max-body-bytes", "10",
+                     "--max-tail-timeout-ms", "20", "--max-tail-concurrency", "3", "check")
+    assert proc.returncode == 0, proc.stderr
+    assert "Configuration valid." in proc.stdout and "127.0.0.1:9811" in proc.stdout
+    assert "https://x.example:8443" in proc.stdout and "read-only" in proc.stdout
+    proc = serve_cmd("--dir", str(tmp_path), "--token-file", str(token), "--cors-origin", "https://x.example:443/",
+                     "check", "--json")
+    report = json.loads(proc.stdout)["check"]
+    assert report["auth"] == "bearer token (--token-file)"
+    assert report["cors_allowed_origins"] == ["https://x.example"]
+
+
+@pytest.mark.parametrize(
+    "args,kind,fragment",
+    [
+        (["--bind", "0.0.0.0:9700"], "Usage", "non-loopback"),
+        (["--bind", "0.0.0.0:9700", "--allow-non-loopback"], "Usage", "--token-file"),
+        (["--bind", "0.0.0.0:9700", "--allow-non-loopback", "--token", "x"], "Usage", "--token-file"),
+        (["--bind", "0.0.0.0:9700", "--allow-non-loopback", "--token-file", "{token}"], "Usage", "TLS"),
+        (["--bind", "nonsense"], "Usage", "bind"),
+        (["--bind", "127.0.0.1:99999"], "Usage", "port"),
+        (["--tls-cert", "{cert}"], "Usage", "--tls-key"),
+        (["--tls-self-signed", "--tls-cert", "{cert}", "--tls-key", "{key}"], "Usage", "--tls-self-signed"),
+        (["--token", "a", "--token-file", "{token}"], "Usage", "--token"),
+        (["--token-file", "{missing}"], "NotFound", "token file"),
+        (["--max-body-bytes", "0"], "Usage", "--max-body-bytes"),
+        (["--max-tail-timeout-ms", "0"], "Usage", "--max-tail-timeout-ms"),
+        (["--max-tail-concurrency", "0"], "Usage", "--max-tail-concurrency"),
+        (["--cors-origin", "*"], "Usage", "wildcard"),
+        (["--cors-origin", "https://*.example.com"], "Usage", "wildcard"),
+        (["--cors-origin", "https://a.example/path"], "Usage", "path"),
+        (["--cors-origin", "ftp://a.example"], "Usage", "scheme"),
+        (["--tls-cert", "{key}", "--tls-key", "{key}"], "Usage", "certificate"),
+    ],
+)
+def test_check_refuses_bad_configurations(tmp_path, args, kind, fragment):
+    token = tmp_path / "token.txt"
+    token.write_text("tok\n")
+    init = serve_cmd("init", "--output-dir", str(tmp_path / "tls"), "--json")
+    assert init.returncode == 0, init.stderr
+    paths = json.loads(init.stdout)["init"]["artifact_paths"]
+    subst = {"{token}": str(token), "{cert}": paths["tls_cert"], "{key}": paths["tls_key"],
+             "{missing}": str(tmp_path / "nope.txt")}
+    argv = [subst.get(a, a) for a in args]
+    proc = serve_cmd("--dir", str(tmp_path), *argv, "check")
+    assert proc.returncode == ErrorKind.from_label(kind).exit_code, proc.stderr
+    err = error_of(proc)
+    assert err["kind"] == kind and fragment in err["message"] + err.get("hint", "")
+    assert err.get("hint")
+    assert "Traceback" not in proc.stderr
+    # `serve` itself refuses the same configuration before binding anything.
+    run = serve_cmd("--dir", str(tmp_path), *argv)
+    assert run.returncode == proc.returncode and "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--bind", "0.0.0.0:9700", "--allow-non-loopback", "--access", "read-only"],
+        ["--bind", "0.0.0.0:9700", "--allow-non-loopback", "--token-file", "{token}", "--insecure-no-tls"],
+        ["--bind", "0.0.0.0:9700", "--allow-non-loopback", "--token-file", "{token}", "--tls-self-signed"],
+        ["--bind", "[::1]:9700"],
+        ["--bind", "localhost:9700"],
+    ],
+)
+def test_check_accepts_explicit_opt_ins(tmp_path, args):
+    token = tmp_path / "token.txt"
+    token.write_text("tok\n")
+    argv = [str(token) if a == "{token}" else a for a in args]
+    proc = serve_cmd("--dir", str(tmp_path), *argv, "check", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)["check"]
+    if "0.0.0.0:9700" in args:
+        assert report["scope"] == "all interfaces"
+
+
+def test_port_in_use_is_an_io_error(tmp_path):
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1)
+    port = sock.getsockname()[1]
+    try:
+        proc = serve_cmd("--dir", str(tmp_path), "--bind", f"127.0.0.1:{port}")
+    finally:
+        sock.close()
+    assert proc.returncode == ErrorKind.IO.exit_code
+    err = error_of(proc)
+    assert err["kind"] == "Io" and "bind" in err["message"] and err["hint"]
+
+
+def _fingerprint(pem_path) -> str:
+    der = ssl.PEM_cert_to_DER_cert(open(pem_path).read())
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return "SHA256:" + ":".join(digest[i:i + 2] for i in range(0, 64, 2))
+
+
+def test_init_writes_private_artifacts_and_commands(tmp_path):
+    out = tmp_path / "bootstrap"
+    proc = serve_cmd("init", "--output-dir", str(out), "--bind", "127.0.0.1:9443")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)["init"]  # JSON because stdout is not a terminal
+    paths = result["artifact_paths"]
+    token = open(paths["token_file"]).read().strip()
+    assert len(token) == 64 and int(token, 16) >= 0
+    assert token not in proc.stdout and token not in proc.stderr
+    for key in ("token_file", "tls_key"):
+        assert stat.S_IMODE(os.stat(paths[key]).st_mode) == 0o600
+    assert result["tls_fingerprint"] == _fingerprint(paths["tls_cert"])
+    assert any("--tls-ca" in c and "pls feed https://127.0.0.1:9443/demo" in c for c in result["client_commands"])
+    assert any("pls follow" in c for c in result["client_commands"])
+    assert "--token-file" in result["server_commands"][0]
+
+    again = serve_cmd("init", "--output-dir", str(out))
+    assert again.returncode == ErrorKind.ALREADY_EXISTS.exit_code
+    assert error_of(again)["kind"] == "AlreadyExists"
+    forced = serve_cmd("init", "--output-dir", str(out), "--force", "--json")
+    assert forced.returncode == 0 and json.loads(forced.stdout)["init"]["overwrote_existing"] is True
+    assert open(paths["token_file"]).read().strip() != token
+
+    refused = serve_cmd("--token", "x", "init", "--output-dir", str(tmp_path / "other"))
+    assert refused.returncode == 2 and "--token" in error_of(refused)["message"]
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory):
+    d = tmp_path_factory.mktemp("serve-tls")
+    proc = serve_cmd("init", "--output-dir", str(d / "bootstrap"), "--bind", "127.0.0.1:0", "--json")
+    assert proc.returncode == 0, proc.stderr
+    paths = json.loads(proc.stdout)["init"]["artifact_paths"]
+    with ServerProcess(d / "pools", "--token-file", paths["token_file"], "--tls-cert", paths["tls_cert"],
+                       "--tls-key", paths["tls_key"]) as s:
+        s.paths = paths
+        yield s
+
+
+def test_tls_with_generated_certificate(tls_server):
+    paths = tls_server.paths
+    assert tls_server.base_url.startswith("https://")
+    assert _fingerprint(paths["tls_cert"]) in tls_server.stderr()
+    with RemoteClient(tls_server.base_url, token_file=paths["token_file"], tls_ca=paths["tls_cert"]) as c:
+        pool = c.create_pool("secure")
+        msg = pool.append({"tls": True}, ["t"])
+        assert pool.get(msg.seq).data == {"tls": True}
+        assert [m.seq for m in pool.tail(since_seq=1, timeout_ms=200)] == [msg.seq]
+
+
+def test_tls_verification_and_auth_failures(tls_server):
+    paths = tls_server.paths
+    with pytest.raises(RemoteError) as no_token:
+        RemoteClient(tls_server.base_url, tls_ca=paths["tls_cert"]).list_pools()
+    assert no_token.value.status == 401 and no_token.value.kind == ErrorKind.PERMISSION
+    with pytest.raises(Exception) as unverified:
+        RemoteClient(tls_server.base_url, token_file=paths["token_file"]).list_pools()
+    assert getattr(unverified.value, "kind", None) == ErrorKind.IO and "verif" in str(unverified.value)
+    skip = RemoteClient(tls_server.base_url, token_file=paths["token_file"], tls_skip_verify=True)
+    assert isinstance(skip.list_pools(), list)
+    with pytest.raises(Exception) as plain:
+        RemoteClient(tls_server.base_url.replace("https://", "http://"), token_file=paths["token_file"]).list_pools()
+    assert getattr(plain.value, "kind", None) == ErrorKind.IO
+
+
+def test_tls_self_signed(tmp_path):
+    with ServerProcess(tmp_path, "--tls-self-signed") as s:
+        assert s.base_url.startswith("https://")
+        host, port = s.address.rsplit(":", 1)
+        pem = ssl.get_server_certificate((host, int(port)))
+        der = ssl.PEM_cert_to_DER_cert(pem)
+        digest = hashlib.sha256(der).hexdigest().upper()
+        fingerprint = "SHA256:" + ":".join(digest[i:i + 2] for i in range(0, 64, 2))
+        assert fingerprint in s.stderr()
+        cert = tmp_path / "presented.pem"
+        cert.write_text(pem)
+        with RemoteClient(s.base_url, tls_ca=str(cert)) as c:  # trust exactly what was presented
+            c.create_pool("selfsigned").append({"ok": 1})
+            assert c.pool_info("selfsigned").newest_seq == 1
+
+
+@pytest.mark.skipif(importlib.util.find_spec("plasmite_cli") is None, reason="plasmite-cli not installed")
+def test_pls_serve_is_registered_and_feeds_over_tls(tls_server):
+    paths = tls_server.paths
+    pls = [sys.executable, "-m", "plasmite_cli"]
+    helped = subprocess.run(pls + ["serve", "--help"], capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0 and "--max-tail-concurrency" in helped.stdout and "init" in helped.stdout
+    RemoteClient(tls_server.base_url, token_file=paths["token_file"], tls_ca=paths["tls_cert"]).pool("clitls")
+    url = f"{tls_server.base_url}/clitls"
+    fed = subprocess.run(pls + ["feed", url, "--token-file", paths["token_file"], "--tls-ca", paths["tls_cert"],
+                                '{"from":"cli"}'], capture_output=True, text=True, timeout=60)
+    assert fed.returncode == 0, fed.stderr
+    assert json.loads(fed.stdout.splitlines()[0])["seq"] == 1
+    denied = subprocess.run(pls + ["feed", url, "--tls-ca", paths["tls_cert"], '{"x":1}'],
+                            capture_output=True, text=True, timeout=60)
+    assert denied.returncode == ErrorKind.PERMISSION.exit_code
