@@ -51,8 +51,8 @@ def pls(*args: str, pool_dir: Path | None, input: str | bytes | None = None, tim
 
 
 def spawn(*args: str, pool_dir: Path | None, stdin=subprocess.DEVNULL, env: dict[str, str] | None = None,
-          **kw) -> subprocess.Popen:
-    return subprocess.Popen([*PLS, *args], stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+          stdout=subprocess.PIPE, **kw) -> subprocess.Popen:
+    return subprocess.Popen([*PLS, *args], stdin=stdin, stdout=stdout, stderr=subprocess.PIPE,
                             env=env or env_for(pool_dir), **kw)
 
 
