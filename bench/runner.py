@@ -29,12 +29,15 @@ def parse(argv=None) -> argparse.Namespace:
                     help="comma list of groups to run: core (floor+Plasmite), peers, cli, http; default all")
     ap.add_argument("--peers", default="", metavar="NAMES",
                     help="comma list of peers to run (default all): " + ", ".join(W.PEERS))
-    ap.add_argument("--out", default="docs/benchmarks", metavar="DIR",
-                    help="directory for plots and results.json; the report goes to DIR.md (default docs/benchmarks)")
+    ap.add_argument("--out", default=None, metavar="DIR",
+                    help="directory for plots and results.json; the report goes to DIR.md (default "
+                    "docs/benchmarks; a --quick run writes nothing unless --out is given)")
     ap.add_argument("--no-write", action="store_true", help="print the tables only; write no files")
     ap.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    ap.add_argument("--profile", action="store_true",
-                    help="also profile Plasmite's hot loops with pyinstrument into DIR/profile-*.txt")
+    ap.add_argument("--profile", dest="profile", action="store_true", default=None,
+                    help="profile Plasmite's hot loops with pyinstrument into DIR/profile-*.txt "
+                    "(default on for full runs that write files, off with --quick)")
+    ap.add_argument("--no-profile", dest="profile", action="store_false", help="skip the profiles")
     ap.add_argument("--tmp", default=None, metavar="DIR", help="where the stores go (default: a fresh temp dir)")
     ap.add_argument("--keep-tmp", action="store_true", help="keep the stores afterwards")
     ns = ap.parse_args(argv)
@@ -43,6 +46,12 @@ def parse(argv=None) -> argparse.Namespace:
     if bad:
         ap.error(f"unknown group(s) {', '.join(bad)}; choose from {', '.join(GROUPS)}")
     ns.groups = groups
+    if ns.out is None:
+        ns.out = "docs/benchmarks"
+        if ns.quick:
+            ns.no_write = True  # a smoke run never overwrites the committed results
+    if ns.profile is None:
+        ns.profile = not ns.quick and not ns.no_write
     peers = [p.strip() for p in ns.peers.split(",") if p.strip()] or list(W.PEERS)
     bad = [p for p in peers if p not in W.PEERS]
     if bad:

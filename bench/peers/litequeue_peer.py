@@ -11,7 +11,10 @@ import msgspec
 
 NAME = "litequeue"
 LABEL = "litequeue"
-NOTES = {"read": "consuming pop() (queue semantics)", "follow": "polled pop() every poll interval"}
+NOTES = {
+    "read": "consuming pop() (queue semantics); each pop scans the queued rows, so it slows as the queue grows",
+    "follow": "polled pop() every poll interval",
+}
 POLL_S = 0.0001
 
 

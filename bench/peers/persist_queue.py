@@ -1,6 +1,6 @@
-"""persist-queue's SQLiteQueue (its default pickle serializer, auto_commit=True per
-put; batches use a second handle with auto_commit=False committed once per batch).
-A FIFO queue: reads consume, and there is no random access by id."""
+"""persist-queue's SQLiteQueue with its defaults (pickle serializer, WAL, every put()
+commits its own transaction, so it has no batch path).  A FIFO queue: reads
+consume, and there is no random access by id."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import time
 NAME = "persist-queue"
 LABEL = "persist-queue"
 NOTES = {
+    "batch": "no batch API: each put() commits",
     "read": "consuming get() (queue semantics)",
     "get": "queue: get(id=) removes the item, no non-destructive lookup",
     "follow": "polled get_nowait() every poll interval",
@@ -38,20 +39,18 @@ class Handle:
         self._pq = persistqueue
         self.path = spec["path"]
         self.q = persistqueue.SQLiteQueue(self.path, auto_commit=True, timeout=30)
-        self._bq = None
 
     def append(self, obj) -> None:
         self.q.put(obj)
 
-    def append_many(self, objs) -> None:
-        if self._bq is None:
-            self._bq = self._pq.SQLiteQueue(self.path, auto_commit=False, timeout=30)
-        put = self._bq.put
+    # No batch API: every put() commits its own transaction (auto_commit only
+    # changes when gets are committed), so a "batch" would be the same loop.
+    append_many = None
+
+    def fill(self, objs) -> None:
+        put = self.q.put
         for o in objs:
             put(o)
-        self._bq.task_done()  # commits the batch
-
-    fill = append_many
 
     def read(self, n: int) -> int:
         get = self.q.get_nowait
@@ -97,9 +96,7 @@ class Handle:
                 time.sleep(POLL_S)
 
     def close(self) -> None:
-        for q in (self.q, self._bq):
-            if q is not None:
-                try:
-                    q.close()
-                except Exception:
-                    pass
+        try:
+            self.q.close()
+        except Exception:
+            pass
