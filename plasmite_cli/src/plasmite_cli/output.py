@@ -73,17 +73,23 @@ def error_dict(err: Any) -> dict[str, Any]:
     """The ``error`` object of the JSON envelope for a PlasmiteError."""
     out = err.to_dict()
     causes = []
-    cause = err.__cause__ or err.__context__
+    cause = _cause_of(err)
     seen = 0
     while cause is not None and seen < 5:
         text = str(cause).strip()
         if text and text != err.message:
             causes.append(text)
-        cause = cause.__cause__ or cause.__context__
+        cause = _cause_of(cause)
         seen += 1
     if causes and "causes" not in out:
         out["causes"] = causes
     return out
+
+
+def _cause_of(exc: BaseException) -> BaseException | None:
+    if exc.__cause__ is not None:
+        return exc.__cause__
+    return None if exc.__suppress_context__ else exc.__context__
 
 
 def render_error(err: Any) -> None:

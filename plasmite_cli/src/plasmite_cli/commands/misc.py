@@ -75,7 +75,8 @@ Examples:
 
 \b
 Plugins are distributions with a `plasmite` entry point: they add codecs,
-filters (--where), transports (http:// refs) and commands.""",
+message filters (jq expressions for follow), transports (http:// refs) and
+commands.""",
     short_help="List installed plugins.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")

@@ -1,0 +1,319 @@
+"""version, completion, plugins, doctor, --help accuracy, error envelopes, lazy start-up."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import stat
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from test_cli_support import PLS, PtyProcess, env_for, error_of, pls
+
+
+# ---------------------------------------------------------------- version
+
+def test_version_json_when_piped_text_on_terminal(pool_dir):
+    r = pls("version", pool_dir=pool_dir)
+    v = json.loads(r.stdout)
+    assert v["name"] == "plasmite" and re.match(r"^\d+\.\d+\.\d+", v["version"])
+    p = PtyProcess("version", pool_dir=pool_dir)
+    try:
+        assert p.finish() == 0
+        assert p.text().startswith(f"plasmite {v['version']}")
+    finally:
+        p.close()
+    assert pls("--version", pool_dir=pool_dir).stdout.strip() == f"plasmite {v['version']}"
+
+
+# ------------------------------------------------------------- completion
+
+@pytest.fixture
+def pls_on_path(tmp_path):
+    """A `pls` and a `plasmite` executable on PATH that run this checkout's CLI."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name in ("pls", "plasmite"):
+        exe = bindir / name
+        exe.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m plasmite_cli \"$@\"\n")
+        exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
+    return bindir
+
+
+def bash(script: str, env) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_bash_completion_loads_and_completes(pool_dir, pls_on_path):
+    pls("pool", "create", "alpha", pool_dir=pool_dir)
+    pls("pool", "create", "beta", pool_dir=pool_dir)
+    env = env_for(pool_dir, PATH=f"{pls_on_path}{os.pathsep}{os.environ['PATH']}")
+    r = bash("source <(pls completion bash) && complete -p pls && complete -p plasmite", env)
+    assert r.returncode == 0, r.stderr
+    assert "_pls_completion pls" in r.stdout and "_pls_completion plasmite" in r.stdout
+
+    def complete(words: str) -> list[str]:
+        script = (
+            "source <(pls completion bash)\n"
+            f"COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}}-1))\n"
+            "_pls_completion ${COMP_WORDS[0]}\n"
+            'printf "%s\\n" "${COMPREPLY[@]}"\n'
+        )
+        r = bash(script, env)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.split()
+
+    assert "follow" in complete("pls fo") and "feed" not in complete("pls fo")
+    assert {"feed", "fetch"} <= set(complete("plasmite fe"))
+    assert "--where" in complete("pls follow --wh")
+    assert set(complete("pls follow a")) == {"alpha"}  # pool names from the pool dir
+    assert set(complete("pls feed x --durability f")) == {"fast", "flush"}
+
+
+@pytest.mark.parametrize("shell, marker", [("zsh", "#compdef pls"), ("fish", "complete --no-files --command pls")])
+def test_zsh_and_fish_scripts(pool_dir, shell, marker):
+    r = pls("completion", shell, pool_dir=pool_dir)
+    assert r.returncode == 0 and marker in r.stdout and "plasmite" in r.stdout
+
+
+def test_completion_unknown_shell(pool_dir):
+    r = pls("completion", "tcsh", pool_dir=pool_dir)
+    assert r.returncode == 2 and error_of(r)["kind"] == "Usage"
+
+
+# ---------------------------------------------------------------- plugins
+
+def write_plugin(site, name: str, body: str):
+    """A minimal installed distribution with a `plasmite` entry point."""
+    site.mkdir(exist_ok=True)
+    (site / f"{name}.py").write_text(textwrap.dedent(body))
+    info = site / f"{name}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[plasmite]\n{name} = {name}\n")
+
+
+def test_third_party_command_arrives_through_the_hook(pool_dir, tmp_path):
+    site = tmp_path / "site"
+    write_plugin(site, "hello_plasmite", """
+        import click, pluggy
+        hookimpl = pluggy.HookimplMarker("plasmite")
+
+        @click.command(short_help="Say hello from a plugin.")
+        @click.argument("who")
+        def hello(who):
+            click.echo(f"hello {who}")
+
+        @hookimpl
+        def register_commands(cli):
+            cli.add_command(hello)
+    """)
+    env = env_for(pool_dir, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
+    r = pls("hello", "world", pool_dir=pool_dir, env=env)
+    assert r.returncode == 0 and r.stdout == "hello world\n", r.stderr
+    assert "Say hello from a plugin." in pls("--help", pool_dir=pool_dir, env=env).stdout
+    plugins = json.loads(pls("plugins", "--json", pool_dir=pool_dir, env=env).stdout)["plugins"]
+    by_name = {p["name"]: p for p in plugins}
+    assert by_name["hello_plasmite"]["hooks"] == ["register_commands"]
+    assert by_name["cli"]["distribution"] == "plasmite-cli"  # built-ins use the same hook
+    assert "register_filters" in by_name["jq"]["hooks"]
+
+
+def test_broken_plugin_does_not_break_builtins(pool_dir, tmp_path):
+    site = tmp_path / "site"
+    write_plugin(site, "broken_plasmite", """
+        import pluggy
+        hookimpl = pluggy.HookimplMarker("plasmite")
+
+        @hookimpl
+        def register_commands(cli):
+            raise RuntimeError("boom")
+    """)
+    env = env_for(pool_dir, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
+    assert pls("pool", "create", "ok", pool_dir=pool_dir, env=env).returncode == 0
+    r = pls("--help", pool_dir=pool_dir, env=env)
+    assert r.returncode == 0 and "feed" in r.stdout
+    assert "boom" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_builtin_commands_do_not_scan_entry_points(pool_dir):
+    # The one-shot hot path: no entry-point scan, no plugin module imported.
+    pls("pool", "create", "fast", pool_dir=pool_dir)
+    code = textwrap.dedent(f"""
+        import sys
+        from plasmite_cli.app import run
+        rc = run(["feed", "fast", '{{"x": 1}}'])
+        loaded = sorted(m for m in sys.modules if m.startswith(("plasmite_jq", "plasmite_serve",
+                        "plasmite_cli.builtin", "plasmite_cli.commands.follow", "importlib.metadata")))
+        print(rc, loaded, file=sys.stderr)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env_for(pool_dir),
+                       timeout=60)
+    assert r.stderr.strip() == "0 []", r.stderr
+
+
+# ----------------------------------------------------------------- doctor
+
+def test_doctor_ok_and_corrupt(pool_dir):
+    pls("pool", "create", "good", pool_dir=pool_dir)
+    pls("pool", "create", "bad", pool_dir=pool_dir)
+    pls("feed", "good", '{"fine": true}', pool_dir=pool_dir)
+    pls("feed", "bad", json.dumps({"payload": "x" * 64}), pool_dir=pool_dir)
+    r = pls("doctor", "good", pool_dir=pool_dir)
+    assert r.returncode == 0 and r.stdout.startswith("OK")
+    info = json.loads(pls("pool", "info", "bad", "--json", pool_dir=pool_dir).stdout)
+    path = pool_dir / "bad.plasmite"
+    raw = bytearray(path.read_bytes())
+    at = raw.find(b"x" * 64, info["ring_offset"])
+    assert at > 0
+    raw[at : at + 8] = b"CORRUPT!"
+    path.write_bytes(bytes(raw))
+
+    r = pls("doctor", "bad", pool_dir=pool_dir)
+    assert r.returncode == 7 and r.stdout.startswith("CORRUPT")
+    r = pls("doctor", "--all", "--json", pool_dir=pool_dir)
+    assert r.returncode == 7
+    reports = {rep["pool"]: rep for rep in json.loads(r.stdout)["reports"]}
+    assert reports["good"]["ok"] is True and reports["bad"]["ok"] is False and reports["bad"]["issues"]
+    # Reading the damaged message is a Corrupt error, exit 7.
+    r = pls("fetch", "bad", "1", pool_dir=pool_dir)
+    assert r.returncode == 7 and error_of(r)["kind"] == "Corrupt"
+
+
+def test_doctor_usage(pool_dir):
+    assert pls("doctor", pool_dir=pool_dir).returncode == 2
+    assert pls("doctor", "x", "--all", pool_dir=pool_dir).returncode == 2
+    r = pls("doctor", "missing", pool_dir=pool_dir)
+    assert r.returncode == 3 and error_of(r)["kind"] == "NotFound"
+
+
+# ------------------------------------------------------ errors and exits
+
+def test_not_a_pool_file_is_corrupt(pool_dir):
+    (pool_dir / "junk.plasmite").write_bytes(b"this is not a pool" * 100)
+    r = pls("feed", "junk", "{}", pool_dir=pool_dir)
+    assert r.returncode == 7
+    err = error_of(r)
+    assert err["kind"] == "Corrupt" and err["message"]
+    listed = json.loads(pls("pool", "list", "--json", pool_dir=pool_dir).stdout)["pools"]
+    assert listed[0]["name"] == "junk" and listed[0]["error"]["kind"] == "Corrupt"
+
+
+def test_argument_errors_are_usage_envelopes_without_traceback(pool_dir):
+    for args in (["nosuch"], ["feed"], ["feed", "x", "--bogus"], ["fetch", "x", "-1"],
+                 ["follow", "x", "--tail", "many"], ["pool", "create"], ["follow", "x", "--replay", "fast"]):
+        r = pls(*args, pool_dir=pool_dir)
+        assert r.returncode == 2, (args, r.stderr)
+        err = error_of(r)
+        assert err["kind"] == "Usage" and err["message"] and err["hint"], args
+    r = pls("fed", "x", pool_dir=pool_dir)
+    assert "did you mean `pls feed`" in error_of(r)["hint"]
+
+
+def test_no_arguments_prints_help_and_exits_2(pool_dir):
+    r = pls(pool_dir=pool_dir)
+    assert r.returncode == 2 and "Usage: pls" in r.stderr and "Commands:" in r.stderr
+
+
+def test_broken_pipe_is_quiet(pool_dir):
+    pls("pool", "create", "--size", "8M", "bp", pool_dir=pool_dir)
+    lines = "".join(json.dumps({"i": i}) + "\n" for i in range(20000))
+    pls("feed", "bp", pool_dir=pool_dir, input=lines)
+    r = subprocess.run(
+        f"{' '.join(shlex.quote(a) for a in PLS)} follow bp --tail 20000 --jsonl | head -n 1",
+        shell=True, capture_output=True, text=True, env=env_for(pool_dir), timeout=60,
+    )
+    assert json.loads(r.stdout)["seq"] == 1
+    assert "Traceback" not in r.stderr and "Exception" not in r.stderr
+
+
+# ------------------------------------------------------- --help accuracy
+
+def _commands():
+    from plasmite_cli.app import cli
+
+    out = {}
+    for name in cli.list_commands(None):
+        cmd = cli.get_command(None, name)
+        if getattr(cmd, "_plasmite_builtin", None) is None:
+            continue  # other distributions' commands have their own tests
+        if hasattr(cmd, "commands"):
+            for sub in cmd.list_commands(None):
+                out[f"{name} {sub}"] = cmd.get_command(None, sub)
+        out[name] = cmd
+    return out
+
+
+def _flags(cmd) -> set[str]:
+    flags = set()
+    for p in cmd.params:
+        flags.update(o for o in getattr(p, "opts", []) + getattr(p, "secondary_opts", []) if o.startswith("-"))
+    flags.update({"--help", "-h"})
+    return flags
+
+
+TOP_LEVEL = {"--dir", "--color", "--version", "--help"}
+
+
+def test_help_of_every_command_is_accurate(pool_dir):
+    """Each help page renders; every flag its prose mentions exists; every
+    `pls ...` example in it parses with the real parser."""
+    from plasmite_cli.app import cli
+
+    commands = _commands()
+    assert {"pool create", "pool info", "pool list", "pool delete", "feed", "fetch", "follow", "duplex", "tap",
+            "doctor", "version", "completion", "plugins"} <= set(commands)
+    top = pls("--help", pool_dir=pool_dir).stdout
+    for name in ("feed", "follow", "fetch", "pool", "duplex", "tap", "doctor", "version", "completion"):
+        assert re.search(rf"^\s+{name}\s+\S", top, re.M), name
+    for name, cmd in commands.items():
+        r = pls(*name.split(), "--help", pool_dir=pool_dir)
+        assert r.returncode == 0, (name, r.stderr)
+        text = r.stdout
+        assert text.startswith(f"Usage: pls {name}"), text[:80]
+        own = _flags(cmd)
+        for opt in own - {"-h"}:
+            if opt.startswith("--"):
+                assert opt in text, (name, opt)
+        in_options = False
+        for line in text.splitlines():
+            stripped = line.strip()
+            if stripped in ("Options:", "Commands:"):
+                in_options = True  # generated from the code itself
+                continue
+            if in_options:
+                in_options = bool(stripped)
+                continue
+            if stripped.startswith("pls ") or " | pls " in stripped:
+                segment = stripped[stripped.index("pls "):]
+                segment = segment.split(" | ")[0].split("  #")[0].split(" > ")[0].strip()
+                if "$(" in segment or "<(" in segment:
+                    continue
+                argv = shlex.split(segment)[1:]
+                _parses(cli, argv, name, line)
+            else:
+                for flag in re.findall(r"(?<![\w-])--[a-z][a-z-]*", line):
+                    assert flag in own or flag in TOP_LEVEL, (name, flag, line)
+
+
+def _parses(cli, argv, where, line):
+    """Parse an example with click (no callback runs)."""
+    import warnings
+
+    import click
+
+    warnings.simplefilter("ignore", DeprecationWarning)  # click's protected_args
+    ctx = cli.make_context("pls", list(argv), resilient_parsing=False)
+    cmd_name, cmd, rest = cli.resolve_command(ctx, ctx.protected_args + ctx.args)
+    try:
+        sub = cmd.make_context(cmd_name, rest, parent=ctx)
+        if isinstance(cmd, click.Group):
+            sub_name, sub_cmd, sub_rest = cmd.resolve_command(sub, sub.protected_args + sub.args)
+            sub_cmd.make_context(sub_name, sub_rest, parent=sub)
+    except click.UsageError as exc:  # pragma: no cover - the assertion message is the point
+        raise AssertionError(f"help example of `{where}` does not parse: {line.strip()!r}: {exc}")
