@@ -71,6 +71,28 @@ _flock = fcntl.flock
 
 SCAN_CHUNK = 256 * 1024
 
+# Test-only fault injection: with PLASMITE_FAULT=<step>[:<n>] in the
+# environment, the process SIGKILLs itself at that step of its n-th append
+# (default 1st). Steps, in order: locked, evict_published, pad_written,
+# frame_written, index_written, state_published. Off, the cost is one global
+# truth test per step.
+FAULT_STEPS = ("locked", "evict_published", "pad_written", "frame_written", "index_written", "state_published")
+_fault_spec = os.environ.get("PLASMITE_FAULT")
+_faults = bool(_fault_spec)
+_fault_count = 0
+
+
+def _fault(step: str) -> None:
+    global _fault_count
+    name, _, nth = (_fault_spec or "").partition(":")
+    if step != name:
+        return
+    _fault_count += 1
+    if _fault_count >= int(nth or 1):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
 
 class PoolFile:
     """One open pool file: its mapping, geometry and lock."""
@@ -336,6 +358,8 @@ class PoolFile:
         with self._tlock:
             _flock(self.fd, _LOCK_EX)
             try:
+                if _faults:
+                    _fault("locked")
                 cached = self._wstate
                 if cached is not None and cached[0] == (hq[_QA] if hq[_QA] > hq[_QB] else hq[_QB]):
                     gen, head, tail, newest, oldest, ntime = cached
@@ -353,17 +377,32 @@ class PoolFile:
                     tail, oldest = self._evict(tail, oldest, end - R)
                     gen += 1
                     self._publish(gen, head, tail, newest, oldest, ntime)
+                    if _faults:
+                        _fault("evict_published")
                 ro = self.ring_offset
                 if room < flen:
                     mm[ro + phys : ro + phys + 8] = _CRC_PAD.pack(room, _PAD)
                     phys = 0
+                    if _faults:
+                        _fault("pad_written")
+                if _faults:
+                    # torn frame: half the bytes, then die
+                    half = (8 + len(body)) // 2
+                    mm[ro + phys : ro + phys + half] = (_PREFIX.pack(flen, _crc32(body) | 1) + body)[:half]
+                    _fault("frame_written")
                 mm[ro + phys : ro + phys + 8 + len(body)] = _PREFIX.pack(flen, _crc32(body) | 1) + body
                 iv = self._iv
                 if iv is not None:
                     iv[seq % self.index_capacity] = (phys >> 3) + 1
+                if _faults:
+                    _fault("index_written")
                 gen += 1
                 st = _STATE_BODY.pack(gen, end, tail, seq, oldest, t)
                 off = _SA if gen & 1 else _SB
+                if _faults:
+                    # torn state publish: half the slot, then die
+                    mm[off : off + 26] = (st + _U32.pack(_crc32(st)))[:26]
+                    _fault("state_published")
                 mm[off : off + 52] = st + _U32.pack(_crc32(st))
                 self._wstate = (gen, end, tail, seq, oldest, t)
                 # Wake-up: the futex word takes the new generation; wake only
