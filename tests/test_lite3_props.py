@@ -120,7 +120,7 @@ def _build(text: bytes, fast: bool) -> bytes:
 
 # -- round trips ----------------------------------------------------------------
 
-SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 @SETTINGS
@@ -275,13 +275,13 @@ def _damaged(draw):
     return bytes(buf)
 
 
-@settings(max_examples=200, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=10000, suppress_health_check=list(HealthCheck))
 @given(_damaged())
 def test_damaged_buffers_raise_only_plasmite_errors(buf):
     _exercise(buf)
 
 
-@settings(max_examples=200, deadline=2000)
+@settings(max_examples=200, deadline=10000, suppress_health_check=list(HealthCheck))
 @given(st.binary(max_size=400))
 def test_random_bytes_raise_only_plasmite_errors(data):
     _exercise(data)

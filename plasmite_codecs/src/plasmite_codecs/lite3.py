@@ -30,6 +30,7 @@ import math
 import re
 import struct
 from bisect import bisect_left
+from operator import attrgetter, itemgetter
 from operator import lt as _lt
 from typing import Any, Iterable, Sequence
 
@@ -185,9 +186,10 @@ class _Pairs(list):
 
 
 class _Builder:
-    __slots__ = ("buf", "nodes")
+    __slots__ = ("buf", "nodes", "sort")
 
     def __init__(self, typ: int) -> None:
+        self.sort = False  # True: object members in key order, duplicates merged (serde_json's map)
         self.buf = bytearray(_ZERO96)
         self.buf[0] = typ
         self.nodes = [_Node(0, typ)]
@@ -380,6 +382,8 @@ class _Builder:
     fast = True
 
     def fill_object(self, C: _Node, items: Iterable, depth: int) -> None:
+        if self.sort:
+            items = _sorted_members(items)
         buf = self.buf
         kget = _KEY_CACHE.get
         fast = self.fast
@@ -498,22 +502,26 @@ class _Builder:
         if len(buf) > MAX_DOC:
             raise _usage("document too large for Lite3 (over 4 GiB)")
         pack = _NODE.pack_into
+        zeros = _ZPAD
         for nd in self.nodes:
             if nd.dead:
                 continue
             hs = nd.hashes
             kc = len(hs)
+            kids = nd.kids
             if nd.size >= 1 << 26:
                 raise _usage("container has too many members for Lite3 (2**26)")
-            kvs = [e[0] for e in nd.ents]
-            if kc < 7:
-                pad7 = [0] * (7 - kc)
-                hs = hs + pad7
-                kvs += pad7
-            kids = [k.ofs for k in nd.kids]
-            kids += [0] * (8 - len(kids))
-            pack(buf, nd.ofs, nd.typ | (nd.gen << 8), *hs, kc | (nd.size << 6), *kvs, *kids)
+            pack(
+                buf, nd.ofs, nd.typ | (nd.gen << 8), *hs, *zeros[kc], kc | (nd.size << 6),
+                *map(_first, nd.ents), *zeros[kc], *map(_ofs_of, kids), *zeros[len(kids) - 1],
+            )
         return bytes(buf)
+
+
+_first = itemgetter(0)
+_ofs_of = attrgetter("ofs")
+# zeros[k]: padding after k used slots of a 7-slot array; zeros[-1] pads all 8 children
+_ZPAD = [(0,) * (7 - k) for k in range(8)] + [(0,) * 8]
 
 
 def _depth_error() -> UsageError:
@@ -1240,25 +1248,14 @@ def get_tags(buf: bytes | bytearray | memoryview) -> list[str]:
 # the message form {"meta":{"tags":[...]},"data":{...}}
 
 
-def _sorted_like_serde(v: Any, depth: int = 0) -> Any:
-    """Rebuild dicts with keys sorted (serde_json's default map order)."""
-    if depth > MAX_DEPTH + 1:
-        raise _depth_error()
-    t = type(v)
-    if t is dict or (isinstance(v, dict) and t is not _Pairs):
-        return {k: _sorted_like_serde(v[k], depth + 1) for k in sorted(v, key=_sort_key)}
-    if t is _Pairs:
-        d = dict(v)  # duplicates: last wins, as when serde_json builds its map
-        return {k: _sorted_like_serde(d[k], depth + 1) for k in sorted(d, key=_sort_key)}
-    if t is list or t is tuple:
-        return [_sorted_like_serde(x, depth + 1) for x in v]
-    return v
-
-
-def _sort_key(k: Any) -> Any:
-    if not isinstance(k, str):
-        raise _usage(f"object keys must be strings, not {type(k).__name__}")
-    return k
+def _sorted_members(items: Iterable) -> list:
+    """Members in key order with duplicates merged (last wins), as serde_json's map has them."""
+    members = dict(items)
+    try:
+        return sorted(members.items(), key=_first)
+    except TypeError:
+        bad = next(k for k in members if not isinstance(k, str))
+        raise _usage(f"Lite3 object keys must be strings, not {type(bad).__name__}") from None
 
 
 def _check_tags(tags: Any) -> list[str]:
@@ -1273,6 +1270,23 @@ def _check_tags(tags: Any) -> list[str]:
     return out
 
 
+def _message(tags: Any, data: Any) -> bytes:
+    if type(data) is not _Pairs and not isinstance(data, dict):
+        raise _usage("message data must be a JSON object", hint='wrap it, e.g. {"value": ...}')
+    tag_list = _check_tags(tags)
+    try:
+        b = _Builder(T_OBJ)
+        root = b.nodes[0]
+        b.fill_object(root, (("meta", {"tags": tag_list}),), 1)
+        b.sort = True
+        b.fill_object(root, (("data", data),), 1)
+        return b.finish()
+    except RecursionError:
+        raise _depth_error() from None
+    except UnicodeEncodeError:
+        raise _usage("string or key is not valid Unicode (lone surrogate)") from None
+
+
 def encode_message(tags: Iterable[str] | None, data: Any) -> bytes:
     """The message document upstream builds for (tags, data), byte for byte.
 
@@ -1280,20 +1294,12 @@ def encode_message(tags: Iterable[str] | None, data: Any) -> bytes:
     serde_json (object keys sorted, duplicates already merged) and converts
     that text; this replays the same operations. ``data`` must be an object.
     """
-    tag_list = _check_tags(tags)
-    if not isinstance(data, dict):
-        raise _usage("message data must be a JSON object", hint='wrap it, e.g. {"value": ...}')
-    root = {"meta": {"tags": tag_list}, "data": _sorted_like_serde(data)}
-    return _build(root)
+    return _message(tags, data)
 
 
 def encode_message_json(tags: Iterable[str] | None, data_json: bytes | str) -> bytes:
     """As :func:`encode_message`, with the data given as JSON text."""
-    data = _parse_json_text(data_json)
-    if type(data) is not _Pairs:
-        raise _usage("message data must be a JSON object", hint='wrap it, e.g. {"value": ...}')
-    tag_list = _check_tags(tags)
-    return _build({"meta": {"tags": tag_list}, "data": _sorted_like_serde(data)})
+    return _message(tags, _parse_json_text(data_json))
 
 
 def parse_message(buf: bytes | bytearray | memoryview) -> tuple[list[str], bytes]:
