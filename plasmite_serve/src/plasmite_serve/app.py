@@ -161,12 +161,14 @@ def _seq_of(raw: bytes) -> int:
 
 
 class _PoolHandle:
-    __slots__ = ("pool", "dev", "ino")
+    __slots__ = ("pool", "dev", "ino", "refs", "evicted")
 
     def __init__(self, pool, dev: int, ino: int) -> None:
         self.pool = pool
         self.dev = dev
         self.ino = ino
+        self.refs = 0  # tails using it
+        self.evicted = False
 
 
 class _Admission:
@@ -277,35 +279,47 @@ class PlasmiteApp:
     def _pool_path(self, name: str) -> Path:
         return self.pool_dir / f"{name}.plasmite"
 
-    def _cached_pool(self, name: str):
-        """An open handle for ``name``, reopened if the file was replaced (event loop only)."""
+    def _handle(self, name: str) -> _PoolHandle:
+        """The shared open handle for ``name`` (event loop only).
+
+        One mapping per pool serves every append, get and tail of this
+        process: 64 tails of a pool do not map its file 64 times. A handle is
+        reopened when the file was replaced, and closed once it is both out of
+        the cache and no longer used by a tail.
+        """
         path = self._pool_path(name)
         try:
             st = os.stat(path)
         except FileNotFoundError:
-            stale = self._pools.pop(name, None)
-            if stale is not None:
-                stale.pool.close()
+            self._evict(name)
             raise NotFoundError(
                 f"pool not found: {name}", name, hint="create it first (POST /v0/pools) or check the name"
             ) from None
         handle = self._pools.get(name)
         if handle is not None and handle.dev == st.st_dev and handle.ino == st.st_ino:
             self._pools.move_to_end(name)
-            return handle.pool
-        if handle is not None:
-            self._pools.pop(name, None)
-            handle.pool.close()
+            return handle
+        self._evict(name)
         pool = self.client.open_pool(str(path))
-        self._pools[name] = _PoolHandle(pool, st.st_dev, st.st_ino)
+        handle = self._pools[name] = _PoolHandle(pool, st.st_dev, st.st_ino)
         while len(self._pools) > POOL_CACHE_SIZE:
-            _, old = self._pools.popitem(last=False)
-            old.pool.close()
-        return pool
+            old_name = next(iter(self._pools))
+            self._evict(old_name)
+        return handle
+
+    def _cached_pool(self, name: str):
+        return self._handle(name).pool
 
     def _evict(self, name: str) -> None:
         handle = self._pools.pop(name, None)
         if handle is not None:
+            handle.evicted = True
+            if handle.refs == 0:
+                handle.pool.close()
+
+    def _release(self, handle: _PoolHandle) -> None:
+        handle.refs -= 1
+        if handle.refs == 0 and handle.evicted:
             handle.pool.close()
 
     # ---- ASGI entry
@@ -658,14 +672,9 @@ class PlasmiteApp:
             )
         loop = asyncio.get_running_loop()
         executor = self._tail_executor()
-        path = self._pool_path(name)
-        state: dict[str, Any] = {"pool": None, "stream": None, "inflight": None}
+        state: dict[str, Any] = {"handle": None, "stream": None, "inflight": None}
 
-        def open_stream():
-            if not path.exists():
-                raise NotFoundError(f"pool not found: {name}", name, hint="create it first (POST /v0/pools) or check the name")
-            pool = self.client.open_pool(str(path))
-            state["pool"] = pool
+        def open_stream(pool):
             if q.error_on_gap and q.since_seq is not None:
                 oldest, _newest = pool.bounds()
                 if oldest is not None and q.since_seq < oldest:
@@ -682,17 +691,18 @@ class PlasmiteApp:
                 kwargs["since_seq"] = q.since_seq
             elif q.last is not None:
                 kwargs["last"] = q.last
-            state["stream"] = pool.open_stream(**kwargs)
+            return pool.open_stream(**kwargs)
 
-        def cleanup():
-            stream, pool = state["stream"], state["pool"]
-            state["stream"] = state["pool"] = None
-            for obj in (stream, pool):
-                if obj is not None:
-                    try:
-                        obj.close()
-                    except Exception:
-                        pass
+        def cleanup(_fut=None):  # event loop thread, once no worker uses the stream
+            stream, handle = state["stream"], state["handle"]
+            state["stream"] = state["handle"] = None
+            if stream is not None:
+                try:
+                    stream.close()
+                except Exception:
+                    pass
+            if handle is not None:
+                self._release(handle)
 
         timeout_ms = q.timeout_ms if q.timeout_ms is not None else self.config.max_tail_timeout_ms
         deadline = time.monotonic() + timeout_ms / 1000.0
@@ -700,7 +710,10 @@ class PlasmiteApp:
         watcher = None
         try:
             try:
-                await loop.run_in_executor(executor, open_stream)
+                handle = self._handle(name)
+                handle.refs += 1
+                state["handle"] = handle
+                state["stream"] = await loop.run_in_executor(executor, open_stream, handle.pool)
             except PlasmiteError as exc:
                 raise HttpError(exc, exc.kind.http_status) from None
             if sse:
@@ -762,18 +775,12 @@ class PlasmiteApp:
         finally:
             if watcher is not None:
                 watcher.cancel()
-            def schedule_cleanup(_fut=None):
-                try:
-                    executor.submit(cleanup)
-                except RuntimeError:  # executor already shut down
-                    cleanup()
-
             fut = state["inflight"]
             if fut is not None and not fut.done():
-                # The worker still holds the stream: close it once its slice ends.
-                fut.add_done_callback(schedule_cleanup)
+                # A worker still reads the stream: close it when its slice ends.
+                fut.add_done_callback(cleanup)
             else:
-                schedule_cleanup()
+                cleanup()
             self._tail_admission.give()
 
     # ---- UI

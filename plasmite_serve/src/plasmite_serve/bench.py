@@ -118,7 +118,7 @@ def bench_memory(server: ServerProcess, tails: int, duration: float) -> dict:
         while not stop.is_set():
             s = socket.create_connection((host, int(port)))
             s.settimeout(1.0)
-            s.sendall(b"GET /v0/pools/membench/tail?timeout_ms=10000 HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
+            s.sendall(b"GET /v0/pools/membench/tail?last=0&timeout_ms=10000 HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
             while not stop.is_set():
                 try:
                     chunk = s.recv(65536)
