@@ -281,27 +281,49 @@ def _open_stream(handle, **opts):
 
 
 def _history_then_live(handle, predicate, tail: int, opts: dict[str, Any]):
-    """Open a stream positioned for ``--tail``; returns (stream, history list)."""
-    if tail and predicate is None and "tags" not in opts:
-        return _open_stream(handle, last=tail, **opts), []
-    # The N newest *matching* messages: scan retained history, keep a window.
+    """Open a stream for follow; returns (stream, history to print first, extra).
+
+    Without --tail the stream starts at the live end. With --tail N and no
+    filter the core positions it (``last=N``). With filters, --tail counts
+    matching messages: the retained history is scanned for the N newest.
+    """
+    if not tail:
+        return _open_stream(handle, last=0, **opts), [], None
+    if predicate is None and "tags" not in opts:
+        return _open_stream(handle, last=tail, **opts), [], None
     newest = handle.bounds()[1]
     stream = _open_stream(handle, **opts)
-    window: deque = deque(maxlen=tail) if tail else deque(maxlen=0)
-    if newest is None or not tail:
-        if not tail:
-            stream = _open_stream(handle, last=0, **opts)
-        return stream, []
-    while True:
-        m = stream.next(timeout_ms=0)
-        if m is None:
-            break
+    if newest is None:
+        return stream, [], None
+    window: deque = deque(maxlen=tail)
+    msgs, extra = _read_history(stream, newest)
+    for m in msgs:
         if predicate is None or predicate(m):
             window.append(m)
-        if m.seq >= newest:
-            break
-    return stream, list(window)
+    return stream, list(window), extra
 
+def _read_history(stream, newest: int):
+    """Messages of ``stream`` up to seq ``newest`` (the newest when it opened).
+
+    Returns ``(messages, extra)``: ``extra`` is a message newer than ``newest``
+    that arrived while reading (it belongs to the live part), or None. A local
+    stream has history in the mapping, so ``next(0)`` returning None means it
+    is all read (filtered messages included); a remote stream receives it
+    over the network, so each read may wait a little.
+    """
+    from plasmite_core.stream import Stream
+
+    wait_ms = 0 if isinstance(stream, Stream) else 5000
+    out = []
+    while True:
+        m = stream.next(wait_ms)
+        if m is None:
+            return out, None
+        if m.seq > newest:
+            return out, m
+        out.append(m)
+        if m.seq >= newest:
+            return out, None
 
 def _polling(next_fn):
     """``next`` without wake-up waits: poll with a 1 ms → 50 ms backoff (--no-notify)."""
@@ -334,9 +356,9 @@ def run_follow(handle, emitter: Emitter, predicate, *, tail: int, since_ns: int 
     tail_wait = one and tail > 0  # --one --tail N: print the Nth newest match once N matches exist
 
     if since_ns is not None:
-        stream, history = _open_stream(handle, since_time_ns=since_ns, **opts), []
+        stream, history, extra = _open_stream(handle, since_time_ns=since_ns, **opts), [], None
     else:
-        stream, history = _history_then_live(handle, predicate, tail, opts)
+        stream, history, extra = _history_then_live(handle, predicate, tail, opts)
     window: deque = deque(history, maxlen=tail or None) if tail_wait else deque()
     if tail_wait:
         if len(window) >= tail:
@@ -354,7 +376,10 @@ def run_follow(handle, emitter: Emitter, predicate, *, tail: int, since_ns: int 
     emitted = False  # output since the idle deadline was last set
     simple = predicate is None and not one and not tail_wait
     while True:
-        m = nxt(0)
+        if extra is not None:
+            m, extra = extra, None
+        else:
+            m = nxt(0)
         if m is None:
             # Caught up: make the output visible, then wait for more.
             flush()
@@ -410,16 +435,10 @@ def run_replay(handle, emitter: Emitter, predicate, *, tail: int, since_ns: int 
     else:
         stream = _open_stream(handle, **opts)
         selected = deque(maxlen=tail)
-    while True:
-        m = stream.next(timeout_ms=0)
-        if m is None:
-            break
-        if m.seq > newest:
-            break
+    msgs, _ = _read_history(stream, newest)
+    for m in msgs:
         if predicate is None or predicate(m):
             selected.append(m)
-        if m.seq >= newest:
-            break
     emit = emitter.emit
     prev_t = None
     start_wall = time.monotonic()
