@@ -193,6 +193,30 @@ def test_follow_survives_a_server_restart(tmp_path):
         s.stop()
 
 
+def test_kept_alive_connection_closed_by_the_server_is_replaced(tmp_path):
+    """An append after the server dropped the idle connection is sent on a new one (never lost, never doubled)."""
+    s = ServerProcess(tmp_path).start()
+    port = s.port
+    c = RemoteClient(s.base_url)
+    c.create_pool("ka").append({"n": 1})
+    s.stop()
+    s2 = ServerProcess(tmp_path, bind=f"127.0.0.1:{port}").start()
+    try:
+        time.sleep(0.2)
+        assert c.open_pool("ka").append({"n": 2}).seq == 2
+        assert c.pool_info("ka").newest_seq == 2
+
+        async def main():
+            ac = AsyncRemoteClient(s2.base_url)
+            await (await ac.open_pool("ka")).append({"n": 3})
+            return ac
+
+        ac = asyncio.run(main())
+        assert c.pool_info("ka").newest_seq == 3
+    finally:
+        s2.stop()
+
+
 def test_terminal_error_line_raises_remote_gap(server, client):
     """gap_policy=error on an overwritten seq: 410 before the stream starts, raised as RetentionGapError."""
     from plasmite import Client

@@ -12,6 +12,7 @@ bodies for tails. TLS is the standard library's ``ssl``.
 from __future__ import annotations
 
 import asyncio
+import select
 import socket
 import ssl
 from typing import Iterator
@@ -213,7 +214,24 @@ class SyncConnection:
         return b"".join(chunks), False
 
     # -- requests
+    def _stale(self) -> bool:
+        """Whether a kept-alive connection was closed by the server while idle.
+
+        Checked before reusing it, so a request (an append is not safe to
+        repeat) is not sent into a connection that is already gone.
+        """
+        assert self.sock is not None
+        if self.buf:
+            return True  # bytes nobody asked for: out of step
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)  # EOF (or junk) is pending on an idle connection
+
     def send_request(self, data: bytes) -> None:
+        if self.sock is not None and self._stale():
+            self.close()
         if self.sock is None:
             self.connect()
         assert self.sock is not None
@@ -426,6 +444,8 @@ class AsyncConnection:
 
     async def request(self, data: bytes, *, retry_safe: bool = True) -> tuple[int, dict[str, str], bytes]:
         for attempt in (0, 1):
+            if self.reader is not None and (self.reader.at_eof() or self.writer is None or self.writer.is_closing()):
+                await self.close()  # the server closed this kept-alive connection while idle
             fresh = self.writer is None
             try:
                 if self.writer is None:

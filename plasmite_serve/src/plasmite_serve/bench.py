@@ -126,7 +126,7 @@ def bench_memory(server: ServerProcess, tails: int, duration: float) -> dict:
                     continue
                 if not chunk:
                     break
-                received[i] += chunk.count(b"\n")
+                received[i] += chunk.count(b'{"seq":')
             s.close()
 
     def writer() -> None:
@@ -159,7 +159,7 @@ def bench_memory(server: ServerProcess, tails: int, duration: float) -> dict:
         "rss_kib_last": samples[-1],
         "rss_kib_max": max(samples),
         "rss_growth_kib": samples[-1] - samples[0],
-        "lines_received_per_tail_min": min(received),
+        "messages_received_per_tail_min": min(received),
     }
 
 

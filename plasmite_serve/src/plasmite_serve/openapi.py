@@ -256,6 +256,8 @@ def openapi_document() -> dict[str, Any]:
                     {"name": "tag", "in": "query", "schema": {"type": "array", "items": {"type": "string"}},
                      "style": "form", "explode": True, "description": "Repeatable; every tag must be present"},
                     {"name": "gap_policy", "in": "query", "schema": {"type": "string", "enum": ["continue", "error"]}},
+                    {"name": "last", "in": "query", "schema": {"type": "integer", "minimum": 0},
+                     "description": "Extension: without since_seq, start with the N newest messages (0: only new ones)"},
                 ],
                 "get": {
                     "summary": "Stream messages as JSON Lines",
