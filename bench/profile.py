@@ -8,7 +8,7 @@ import os
 import random
 import time
 
-from bench.util import payloads
+from bench.util import payloads, scrub
 
 
 def _loop(fn, max_s: float) -> int:
@@ -67,7 +67,9 @@ def run(workdir: str, st, out_dir: str, max_s: float = 2.0) -> list[str]:
             path = os.path.join(out_dir, f"profile-{name}.txt")
             with open(path, "w") as f:
                 f.write(f"# Plasmite {name}: {n} ops in ~{max_s:.0f} s under pyinstrument (slower than unprofiled)\n")
-                f.write(prof.output_text(unicode=True, color=False, show_all=False))
+                text = prof.output_text(unicode=True, color=False, show_all=False)
+                text = "\n".join(line for line in text.splitlines() if not line.startswith("Profile at "))
+                f.write(scrub(text) + "\n")
             files.append(path)
     finally:
         h.close()

@@ -401,5 +401,7 @@ def headline(R: Results) -> list[str]:
 
 def write_json(R: Results, meta: dict, settings, path: str) -> None:
     data = {"meta": meta, "settings": asdict(settings), "results": [r.to_dict() for r in R.all]}
+    from bench.util import scrub
+
     with open(path, "w") as f:
-        json.dump(data, f, indent=1, default=str)
+        f.write(scrub(json.dumps(data, indent=1, default=str)))

@@ -13,7 +13,7 @@ import time
 import traceback
 
 from bench import workloads as W
-from bench.util import Result
+from bench.util import Result, scrub
 
 GROUPS = ("core", "peers", "cli", "http")
 
@@ -216,7 +216,7 @@ def main(argv=None) -> int:
         cmd = "python -m bench" + ("".join(" " + a for a in (argv if argv is not None else sys.argv[1:])))
         text = report.markdown(R, st, meta, elapsed, plots, skipped, analysis, os.path.dirname(md_path) or ".", cmd)
         with open(md_path, "w") as f:
-            f.write(text)
+            f.write(scrub(text))
         report.write_json(R, meta, st, os.path.join(out_dir, "results.json"))
         print(f"wrote {md_path}, {out_dir}/results.json" + (f" and {len(plots)} plots" if plots else ""))
 

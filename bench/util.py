@@ -132,5 +132,22 @@ class Result:
         }
 
 
+def scrub(text: str) -> str:
+    """Drop this machine's paths from text that goes into the repository."""
+    import tempfile
+
+    subs = [
+        (os.getcwd().rstrip("/") + "/", ""),
+        (sys.prefix.rstrip("/") + "/", "<python>/"),
+        (sys.base_prefix.rstrip("/") + "/", "<python>/"),
+        (tempfile.gettempdir().rstrip("/") + "/", "<tmp>/"),
+        (os.path.expanduser("~").rstrip("/") + "/", "~/"),
+    ]
+    for old, new in subs:
+        if len(old) > 1:
+            text = text.replace(old, new)
+    return text
+
+
 def python_exe() -> str:
     return sys.executable
