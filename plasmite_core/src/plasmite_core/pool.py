@@ -72,10 +72,12 @@ _flock = fcntl.flock
 SCAN_CHUNK = 256 * 1024
 
 # Test-only fault injection: with PLASMITE_FAULT=<step>[:<n>] in the
-# environment, the process SIGKILLs itself at that step of its n-th append
-# (default 1st). Steps, in order: locked, evict_published, pad_written,
-# frame_written, index_written, state_published. Off, the cost is one global
-# truth test per step.
+# environment, the process SIGKILLs itself the n-th time it reaches that step
+# (default 1st), in single appends and in batches (append_many) alike. Steps,
+# in order: locked, evict_published, pad_written, frame_written (dies after
+# writing half the frame, or half a batch's run), index_written,
+# state_published (dies after writing half the state slot). Off, the cost is
+# one global truth test per step.
 FAULT_STEPS = ("locked", "evict_published", "pad_written", "frame_written", "index_written", "state_published")
 _fault_spec = os.environ.get("PLASMITE_FAULT")
 _faults = bool(_fault_spec)
@@ -462,6 +464,8 @@ class PoolFile:
         with self._tlock:
             _flock(self.fd, _LOCK_EX)
             try:
+                if _faults:
+                    _fault("locked")
                 gen, head, tail, newest, oldest, ntime = self._locked_state()
                 try:
                     plan = F.plan_placement(head, tail, R, lengths, self._frame_at)
@@ -472,9 +476,13 @@ class PoolFile:
                     tail, oldest = self._evict(tail, oldest, plan.tail)
                     gen += 1
                     self._publish(gen, head, tail, newest, oldest, ntime)
+                    if _faults:
+                        _fault("evict_published")
                 for pos, room in plan.pads:
                     p = pos % R
                     mm[ro + p : ro + p + 8] = _CRC_PAD.pack(room, _PAD)
+                if _faults and plan.pads:
+                    _fault("pad_written")
                 t = _time_ns()
                 if t < ntime:
                     t = ntime
@@ -484,16 +492,20 @@ class PoolFile:
                 prefix_pack = _PREFIX.pack
                 iv = self._iv
                 # Frames between pads are contiguous: join them and copy once.
+                # A run also ends where a frame ends exactly at the ring end (the
+                # next one starts a new lap at physical 0 without a pad).
                 parts: list[bytes] = []
                 run_start = run_end = -1
                 for (tags, payload), flen, pos in zip(items, lengths, plan.positions):
                     seq += 1
                     body = rest_pack(seq, t, len(payload), len(tags), 1, 0) + tags + payload
-                    if pos != run_end:
+                    if pos != run_end or not pos % R:
                         if parts:
                             p = run_start % R
                             mm[ro + p : ro + p + run_end - run_start] = b"".join(parts)
                             parts = []
+                            if _faults:
+                                _fault("frame_written")
                         run_start = run_end = pos
                     parts.append(prefix_pack(flen, _crc32(body) | 1))
                     parts.append(body)
@@ -506,7 +518,18 @@ class PoolFile:
                     out.append((seq, t))
                 if parts:
                     p = run_start % R
+                    if _faults:
+                        # torn run: half its bytes, then die
+                        half = (run_end - run_start) // 2
+                        mm[ro + p : ro + p + half] = b"".join(parts)[:half]
+                        _fault("frame_written")
                     mm[ro + p : ro + p + run_end - run_start] = b"".join(parts)
+                if _faults:
+                    _fault("index_written")
+                    st = _STATE_BODY.pack(gen + 1, plan.head, tail, seq, oldest, t)
+                    off = _SA if (gen + 1) & 1 else _SB
+                    mm[off : off + 26] = (st + _U32.pack(_crc32(st)))[:26]
+                    _fault("state_published")
                 self._publish(gen + 1, plan.head, tail, seq, oldest, t)
                 hq = self._hq
                 hq[_QNOTIFY] = (gen + 1) & 0xFFFFFFFF
