@@ -1,11 +1,16 @@
 """``python -m bench --profile``: pyinstrument call trees of Plasmite's hot loops
-(append per call, append_many, decoded read, raw read, get by seq), written next
-to the results so a missed target comes with the profile that explains it."""
+(append per call, append_many, decoded read, raw read, get by seq) and, when
+py-spy is installed, a sampled profile of ``pls feed`` reading NDJSON from stdin,
+written next to the results so a missed target comes with the profile that
+explains it."""
 
 from __future__ import annotations
 
+import collections
 import os
 import random
+import shutil
+import subprocess
 import time
 
 from bench.util import payloads, scrub
@@ -73,4 +78,57 @@ def run(workdir: str, st, out_dir: str, max_s: float = 2.0) -> list[str]:
             files.append(path)
     finally:
         h.close()
-    return files
+    return files + run_cli_feed(workdir, out_dir)
+
+
+def summarize_raw(raw_path: str, top: int = 25) -> str:
+    """py-spy's raw (collapsed) stacks -> self and inclusive shares per frame."""
+    selfc: collections.Counter = collections.Counter()
+    incl: collections.Counter = collections.Counter()
+    total = 0
+    with open(raw_path) as f:
+        for line in f:
+            stack, _, n = line.rstrip().rpartition(" ")
+            if not stack:
+                continue
+            n = int(n)
+            total += n
+            frames = stack.split(";")
+            selfc[frames[-1]] += n
+            for fr in set(frames):
+                incl[fr] += n
+    if not total:
+        return "no samples\n"
+    out = [f"samples: {total}", "", "self time (top frames):"]
+    out += [f"{100 * n / total:5.1f}%  {fr}" for fr, n in selfc.most_common(top)]
+    out += ["", "inclusive time (top frames):"]
+    out += [f"{100 * n / total:5.1f}%  {fr}" for fr, n in incl.most_common(top + 15)]
+    return "\n".join(out) + "\n"
+
+
+def run_cli_feed(workdir: str, out_dir: str, n: int = 200_000) -> list[str]:
+    """Sample ``pls feed POOL`` < NDJSON with py-spy (skipped when absent)."""
+    import msgspec
+
+    from bench.cli_rows import _pool, find_cli
+    from bench.util import payload
+
+    spy = shutil.which("py-spy")
+    cli, _ = find_cli()
+    if not spy or not cli:
+        return []
+    path = _pool(workdir, "profile-feed", 128 << 20)
+    data = b"".join(msgspec.json.encode(payload(i)) + b"\n" for i in range(n))
+    raw = os.path.join(workdir, "feed.raw")
+    try:
+        subprocess.run([spy, "record", "-o", raw, "-f", "raw", "-r", "500", "--", cli, "feed", path],
+                       input=data, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=180)
+    except (subprocess.TimeoutExpired, OSError):
+        return []
+    if not os.path.exists(raw):
+        return []
+    dest = os.path.join(out_dir, "profile-cli-feed.txt")
+    with open(dest, "w") as f:
+        f.write(f"# `pls feed POOL` < {n} NDJSON lines, sampled by py-spy at 500 Hz (start-up included)\n")
+        f.write(scrub(summarize_raw(raw)))
+    return [dest]
