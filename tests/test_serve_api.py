@@ -204,6 +204,14 @@ def test_tail_json_lines(server):
     _, _, payload = call(server, "GET", "/v0/pools/tails/tail?since_seq=6&timeout_ms=150")
     assert payload == b""
 
+    # timeout_ms=0 returns what is available now; last=N starts with the N newest.
+    _, _, payload = call(server, "GET", "/v0/pools/tails/tail?timeout_ms=0")
+    assert [m["seq"] for m in _lines(payload)] == [1, 2, 3, 4, 5]
+    _, _, payload = call(server, "GET", "/v0/pools/tails/tail?last=2&timeout_ms=0")
+    assert [m["seq"] for m in _lines(payload)] == [4, 5]
+    _, _, payload = call(server, "GET", "/v0/pools/tails/tail?last=0&timeout_ms=100")
+    assert payload == b""
+
 
 @pytest.mark.parametrize(
     "query",

@@ -240,3 +240,17 @@ def test_pls_serve_is_registered_and_feeds_over_tls(tls_server):
     denied = subprocess.run(pls + ["feed", url, "--tls-ca", paths["tls_cert"], '{"x":1}'],
                             capture_output=True, text=True, timeout=60)
     assert denied.returncode == ErrorKind.PERMISSION.exit_code
+
+
+@pytest.mark.skipif(importlib.util.find_spec("plasmite_cli") is None, reason="plasmite-cli not installed")
+def test_pls_global_dir_reaches_serve(tmp_path):
+    pls = [sys.executable, "-m", "plasmite_cli"]
+    proc = subprocess.run(pls + ["--dir", str(tmp_path / "global"), "serve", "check", "--json"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["check"]["pool_dir"] == str(tmp_path / "global")
+    proc = subprocess.run(pls + ["--dir", str(tmp_path / "global"), "serve", "--dir", str(tmp_path / "own"), "check",
+                                 "--json"], capture_output=True, text=True, timeout=60)
+    assert json.loads(proc.stdout)["check"]["pool_dir"] == str(tmp_path / "own")
+    bad = subprocess.run(pls + ["serve", "--bind", "0.0.0.0:1", "check"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "non-loopback" in bad.stderr

@@ -9,9 +9,28 @@ import time
 
 import pytest
 
+import http.client
+
 from plasmite_serve.testing import ServerProcess
 
-from test_serve_api import call, jcall  # noqa: E402  (sibling test module)
+
+def call(server, method, path, body=None, headers=None):
+    host, port = server.address.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    hdrs = dict(headers or {})
+    data = json.dumps(body).encode() if body is not None else None
+    if data is not None:
+        hdrs.setdefault("Content-Type", "application/json")
+    conn.request(method, path, body=data, headers=hdrs)
+    resp = conn.getresponse()
+    payload = resp.read()
+    conn.close()
+    return resp.status, {k.lower(): v for k, v in resp.getheaders()}, payload
+
+
+def jcall(server, method, path, body=None, headers=None):
+    status, hdrs, payload = call(server, method, path, body, headers)
+    return status, hdrs, json.loads(payload) if payload else None
 
 TOKEN = "s3cret-token-value"
 

@@ -735,12 +735,16 @@ class PlasmiteApp:
             watcher = asyncio.ensure_future(_watch_disconnect(receive, disconnected))
             stream = state["stream"]
             sent = 0
+            first_pass = True
             last_write = time.monotonic()
             while not disconnected.is_set() and not self._closing:
                 now = time.monotonic()
                 remaining_ms = int((deadline - now) * 1000)
-                if remaining_ms < 0:
-                    break
+                if remaining_ms <= 0:
+                    if not first_pass:
+                        break
+                    remaining_ms = 0  # timeout_ms=0: still deliver what is available now
+                first_pass = False
                 limit = TAIL_BATCH_MESSAGES
                 if q.max is not None:
                     limit = min(limit, q.max - sent)
