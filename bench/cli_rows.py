@@ -15,6 +15,16 @@ from bench.util import Result, median, payload
 
 
 def find_cli() -> tuple[str | None, str]:
+    """The `pls` console script of this interpreter's environment (next to
+    sys.executable), else the first on PATH.  Preferring the former skips
+    launcher shims (pyenv's are shell scripts) that would be timed too."""
+    import sys
+
+    here = os.path.dirname(sys.executable)
+    for name in ("pls", "plasmite"):
+        path = os.path.join(here, name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path, ""
     for name in ("pls", "plasmite"):
         path = shutil.which(name)
         if path:

@@ -78,7 +78,7 @@ def run(workdir: str, st, out_dir: str, max_s: float = 2.0) -> list[str]:
             files.append(path)
     finally:
         h.close()
-    return files + run_cli_feed(workdir, out_dir)
+    return files + run_cli_feed(workdir, out_dir) + run_cli_oneshot_imports(workdir, out_dir)
 
 
 def summarize_raw(raw_path: str, top: int = 25) -> str:
@@ -131,4 +131,47 @@ def run_cli_feed(workdir: str, out_dir: str, n: int = 200_000) -> list[str]:
     with open(dest, "w") as f:
         f.write(f"# `pls feed POOL` < {n} NDJSON lines, sampled by py-spy at 500 Hz (start-up included)\n")
         f.write(scrub(summarize_raw(raw)))
+    return [dest]
+
+
+def run_cli_oneshot_imports(workdir: str, out_dir: str, top: int = 30) -> list[str]:
+    """``python -X importtime pls feed POOL '{..}'``: where one-shot start-up goes."""
+    import msgspec
+
+    from bench.cli_rows import _pool, cli_python, find_cli
+    from bench.util import payload
+
+    cli, _ = find_cli()
+    if not cli:
+        return []
+    py = cli_python(cli)
+    path = _pool(workdir, "profile-oneshot", 1 << 20)
+    msg = msgspec.json.encode(payload(1)).decode()
+    err = b""
+    for _ in range(2):  # the first run may still write .pyc files
+        try:
+            err = subprocess.run([py, "-X", "importtime", cli, "feed", path, msg], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, timeout=60).stderr
+        except (subprocess.TimeoutExpired, OSError):
+            return []
+    rows = []
+    for line in err.decode(errors="replace").splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        parts = line[len("import time:"):].split("|")
+        try:
+            self_us, cum_us = int(parts[0]), int(parts[1])
+        except ValueError:
+            continue
+        rows.append((cum_us, self_us, parts[2].rstrip()))
+    if not rows:
+        return []
+    top_level = sum(c for c, _s, name in rows if not name.startswith("  "))
+    dest = os.path.join(out_dir, "profile-cli-oneshot.txt")
+    with open(dest, "w") as f:
+        f.write(f"# `{os.path.basename(cli)} feed POOL '{{..}}'` under python -X importtime (second run)\n")
+        f.write(f"# total import time of top-level imports: {top_level / 1000:.1f} ms\n")
+        f.write("#  cumulative ms   self ms   module (indent = imported by the line above)\n")
+        for cum, self_, name in sorted(rows, reverse=True)[:top]:
+            f.write(f"{cum / 1000:12.1f} {self_ / 1000:9.1f}   {name}\n")
     return [dest]
