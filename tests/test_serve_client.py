@@ -202,7 +202,7 @@ def test_kept_alive_connection_closed_by_the_server_is_replaced(tmp_path):
     s.stop()
     s2 = ServerProcess(tmp_path, bind=f"127.0.0.1:{port}").start()
     try:
-        time.sleep(0.2)
+        time.sleep(0.6)  # idle long enough that the client checks the connection before reuse
         assert c.open_pool("ka").append({"n": 2}).seq == 2
         assert c.pool_info("ka").newest_seq == 2
 

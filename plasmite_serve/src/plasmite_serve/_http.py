@@ -15,6 +15,7 @@ import asyncio
 import select
 import socket
 import ssl
+import time
 from typing import Iterator
 
 from plasmite_core.errors import IoError, UsageError
@@ -47,6 +48,7 @@ def make_ssl_context(tls_ca: str | None = None, tls_skip_verify: bool = False) -
 
 
 def parse_head(head: bytes) -> tuple[int, dict[str, str]]:
+    """Status and headers (names lower-cased; repeated headers joined with ", ")."""
     lines = head.split(b"\r\n")
     status_line = lines[0].split(b" ", 2)
     if len(status_line) < 2 or not status_line[0].startswith(b"HTTP/1."):
@@ -99,7 +101,7 @@ class SyncConnection:
         self.read_timeout = read_timeout
         self.sock: socket.socket | None = None
         self.buf = bytearray()
-        self.reused = False
+        self.last_used = 0.0
 
     # -- connection
     def connect(self) -> None:
@@ -130,7 +132,6 @@ class SyncConnection:
         sock.settimeout(self.read_timeout)
         self.sock = sock
         self.buf = bytearray()
-        self.reused = False
 
     def close(self) -> None:
         if self.sock is not None:
@@ -214,7 +215,7 @@ class SyncConnection:
         return b"".join(chunks), False
 
     # -- requests
-    def _stale(self) -> bool:
+    def _stale(self) -> bool:  # noqa: D401
         """Whether a kept-alive connection was closed by the server while idle.
 
         Checked before reusing it, so a request (an append is not safe to
@@ -230,7 +231,9 @@ class SyncConnection:
         return bool(readable)  # EOF (or junk) is pending on an idle connection
 
     def send_request(self, data: bytes) -> None:
-        if self.sock is not None and self._stale():
+        # A connection used within the last half second cannot have hit the
+        # server's idle timeout; older ones are checked (one poll syscall).
+        if self.sock is not None and time.monotonic() - self.last_used > 0.5 and self._stale():
             self.close()
         if self.sock is None:
             self.connect()
@@ -263,6 +266,7 @@ class SyncConnection:
                 raise IoError(f"connection to {self.server_hostname}:{self.port} failed: {exc}") from None
             if not keep:
                 self.close()
+            self.last_used = time.monotonic()
             return status, headers, body
         raise AssertionError("unreachable")
 

@@ -209,6 +209,7 @@ class PlasmiteApp:
     def __init__(self, config: ResolvedConfig) -> None:
         self.config = config
         self.pool_dir = Path(config.pool_dir)
+        self._pool_prefix = str(self.pool_dir) + os.sep
         self._token_header = config.token.encode() if config.token else None
         self._cors = set(config.cors_origins)
         self._pools: OrderedDict[str, _PoolHandle] = OrderedDict()
@@ -287,7 +288,7 @@ class PlasmiteApp:
         reopened when the file was replaced, and closed once it is both out of
         the cache and no longer used by a tail.
         """
-        path = self._pool_path(name)
+        path = self._pool_prefix + name + ".plasmite"
         try:
             st = os.stat(path)
         except FileNotFoundError:
@@ -935,7 +936,10 @@ def _segments(scope) -> list[str]:
         text = raw.decode("latin-1").split("?", 1)[0]
     else:
         text = scope.get("path", "/")
-    parts = [unquote(p) for p in text.split("/") if p != ""]
+    if "%" in text:
+        parts = [unquote(p) for p in text.split("/") if p != ""]
+    else:
+        parts = [p for p in text.split("/") if p != ""]
     root = scope.get("root_path") or ""
     if root:
         root_parts = [p for p in root.split("/") if p]

@@ -466,6 +466,7 @@ class RemotePool:
                         raise
                     raise IoError(f"connection to {client.base_url} failed during a batch append: {exc}",
                                   hint=f"{len(out)} messages of the batch were stored before the failure") from None
+                conn.last_used = time.monotonic()
                 if first_error is not None:
                     raise first_error
                 if len(out) < start + len(window):
