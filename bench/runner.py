@@ -119,8 +119,10 @@ def main(argv=None) -> int:
     tasks: list[tuple[str, callable]] = []
     per_system = [("append", W.append_one), ("batch", W.append_batch), ("read/get", W.read_get),
                   ("hand-off", W.latency), ("two writers", W.two_writers)]
-    for s in systems:
-        for label, fn in per_system:
+    # workload by workload (floor, Plasmite, then the peers back to back), so a
+    # change in machine load between tasks skews a ratio as little as possible
+    for label, fn in per_system:
+        for s in systems:
             tasks.append((f"{s}: {label}", lambda fn=fn, s=s: fn(s, workdir, st)))
     if "floor" in systems:
         tasks.append(("floor: retained", lambda: W.retained_floor(st)))
