@@ -17,7 +17,6 @@ from collections import deque
 from typing import Any, Callable
 
 import click
-from plasmite_core.envelope import Message as _Message
 
 from .common import complete_pool, get_state, output_format, remote_options
 
@@ -177,43 +176,11 @@ class Emitter:
         self.out.flush()
 
 
-_sec = [None, b""]
-
-
-def envelope_line(m) -> bytes:
-    """``m.raw + b"\\n"``, formatted here from public Message parts.
-
-    Same bytes as ``Message.raw`` (compact envelope, RFC 3339 time with 9
-    fractional digits) but without the per-message helper calls, which roughly
-    doubles ``follow --jsonl`` throughput. Other message types use ``raw``.
-    """
-    if type(m) is not _Message:
-        return m.raw + b"\n"
-    sec, frac = divmod(m.time_ns, 1_000_000_000)
-    cache = _sec
-    if cache[0] != sec:
-        cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)).encode()
-        cache[0] = sec
-    return b'{"seq":%d,"time":"%s.%09dZ","meta":{"tags":%s},"data":%s}\n' % (
-        m.seq, cache[1], frac, m.tags_json(), m.data_json())
-
-
 def _jsonl_writer(write):
-    """``emit(m)`` writing ``envelope_line(m)``, inlined for the hot loop."""
-    cache = [None, b""]
-    fmt = b'{"seq":%d,"time":"%s.%09dZ","meta":{"tags":%s},"data":%s}\n'
-    gmtime, strftime = time.gmtime, time.strftime
-    M = _Message
+    """``emit(m)``: the compact envelope (``Message.raw``) and a newline."""
 
     def emit(m) -> None:
-        if type(m) is not M:
-            write(m.raw + b"\n")
-            return
-        sec, frac = divmod(m.time_ns, 1_000_000_000)
-        if cache[0] != sec:
-            cache[1] = strftime("%Y-%m-%dT%H:%M:%S", gmtime(sec)).encode()
-            cache[0] = sec
-        write(fmt % (m.seq, cache[1], frac, m.tags_json(), m.data_json()))
+        write(m.raw + b"\n")
 
     return emit
 
