@@ -317,3 +317,58 @@ def _parses(cli, argv, where, line):
             sub_cmd.make_context(sub_name, sub_rest, parent=sub)
     except click.UsageError as exc:  # pragma: no cover - the assertion message is the point
         raise AssertionError(f"help example of `{where}` does not parse: {line.strip()!r}: {exc}")
+
+
+def test_busy_pool_delete_exits_5(pool_dir):
+    import fcntl
+
+    pls("pool", "create", "held", pool_dir=pool_dir)
+    fd = os.open(pool_dir / "held.plasmite", os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a writer in the middle of an append would
+        r = pls("pool", "delete", "held", "--json", pool_dir=pool_dir)
+    finally:
+        os.close(fd)
+    assert r.returncode == 5
+    assert json.loads(r.stdout)["failed"][0]["error"]["kind"] == "Busy"
+    assert pls("pool", "delete", "held", pool_dir=pool_dir).returncode == 0
+
+
+def test_unexpected_exception_is_internal_without_traceback(pool_dir, tmp_path):
+    site = tmp_path / "site"
+    write_plugin(site, "crashy_plasmite", """
+        import click, pluggy
+        hookimpl = pluggy.HookimplMarker("plasmite")
+
+        @click.command()
+        def crash():
+            raise ValueError("something odd")
+
+        @hookimpl
+        def register_commands(cli):
+            cli.add_command(crash)
+    """)
+    env = env_for(pool_dir, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
+    r = pls("crash", pool_dir=pool_dir, env=env)
+    assert r.returncode == 1
+    err = error_of(r)
+    assert err["kind"] == "Internal" and "something odd" in err["message"] and "bug" in err["hint"]
+
+
+def test_readme_local_ipc(pool_dir):
+    # README: Alice creates a channel and sends; Bob, already following, sees it.
+    assert pls("pool", "create", "channel", pool_dir=pool_dir).returncode == 0
+    bob = subprocess.Popen([*PLS, "follow", "channel", "--one"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env=env_for(pool_dir))
+    try:
+        import time
+
+        time.sleep(0.5)
+        r = pls("feed", "channel", '{"from": "A", "msg": "hello world"}', pool_dir=pool_dir)
+        assert r.returncode == 0
+        out, err = bob.communicate(timeout=20)
+    finally:
+        if bob.poll() is None:
+            bob.kill()
+    assert bob.returncode == 0, err
+    assert json.loads(out)["data"] == {"from": "A", "msg": "hello world"}
