@@ -254,3 +254,20 @@ def test_pls_global_dir_reaches_serve(tmp_path):
     assert json.loads(proc.stdout)["check"]["pool_dir"] == str(tmp_path / "own")
     bad = subprocess.run(pls + ["serve", "--bind", "0.0.0.0:1", "check"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "non-loopback" in bad.stderr
+
+
+def test_sigterm_stops_promptly_with_open_tails(tmp_path):
+    """Open tails do not hold the server up: SIGTERM ends it cleanly within seconds."""
+    import time as _time
+
+    s = ServerProcess(tmp_path).start()
+    c = RemoteClient(s.base_url)
+    c.create_pool("bye")
+    tails = [c.open_pool("bye").open_stream(last=0) for _ in range(3)]
+    started = _time.monotonic()
+    code = s.stop()
+    assert code in (0, -15), s.stderr()  # uvicorn re-raises SIGTERM after a clean shutdown
+    assert _time.monotonic() - started < 10
+    assert "Traceback" not in s.stderr()
+    for t in tails:
+        t.close()

@@ -249,6 +249,10 @@ class PlasmiteApp:
             )
         return self._tail_pool
 
+    def begin_shutdown(self) -> None:
+        """End open tails cleanly (each within one read slice); new requests are still served."""
+        self._closing = True
+
     def close(self) -> None:
         """Stop tails and release pools, threads and file handles."""
         self._closing = True

@@ -413,7 +413,12 @@ def run_server(config: ServeConfig) -> None:
             ssl_certfile=str(cfg.tls.cert_path) if cfg.tls else None,
             ssl_keyfile=str(cfg.tls.key_path) if cfg.tls else None,
         )
-        server = uvicorn.Server(uv_config)
+        class _Server(uvicorn.Server):
+            def handle_exit(self, sig, frame) -> None:
+                app.begin_shutdown()  # open tails end within one slice instead of being cancelled
+                super().handle_exit(sig, frame)
+
+        server = _Server(uv_config)
         try:
             server.run(sockets=[sock])
         finally:
