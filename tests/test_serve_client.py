@@ -320,3 +320,19 @@ def test_pls_feed_and_follow_remote(server, client):
     tail = subprocess.run(pls + ["follow", url, "--tail", "3", "--format", "jsonl", "--timeout", "1s"],
                           capture_output=True, text=True, timeout=60)
     assert [json.loads(x)["data"] for x in tail.stdout.splitlines()] == [{"n": 1}, {"n": 2}, {"n": 3}]
+
+
+def test_ipv6_loopback(tmp_path):
+    import socket
+
+    try:
+        probe = socket.socket(socket.AF_INET6)
+        probe.bind(("::1", 0))
+        probe.close()
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    with ServerProcess(tmp_path, bind="[::1]:0") as s:
+        assert s.base_url.startswith("http://[::1]:")
+        c = RemoteClient(s.base_url)
+        assert c.create_pool("v6").append({"v": 6}).seq == 1
+        assert [p.name for p in c.list_pools()] == ["v6"]
