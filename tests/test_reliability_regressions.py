@@ -61,3 +61,33 @@ def verify_pool_plain(path):
         assert seqs == list(range(oldest, newest + 1))
         return oldest, newest, len(seqs)
 
+
+
+def test_damaged_frame_length_is_corrupt_not_a_skip(pool_dir):
+    """Found by test_reliability_corruption: a frame's len field is outside its
+    CRC, so a flipped bit that kept it 8-aligned made readers jump over whole
+    messages (reported as a retention gap, or nothing at all for the newest
+    frame) and doctor missed it. Now len must equal the aligned size of the
+    fields the CRC covers."""
+    import struct
+
+    from plasmite_core.doctor import check_pool
+    from plasmite_core.errors import CorruptError
+
+    with Client(pool_dir) as c, c.create_pool("f", 64 * 1024) as pool:
+        for i in range(5):
+            pool.append({"i": i})
+        pf = pool._file()
+        ro = pf.ring_offset
+        first_len = struct.unpack_from("<I", pf.mm, ro)[0]
+        # frame 1 claims to span frames 1 and 2 (all the same size)
+        struct.pack_into("<I", pf.mm, ro, first_len * 2)
+        gaps = []
+        try:
+            got = [m.seq for m in pool.tail(since_seq=1, timeout_ms=0, on_gap=lambda a, b: gaps.append((a, b)))]
+        except CorruptError as exc:
+            assert exc.offset == ro and exc.path
+        else:
+            raise AssertionError(f"read {got} with gaps {gaps} instead of a Corrupt error")
+        report = check_pool(pool_dir / "f.plasmite")
+        assert not report.ok and report.issues[0].offset == ro

@@ -91,8 +91,8 @@ def _walk(pf: PoolFile, st: F.State, report: Report | None) -> list[tuple[int, i
             break
         _, _, seq, t, pl, tl, kind, _ = F.FRAME_HEAD.unpack_from(mm, ro + phys)
         end = 32 + tl + pl
-        if end > flen or kind != F.KIND_MESSAGE:
-            report and report.add("frame_fields", "frame fields exceed its length", ro + phys)
+        if (end + 7) & ~7 != flen or kind != F.KIND_MESSAGE:
+            report and report.add("frame_fields", f"frame length {flen} does not match its fields ({end} bytes)", ro + phys)
             break
         if (zlib.crc32(mm[ro + phys + 8 : ro + phys + end]) | 1) != crc:
             report and report.add("checksum", f"frame seq {seq} fails its checksum", ro + phys)

@@ -624,7 +624,7 @@ class PoolFile:
             # failed check needs the tail re-read (overwritten while copying?).
             flen, crc, fseq, t, pl, tl, _, _ = _HEAD.unpack_from(buf, 0)
             end = 32 + tl + pl
-            if fseq == seq and crc != _PAD and end <= flen and (_crc32(memoryview(buf)[8:end]) | 1) == crc:
+            if fseq == seq and crc != _PAD and (end + 7) & ~7 == flen and (_crc32(memoryview(buf)[8:end]) | 1) == crc:
                 return fseq, t, buf[32 : 32 + tl], buf[32 + tl : end]
             if pos < self._state_fields()[2]:
                 continue
@@ -640,7 +640,7 @@ class PoolFile:
                     return fr
                 continue
             end = 32 + tl + pl
-            if end > flen or (_crc32(memoryview(buf)[8:end]) | 1) != crc:
+            if (end + 7) & ~7 != flen or (_crc32(memoryview(buf)[8:end]) | 1) != crc:
                 raise self._corrupt("frame checksum mismatch", ro + phys)
             return fseq, t, buf[32 : 32 + tl], buf[32 + tl : end]
         return None
@@ -662,7 +662,7 @@ class PoolFile:
             return None
         flen, crc, seq, t, pl, tl, kind, _fl = _HEAD.unpack_from(buf, 0)
         end = 32 + tl + pl
-        if end > flen or crc == _PAD or (_crc32(memoryview(buf)[8:end]) | 1) != crc:
+        if (end + 7) & ~7 != flen or crc == _PAD or (_crc32(memoryview(buf)[8:end]) | 1) != crc:
             raise self._corrupt("frame checksum mismatch", ro + phys)
         return seq, t, buf[32 : 32 + tl], buf[32 + tl : end]
 
@@ -720,7 +720,9 @@ class PoolFile:
                     break
                 start = off + 32
                 end = start + tl + pl
-                if end > off + flen or (_crc32(mv[off + 8 : end]) | 1) != crc:
+                # The CRC does not cover len: it must be exactly the aligned
+                # size of the covered fields, or a damaged len would skip frames.
+                if ((39 + tl + pl) & ~7) != flen or (_crc32(mv[off + 8 : end]) | 1) != crc:
                     raise self._corrupt("frame checksum mismatch", base + off)
                 if tl:
                     append((seq, t, buf[start : start + tl], buf[start + tl : end]))
