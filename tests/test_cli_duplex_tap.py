@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 
-from test_cli_support import PtyProcess, error_of, jsonl, pls, spawn, wait_for
+from test_cli_support import PtyProcess, error_of, jsonl, pls, spawn, started_following, wait_for
 
 
 def messages(pool_dir, pool):
@@ -23,12 +23,11 @@ def test_duplex_chat_between_two_terminals(pool_dir):
     bob = None
     try:
         wait_for(lambda: (pool_dir / "chat.plasmite").exists())
-        time.sleep(0.5)
+        started_following(alice.proc, pool_dir / "chat.plasmite")
         alice.send("hello bob\n")
         wait_for(lambda: len(messages(pool_dir, "chat")) == 1)
         bob = PtyProcess("duplex", "chat", "--me", "bob", "--tail", "20", "--jsonl", pool_dir=pool_dir)
         bob.expect('"msg":"hello bob"')  # history via --tail
-        time.sleep(0.5)
         bob.send("hi alice\n")
         alice.expect('"msg":"hi alice"')
         bob.send("   \n")  # blank lines are not sent
@@ -52,7 +51,7 @@ def test_duplex_echo_self_and_pretty(pool_dir):
     p = PtyProcess("duplex", "room", "--create", "--me", "carol", "--echo-self", pool_dir=pool_dir)
     try:
         wait_for(lambda: (pool_dir / "room.plasmite").exists())
-        time.sleep(0.5)
+        started_following(p.proc, pool_dir / "room.plasmite")
         p.send("note to self\n")
         out = p.expect('"msg": "note to self"')
         assert '"from": "carol"' in out  # pretty output by default
@@ -73,7 +72,7 @@ def test_duplex_terminal_needs_me(pool_dir):
 def test_duplex_piped_stream_sends_and_ends_at_eof(pool_dir):
     pls("pool", "create", "chat", pool_dir=pool_dir)
     watcher = spawn("follow", "chat", "--jsonl", "--timeout", "3s", pool_dir=pool_dir)
-    time.sleep(0.4)
+    started_following(watcher, pool_dir / "chat.plasmite")
     r = pls("duplex", "chat", "--me", "bot", pool_dir=pool_dir,
             input='{"from":"bot","msg":"boot complete"}\n{"from":"bot","msg":"ready"}')
     assert r.returncode == 0, r.stderr

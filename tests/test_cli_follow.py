@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from test_cli_support import PtyProcess, error_of, jsonl, pls, spawn, wait_for
+from test_cli_support import PtyProcess, error_of, jsonl, pls, spawn, started_following, wait_for
 
 
 def feed(pool_dir, pool, data, *extra):
@@ -19,9 +19,8 @@ def feed(pool_dir, pool, data, *extra):
 
 
 def started(proc, pool_dir, pool):
-    """Give a spawned follower time to open its stream (it starts at the live end)."""
-    time.sleep(0.6 if os.environ.get("CI") else 0.4)
-    assert proc.poll() is None, proc.stderr.read().decode()
+    """Wait until a spawned follower has the pool mapped (it starts at the live end)."""
+    started_following(proc, pool_dir / f"{pool}.plasmite")
 
 
 def test_ci_gate_returns_when_another_process_feeds_green(pool_dir):

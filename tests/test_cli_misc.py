@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from test_cli_support import PLS, PtyProcess, env_for, error_of, pls
+from test_cli_support import PLS, PtyProcess, env_for, error_of, pls, started_following
 
 
 # ---------------------------------------------------------------- version
@@ -361,9 +361,7 @@ def test_readme_local_ipc(pool_dir):
     bob = subprocess.Popen([*PLS, "follow", "channel", "--one"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            env=env_for(pool_dir))
     try:
-        import time
-
-        time.sleep(0.5)
+        started_following(bob, pool_dir / "channel.plasmite")
         r = pls("feed", "channel", '{"from": "A", "msg": "hello world"}', pool_dir=pool_dir)
         assert r.returncode == 0
         out, err = bob.communicate(timeout=20)

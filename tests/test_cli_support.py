@@ -80,6 +80,30 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
     raise AssertionError("condition not met in time")
 
 
+def started_following(proc, pool_path: Path, timeout: float = 30.0) -> None:
+    """Wait until ``proc`` has mapped ``pool_path`` (it has opened the pool),
+    then a little longer for it to position its stream. Falls back to a fixed
+    pause where /proc is not available."""
+    maps = Path(f"/proc/{proc.pid}/maps")
+    if not maps.exists():
+        time.sleep(1.0)
+        return
+    target = str(pool_path.resolve())
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"follower exited early ({proc.returncode})")
+        try:
+            if target in maps.read_text():
+                break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError("follower never opened the pool")
+        time.sleep(0.02)
+    time.sleep(0.2)
+
+
 class PtyProcess:
     """A ``pls`` process whose stdin, stdout and stderr are one terminal."""
 

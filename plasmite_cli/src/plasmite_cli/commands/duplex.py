@@ -34,7 +34,7 @@ Ctrl-C. Remote refs accept --tail but not --create or --since.""",
 )
 @click.argument("pool", metavar="POOL", shell_complete=complete_pool)
 @click.option("--me", metavar="NAME", help="Your name: sent as .data.from; your own messages are hidden.")
-@click.option("-n", "--tail", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("-n", "--tail", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
               help="Print the N newest messages first.")
 @click.option("--since", metavar="WHEN", help="Start at messages from this time: 30m, 2h or RFC 3339.")
 @click.option("--echo-self", is_flag=True, help="Also print your own messages.")

@@ -52,7 +52,7 @@ that long."""
 
 @click.command(epilog=EPILOG, short_help="Stream messages from a pool.")
 @click.argument("pool", metavar="POOL", shell_complete=complete_pool)
-@click.option("-n", "--tail", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("-n", "--tail", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
               help="Print the N newest matching messages first, then keep following.")
 @click.option("--since", metavar="WHEN", help="Start at messages from this time: 30m, 2h, 1d or RFC 3339.")
 @click.option("--one", is_flag=True, help="Exit after printing one matching message.")
