@@ -26,13 +26,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(pool_dir, tmp_path):
-    token_file = tmp_path / "token.txt"
-    token_file.write_text("s3cret-token\n")
+def start_server(pool_dir, *args):
     port = free_port()
-    proc = spawn("serve", "--bind", f"127.0.0.1:{port}", "--token-file", str(token_file), pool_dir=pool_dir,
-                 stdout=subprocess.DEVNULL)
+    proc = spawn("serve", "--bind", f"127.0.0.1:{port}", *args, pool_dir=pool_dir, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -43,12 +39,39 @@ def server(pool_dir, tmp_path):
                 proc.kill()
                 raise AssertionError(proc.stderr.read().decode())
             time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", str(token_file)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def stop_server(proc):
     proc.terminate()
     try:
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture
+def server(pool_dir, tmp_path):
+    token_file = tmp_path / "token.txt"
+    token_file.write_text("s3cret-token\n")
+    proc, base = start_server(pool_dir, "--token-file", str(token_file))
+    yield base, str(token_file)
+    stop_server(proc)
+
+
+def test_remote_duplex_piped(pool_dir):
+    proc, base = start_server(pool_dir)
+    try:
+        pls("pool", "create", "chat", pool_dir=pool_dir)
+        r = pls("duplex", f"{base}/chat", "--me", "bot", pool_dir=pool_dir,
+                input='{"from":"bot","msg":"boot"}\n{"from":"bot","msg":"ready"}\n')
+        assert r.returncode == 0, r.stderr
+        msgs = jsonl(pls("follow", "chat", "--tail", "5", "--jsonl", "--timeout", "200ms", pool_dir=pool_dir).stdout)
+        assert [m["data"]["msg"] for m in msgs] == ["boot", "ready"]
+        r = pls("duplex", f"{base}/chat", "--me", "bot", "--since", "1h", pool_dir=pool_dir, input="{}")
+        assert r.returncode == 2 and "--since" in error_of(r)["message"]
+    finally:
+        stop_server(proc)
 
 
 def test_remote_feed_follow_and_filters(pool_dir, server):

@@ -66,7 +66,9 @@ def duplex(ctx, pool, me, tail, since, echo_self, jsonl, fmt, timeout, create):
             raise UsageError("remote duplex does not support --create", hint="create the pool on the server first")
         if since is not None:
             raise UsageError("remote duplex does not support --since", hint="use --tail N for remote history")
-        follow_handle = send_handle = targets.remote_pool(pool, "duplex")
+        # One connection per side: the follow side holds a long-lived stream.
+        follow_handle = targets.remote_pool(pool, "duplex")
+        send_handle = targets.remote_pool(pool, "duplex")
         label = pool
     else:
         state = get_state(ctx)
