@@ -91,3 +91,23 @@ def test_damaged_frame_length_is_corrupt_not_a_skip(pool_dir):
             raise AssertionError(f"read {got} with gaps {gaps} instead of a Corrupt error")
         report = check_pool(pool_dir / "f.plasmite")
         assert not report.ok and report.issues[0].offset == ro
+
+
+def test_doctor_checks_a_state_slot_whose_generation_reads_zero(pool_dir):
+    """Found by tests/fuzz/fuzz_pool.py: doctor skipped a state slot whose gen
+    word was 0 as "never written", so damage that zeroed the newest slot's
+    generation went unreported while readers silently fell back to the older
+    slot (losing the last publish)."""
+    from plasmite_core import format as F
+    from plasmite_core.doctor import check_pool
+
+    with Client(pool_dir) as c, c.create_pool("z", 64 * 1024) as pool:
+        for i in range(3):
+            pool.append({"i": i})
+        mm = pool._file().mm
+        for base in (F.STATE_A_OFFSET, F.STATE_B_OFFSET):
+            if any(mm[base : base + 52]):
+                mm[base : base + 8] = bytes(8)  # gen word destroyed
+                break
+    report = check_pool(pool_dir / "z.plasmite")
+    assert not report.ok and report.issues[0].code == "state_slot"

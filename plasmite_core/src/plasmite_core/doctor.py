@@ -134,8 +134,9 @@ def _check_open(pf: PoolFile, report: Report) -> None:
     for name, off in (("A", F.STATE_A_OFFSET), ("B", F.STATE_B_OFFSET)):
         body = mm[off : off + 48]
         (crc,) = struct.unpack_from("<I", mm, off + 48)
-        gen = struct.unpack_from("<Q", mm, off)[0]
-        if gen and zlib.crc32(body) != crc:
+        # A slot never written is all zeros; anything else must hold its CRC
+        # (a damaged generation word of 0 does not make a slot "unused").
+        if any(mm[off : off + 52]) and zlib.crc32(body) != crc:
             report.add("state_slot", f"state slot {name} fails its checksum (the other slot is used)", off)
     st = pf.read_state()
     R = pf.ring_size
