@@ -140,8 +140,8 @@ def test_timeout_exits_124_and_resets_on_output(pool_dir):
     r = pls("follow", "q", "--timeout", "300ms", pool_dir=pool_dir)
     assert r.returncode == 124 and r.stdout == ""
     assert time.monotonic() - t0 >= 0.3
-    # Output keeps it alive: a message every 200ms for ~1.2s, timeout 800ms.
-    f = spawn("follow", "q", "--timeout", "800ms", "--jsonl", pool_dir=pool_dir)
+    # Output keeps it alive: six messages ~0.4 s apart (> 2 s in all), timeout 2 s.
+    f = spawn("follow", "q", "--timeout", "2s", "--jsonl", pool_dir=pool_dir)
     started(f, pool_dir, "q")
     for i in range(6):
         feed(pool_dir, "q", {"i": i})

@@ -95,6 +95,11 @@ def test_remote_feed_follow_and_filters(pool_dir, server):
     r = pls("follow", f"{base}/chat", *auth, "--tail", "2", "--where", ".data.n > 0", "--jsonl",
             "--timeout", "500ms", pool_dir=pool_dir)
     assert [m["data"]["n"] for m in jsonl(r.stdout)] == [2, 3]  # --tail counts matching messages
+    t0 = time.monotonic()
+    r = pls("follow", f"{base}/chat", *auth, "--tail", "5", "--tag", "remote", "--jsonl", "--timeout", "300ms",
+            pool_dir=pool_dir)
+    assert [m["seq"] for m in jsonl(r.stdout)] == [1]
+    assert time.monotonic() - t0 < 4.5  # the history scan ends at the newest message, no 5 s wait
     # local view of the same pool agrees
     assert json.loads(pls("fetch", "chat", "1", pool_dir=pool_dir).stdout)["data"]["msg"] == "hi all"
 

@@ -271,3 +271,22 @@ def test_sigterm_stops_promptly_with_open_tails(tmp_path):
     assert "Traceback" not in s.stderr()
     for t in tails:
         t.close()
+
+
+def test_init_certificate_names(tmp_path):
+    from cryptography import x509
+
+    proc = serve_cmd("init", "--output-dir", str(tmp_path), "--san", "pools.example.com", "--san", "10.1.2.3",
+                     "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)["init"]
+    cert = x509.load_pem_x509_certificate(open(result["artifact_paths"]["tls_cert"], "rb").read())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    dns = san.get_values_for_type(x509.DNSName)
+    ips = [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+    assert {"localhost", "pools.example.com"} <= set(dns)
+    assert {"127.0.0.1", "::1", "10.1.2.3"} <= set(ips)
+    assert set(result["tls_names"]) >= {"pools.example.com", "10.1.2.3"}
+    assert "https://pools.example.com:9700/demo" in result["client_commands"][0]
+    bad = serve_cmd("init", "--output-dir", str(tmp_path / "b"), "--san", "bad name!\u00ff\u0000")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr

@@ -115,7 +115,12 @@ def follow(ctx, pool, tail, since, one, timeout, where, tags, jsonl, fmt, data_o
     drops = DropNotices(pool, label, quiet=quiet_drops)
     opts: dict[str, Any] = {"on_gap": drops.gap}
     if tag_list:
-        opts["tags"] = tag_list
+        if targets.is_url(pool):
+            # Remote: test tags here so every message reaches the client and
+            # the --tail scan knows when it has seen the newest one.
+            predicate = _and(_has_tags(tag_list), predicate)
+        else:
+            opts["tags"] = tag_list  # the core tests tags without decoding payloads
 
     if replay is not None:
         return run_replay(handle, emitter, predicate, tail=tail, since_ns=since_ns, speed=replay, one=one, opts=opts)
@@ -144,6 +149,20 @@ def compile_where(exprs) -> Callable[[Any], bool] | None:
             return lambda m: p0(m.raw)
         return lambda m: all(p(m.raw) for p in preds)
     return lambda m: all(p(m.to_dict()) for p in preds)
+
+
+def _has_tags(tags: list[str]) -> Callable[[Any], bool]:
+    def has(m) -> bool:
+        mine = m.tags
+        return all(t in mine for t in tags)
+
+    return has
+
+
+def _and(a, b):
+    if b is None:
+        return a
+    return lambda m: a(m) and b(m)
 
 
 class Emitter:
@@ -252,7 +271,8 @@ def _history_then_live(handle, predicate, tail: int, opts: dict[str, Any]):
 
     Without --tail the stream starts at the live end. With --tail N and no
     filter the core positions it (``last=N``). With filters, --tail counts
-    matching messages: the retained history is scanned for the N newest.
+    matching messages: the retained history is scanned, keeping a window of
+    the N newest matches.
     """
     if not tail:
         return _open_stream(handle, last=0, **opts), [], None
@@ -263,34 +283,36 @@ def _history_then_live(handle, predicate, tail: int, opts: dict[str, Any]):
     if newest is None:
         return stream, [], None
     window: deque = deque(maxlen=tail)
-    msgs, extra = _read_history(stream, newest)
-    for m in msgs:
-        if predicate is None or predicate(m):
-            window.append(m)
+    if predicate is None:
+        extra = _scan_history(stream, newest, window.append)
+    else:
+        extra = _scan_history(stream, newest, lambda m: window.append(m) if predicate(m) else None)
     return stream, list(window), extra
 
-def _read_history(stream, newest: int):
-    """Messages of ``stream`` up to seq ``newest`` (the newest when it opened).
 
-    Returns ``(messages, extra)``: ``extra`` is a message newer than ``newest``
-    that arrived while reading (it belongs to the live part), or None. A local
-    stream has history in the mapping, so ``next(0)`` returning None means it
-    is all read (filtered messages included); a remote stream receives it
-    over the network, so each read may wait a little.
+def _scan_history(stream, newest: int, consume: Callable[[Any], Any]):
+    """Pass the messages of ``stream`` up to seq ``newest`` to ``consume``.
+
+    Returns a message newer than ``newest`` that arrived meanwhile (it belongs
+    to the live part), or None. A local stream has its history in the mapping,
+    so ``next(0)`` returning None means all of it was read (filtered messages
+    included); a remote stream receives it over the network, so a read may
+    wait a little.
     """
     from plasmite_core.stream import Stream
 
     wait_ms = 0 if isinstance(stream, Stream) else 5000
-    out = []
+    nxt = stream.next
     while True:
-        m = stream.next(wait_ms)
+        m = nxt(wait_ms)
         if m is None:
-            return out, None
+            return None
         if m.seq > newest:
-            return out, m
-        out.append(m)
+            return m
+        consume(m)
         if m.seq >= newest:
-            return out, None
+            return None
+
 
 def _polling(next_fn):
     """``next`` without wake-up waits: poll with a 1 ms → 50 ms backoff (--no-notify)."""
@@ -402,10 +424,10 @@ def run_replay(handle, emitter: Emitter, predicate, *, tail: int, since_ns: int 
     else:
         stream = _open_stream(handle, **opts)
         selected = deque(maxlen=tail)
-    msgs, _ = _read_history(stream, newest)
-    for m in msgs:
-        if predicate is None or predicate(m):
-            selected.append(m)
+    if predicate is None:
+        _scan_history(stream, newest, selected.append)
+    else:
+        _scan_history(stream, newest, lambda m: selected.append(m) if predicate(m) else None)
     emit = emitter.emit
     prev_t = None
     start_wall = time.monotonic()
