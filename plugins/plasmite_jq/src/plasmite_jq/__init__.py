@@ -42,7 +42,10 @@ class JqPredicate:
     __slots__ = ("expr", "_program")
 
     def __init__(self, expr: str) -> None:
-        import jq
+        try:
+            import jq
+        except ImportError:
+            raise _usage("the jq package is not installed", "pip install jq (or reinstall plasmite-jq)") from None
 
         if not isinstance(expr, str) or not expr.strip():
             raise _usage("empty --where expression", _EXAMPLE)
