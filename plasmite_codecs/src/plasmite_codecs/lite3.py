@@ -247,9 +247,10 @@ class _Builder:
     # -- tree operations -----------------------------------------------
     def set(self, C: _Node, key: bytes | None, h: int, L: int, kprefix: bytes, vb: bytes) -> _Node | None:
         """One set (objects) or append (arrays) into the container whose top node is C."""
+        if key is None:
+            return self.append(C, vb)
         C.gen = (C.gen + 1) & 0xFFFFFF
-        probes = MAX_PROBES if key is not None else 1
-        for i in range(probes):
+        for i in range(MAX_PROBES):
             H = (h + i * i) & 0xFFFFFFFF
             node = C
             parent: _Node | None = None
@@ -288,12 +289,69 @@ class _Builder:
                     if old == key:
                         return self._overwrite(e, L, kprefix, vb)
                     break  # collision: next probe
-                if node.kids:
+                kids = node.kids
+                if kids:
                     parent, pj = node, j
-                    node = node.kids[j]
+                    node = kids[j]
                     continue
-                return self._insert(C, node, j, H, key, L, kprefix, vb)
+                # new member in a leaf: entry bytes go at the end of the buffer
+                buf = self.buf
+                P = len(vb) - 1
+                child = None
+                if P == 95:
+                    pad = -(len(buf) + len(kprefix)) & 3
+                    if pad:
+                        buf += _PADS[pad]
+                kv = len(buf)
+                buf += kprefix
+                vofs = len(buf)
+                buf += vb
+                if P == 95 and vb[0] >= T_OBJ:
+                    child = _Node(vofs, vb[0])
+                    self.nodes.append(child)
+                hs.insert(j, H)
+                node.ents.insert(j, [kv, key, vofs, P, child])
+                C.size += 1
+                return child
         raise _usage("too many key hash collisions in one object (128 probes)")
+
+    def append(self, C: _Node, vb: bytes) -> _Node | None:
+        """One append into the array whose top node is C (the full algorithm).
+
+        The new index is larger than every existing one, so the walk always
+        takes the right-most child and a split always continues in the new
+        right sibling.
+        """
+        C.gen = (C.gen + 1) & 0xFFFFFF
+        node = C
+        parent: _Node | None = None
+        pj = 0
+        while True:
+            if len(node.hashes) == 7:
+                parent, pj = self._split(node, parent, pj)
+                pj += 1
+                node = parent.kids[pj]
+            kids = node.kids
+            if not kids:
+                break
+            parent, pj = node, len(kids) - 1
+            node = kids[-1]
+        buf = self.buf
+        P = len(vb) - 1
+        child = None
+        if P == 95:
+            pad = -len(buf) & 3
+            if pad:
+                buf += _PADS[pad]
+        vofs = len(buf)
+        buf += vb
+        if P == 95 and vb[0] >= T_OBJ:
+            child = _Node(vofs, vb[0])
+            self.nodes.append(child)
+        node.hashes.append(C.size)
+        node.ents.append([vofs, None, vofs, P, child])
+        C.size += 1
+        return child
 
     def _split(self, N: _Node, P: _Node | None, i: int) -> tuple[_Node, int]:
         buf = self.buf
@@ -346,13 +404,6 @@ class _Builder:
             self.nodes.append(child)
         return kv, vofs, child
 
-    def _insert(self, C: _Node, node: _Node, j: int, H: int, key, L, kprefix, vb) -> _Node | None:
-        kv, vofs, child = self._append_entry(key, L, kprefix, vb)
-        node.hashes.insert(j, H)
-        node.ents.insert(j, [kv, key, vofs, len(vb) - 1, child])
-        C.size += 1
-        return child
-
     def _overwrite(self, e: list, L: int, kprefix: bytes, vb: bytes) -> _Node | None:
         buf = self.buf
         kv, _key, V, oldP, oldchild = e
@@ -399,6 +450,8 @@ class _Builder:
                 vb = _STR_HDR.pack(T_STR, len(e) + 1) + e + b"\x00"
             elif t is int and _I64_MIN <= v <= _I64_MAX:
                 vb = _VAL_I64.pack(T_I64, v)
+            elif t is float and v - v == 0.0:
+                vb = _VAL_F64.pack(T_F64, v)
             elif t is dict:
                 vb, sub = _OBJ96, v.items()
             elif t is _Pairs:
@@ -453,6 +506,8 @@ class _Builder:
             sub = None
             if t is int and _I64_MIN <= v <= _I64_MAX:
                 vb = _VAL_I64.pack(T_I64, v)
+            elif t is float and v - v == 0.0:
+                vb = _VAL_F64.pack(T_F64, v)
             elif t is str:
                 e = v.encode("utf-8")
                 vb = _STR_HDR.pack(T_STR, len(e) + 1) + e + b"\x00"
@@ -599,7 +654,7 @@ def encode(obj: Any) -> bytes:
 # reader
 
 _ESC_RE = re.compile(rb'[\x00-\x1f"\\]')
-_esc_search = _ESC_RE.search
+_ESC_BYTES = bytes(range(0x20)) + b'"\\'  # a string needs escaping iff it holds one of these
 _ESC = {bytes((c,)): b"\\u%04X" % c for c in range(0x20)}
 _ESC.update({b"\b": b"\\b", b"\t": b"\\t", b"\n": b"\\n", b"\x0c": b"\\f", b"\r": b"\\r",
              b'"': b'\\"', b"\\": b"\\\\"})
@@ -616,7 +671,7 @@ def _json_str(s: bytes) -> bytes:
             s.decode("utf-8")
         except UnicodeDecodeError:
             raise _corrupt("string is not valid UTF-8") from None
-    if _ESC_RE.search(s) is not None:
+    if len(s.translate(None, _ESC_BYTES)) != len(s):
         s = _ESC_RE.sub(_esc_sub, s)
     return b'"' + s + b'"'
 
@@ -816,7 +871,7 @@ class _Reader:
                     if self.left < 0:
                         raise _corrupt("nodes and entries overlap", v)
                     sv = buf[v + 5:end - 1]
-                    if sv.isascii() and _esc_search(sv) is None:
+                    if sv.isascii() and len(sv.translate(None, _ESC_BYTES)) == len(sv):
                         append(b'"' + sv + b'"')
                     else:
                         append(_json_str(sv))
