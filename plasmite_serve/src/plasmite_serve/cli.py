@@ -37,6 +37,7 @@ from .config import (
     format_hostport,
     generate_self_signed,
     generate_token,
+    host_names,
     is_loopback,
     is_unspecified,
     parse_bind,
@@ -207,6 +208,16 @@ def _quote(value: str) -> str:
     return shlex.quote(value)
 
 
+def _is_ip(value: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        return False
+
+
 @serve.command("init")
 @click.option("--bind", default="0.0.0.0:9700", show_default=True, metavar="HOST:PORT",
               help="Bind address used in the printed commands (and added to the certificate).")
@@ -218,10 +229,13 @@ def _quote(value: str) -> str:
               help="Certificate file (relative to --output-dir unless absolute).")
 @click.option("--tls-key", default="plasmite-tls-key.pem", show_default=True, metavar="PATH",
               help="Private key file (relative to --output-dir unless absolute).")
+@click.option("--san", "sans", multiple=True, metavar="NAME",
+              help="Also valid for this DNS name or IP (repeatable); the bind IP, or this host's name and "
+                   "addresses for 0.0.0.0, are added by default.")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the default when stdout is not a terminal).")
 @click.pass_context
-def init(ctx: click.Context, bind, output_dir, token_file, tls_cert, tls_key, force, as_json) -> None:
+def init(ctx: click.Context, bind, output_dir, token_file, tls_cert, tls_key, sans, force, as_json) -> None:
     """Generate a token, a TLS certificate and its key; print the fingerprint and next commands.
 
     The token itself is never printed: it stays in its file (mode 0600).
@@ -257,20 +271,26 @@ def init(ctx: click.Context, bind, output_dir, token_file, tls_cert, tls_key, fo
             hint="re-run with --force to overwrite, or choose another --output-dir",
         )
     token_path, cert_path, key_path = paths
+    names = host_names(host, list(sans))  # validates --san before anything is written
     try:
         for p in paths:
             p.parent.mkdir(parents=True, exist_ok=True)
         write_private(token_path, (generate_token() + "\n").encode())
-        cert_pem, key_pem, fingerprint = generate_self_signed(host)
+        cert_pem, key_pem, fingerprint = generate_self_signed(host, list(sans))
         cert_path.write_bytes(cert_pem)
         write_private(key_path, key_pem)
     except OSError as exc:
         raise IoError(f"cannot write serve init artifacts: {exc.strerror or exc}", exc.filename,
                       hint="check that --output-dir is writable") from None
 
-    client_host = display_host(host)
-    if is_unspecified(host) or is_loopback(host):
-        client_host = "127.0.0.1" if ":" not in host else "::1"
+    if is_loopback(host):
+        client_host = host
+    elif not is_unspecified(host):
+        client_host = host
+    else:
+        # Clients on other machines dial this host by one of the certificate's names.
+        ips = [n for n in names if _is_ip(n)]
+        client_host = (list(sans) or ips or names or ["YOUR-HOST"])[0]
     base = f"https://{format_hostport(client_host, port)}"
     t, c, k = (_quote(str(p)) for p in paths)
     server_cmd = (
@@ -293,6 +313,7 @@ def init(ctx: click.Context, bind, output_dir, token_file, tls_cert, tls_key, fo
         "init": {
             "artifact_paths": {"token_file": str(token_path), "tls_cert": str(cert_path), "tls_key": str(key_path)},
             "tls_fingerprint": fingerprint,
+            "tls_names": ["localhost", "127.0.0.1", "::1", *names],
             "overwrote_existing": bool(existing),
             "server_commands": [server_cmd],
             "client_commands": [feed_cmd, follow_cmd],
@@ -312,6 +333,7 @@ def init(ctx: click.Context, bind, output_dir, token_file, tls_cert, tls_key, fo
         "",
         "  TLS fingerprint (share it with clients to verify the certificate):",
         f"    {fingerprint}",
+        f"  Certificate valid for: {', '.join(result['init']['tls_names'])}",
         "",
         "  Start the server:",
         f"    {server_cmd}",

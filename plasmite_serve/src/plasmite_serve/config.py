@@ -274,8 +274,57 @@ def check_tls_pair(cert_path: Path, key_path: Path) -> None:
         raise IoError(f"cannot read TLS material: {exc.strerror or exc}", str(key_path)) from None
 
 
-def generate_self_signed(bind_host: str | None = None) -> tuple[bytes, bytes, str]:
-    """A fresh EC P-256 certificate for localhost, 127.0.0.1, ::1 and the bind IP.
+def host_names(bind_host: str | None, extra: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Names a server certificate should cover besides localhost and the loopback IPs.
+
+    The bind IP when it is a specific address; for an all-interfaces bind, this
+    machine's host name and the addresses it resolves to locally (no network
+    traffic); plus ``extra`` (``--san``).
+    """
+    import re
+
+    names: list[str] = []
+    dns = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
+
+    def add(value: str, strict: bool = False) -> None:
+        value = value.strip()
+        if not value or value in names or value in ("localhost", "127.0.0.1", "::1"):
+            return
+        try:
+            if ipaddress.ip_address(value).is_loopback:
+                return
+        except ValueError:
+            if not dns.fullmatch(value) or len(value) > 253:
+                if strict:
+                    raise UsageError(f"invalid certificate name: {value!r}",
+                                     hint="use a DNS name (letters, digits, '-', '.') or an IP address") from None
+                return
+        names.append(value)
+
+    if bind_host and not is_unspecified(bind_host):
+        add(bind_host)
+    elif bind_host:
+        import socket
+
+        try:
+            hostname = socket.gethostname()
+        except OSError:
+            hostname = ""
+        if hostname:
+            add(hostname)
+            try:
+                for info in socket.getaddrinfo(hostname, None, proto=socket.IPPROTO_TCP):
+                    add(str(info[4][0]).split("%", 1)[0])
+            except OSError:
+                pass
+    for value in extra:
+        add(value, strict=True)
+    return names
+
+
+def generate_self_signed(bind_host: str | None = None, extra_names: list[str] | tuple[str, ...] = ()
+                         ) -> tuple[bytes, bytes, str]:
+    """A fresh EC P-256 certificate for localhost, 127.0.0.1, ::1 and ``host_names()``.
 
     Returns ``(cert_pem, key_pem, fingerprint)``.
     """
@@ -291,10 +340,11 @@ def generate_self_signed(bind_host: str | None = None) -> tuple[bytes, bytes, st
         x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
         x509.IPAddress(ipaddress.ip_address("::1")),
     ]
-    if bind_host and not is_unspecified(bind_host):
-        ip = ipaddress.ip_address(bind_host)
-        if not ip.is_loopback:
-            sans.append(x509.IPAddress(ip))
+    for value in host_names(bind_host, extra_names):
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(value)))
+        except ValueError:
+            sans.append(x509.DNSName(value))
     now = _dt.datetime.now(_dt.timezone.utc)
     cert = (
         x509.CertificateBuilder()
@@ -469,6 +519,7 @@ __all__ = [
     "TlsMaterial",
     "cert_fingerprint",
     "generate_self_signed",
+    "host_names",
     "generate_token",
     "normalize_cors_origin",
     "normalize_cors_origins",
