@@ -144,10 +144,10 @@ def test_broken_plugin_does_not_break_builtins(pool_dir, tmp_path):
 def test_builtin_commands_do_not_scan_entry_points(pool_dir):
     # The one-shot hot path: no entry-point scan, no plugin module imported.
     pls("pool", "create", "fast", pool_dir=pool_dir)
-    code = textwrap.dedent(f"""
+    code = textwrap.dedent("""
         import sys
         from plasmite_cli.app import run
-        rc = run(["feed", "fast", '{{"x": 1}}'])
+        rc = run(["feed", "fast", '{"x": 1}'])
         loaded = sorted(m for m in sys.modules if m.startswith(("plasmite_jq", "plasmite_serve",
                         "plasmite_cli.builtin", "plasmite_cli.commands.follow", "importlib.metadata")))
         print(rc, loaded, file=sys.stderr)
