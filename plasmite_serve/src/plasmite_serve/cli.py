@@ -386,7 +386,7 @@ def _banner(cfg: ResolvedConfig, port: int, verbose: bool) -> str:
     lines = [
         f"Serving pools from {cfg.pool_dir} on {base} ({scope_label(cfg.host)})",
         "",
-        f"  UI:   {base}/ui",
+        f"  UI:   {base}/ui" + ("   (enter the token in the page, or open /ui?token=<token>)" if cfg.token else ""),
         f"  Auth: {auth}    TLS: {tls}    Access: {cfg.access}    CORS: {cors}",
     ]
     if cfg.tls is not None:
