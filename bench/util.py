@@ -88,6 +88,24 @@ def rate_loop(step: Callable[[], int], max_items: int, max_s: float) -> tuple[fl
     return (done / dt if dt > 0 else float("nan")), done
 
 
+def measure(step: Callable[[], int], max_items: int, max_s: float, repeats: int) -> tuple[float, dict]:
+    """``repeats`` bounded runs of ``step``; returns (median items/s, extra) where
+    extra has every run and the same rate per CPU-second of this process
+    ("cpu_rate"), which other load on the machine disturbs far less than wall
+    time (meaningful for in-process work only, not for client/server peers)."""
+    runs, cpu_runs = [], []
+    for _ in range(repeats):
+        c0 = time.process_time()
+        t0 = time.perf_counter()
+        _rate, done = rate_loop(step, max_items, max_s)
+        dt = time.perf_counter() - t0
+        dc = time.process_time() - c0
+        runs.append(done / dt if dt > 0 else float("nan"))
+        cpu_runs.append(done / dc if dc > 0 else float("nan"))
+    return median(runs), {"runs": runs, "cpu_rate": median(cpu_runs),
+                          "cpu_share": median(cpu_runs) and median(runs) / median(cpu_runs)}
+
+
 def best_dir(base: str, name: str) -> str:
     path = os.path.join(base, name)
     shutil.rmtree(path, ignore_errors=True)

@@ -18,7 +18,7 @@ import random
 import time
 from dataclasses import dataclass
 
-from bench.util import MiB, Result, median, mp_context, payload, payload_bytes, payloads, percentile, rate_loop
+from bench.util import MiB, Result, measure, median, mp_context, payload, payload_bytes, payloads, percentile
 
 SYSTEMS = {
     "floor": "bench.floor",
@@ -82,8 +82,8 @@ def append_one(name: str, workdir: str, st: Settings) -> list[Result]:
                 app(o)
             return len(objs)
 
-        runs = [rate_loop(step, st.n_append, st.max_s)[0] for _ in range(st.repeats)]
-        out = [Result(name, "append", median(runs), "msg/s", extra={"runs": runs})]
+        v, ex = measure(step, st.n_append, st.max_s, st.repeats)
+        out = [Result(name, "append", v, "msg/s", extra=ex)]
         if hasattr(h, "append_json"):
             bufs = [payload_bytes(i) for i in range(st.chunk)]
             appj = h.append_json
@@ -93,8 +93,8 @@ def append_one(name: str, workdir: str, st: Settings) -> list[Result]:
                     appj(b)
                 return len(bufs)
 
-            runs = [rate_loop(step_json, st.n_append, st.max_s)[0] for _ in range(st.repeats)]
-            out.append(Result(name, "append_json", median(runs), "msg/s", extra={"runs": runs}))
+            v, ex = measure(step_json, st.n_append, st.max_s, st.repeats)
+            out.append(Result(name, "append_json", v, "msg/s", extra=ex))
         return out
     finally:
         h.close()
@@ -114,8 +114,8 @@ def append_batch(name: str, workdir: str, st: Settings) -> list[Result]:
             many(objs)
             return len(objs)
 
-        runs = [rate_loop(step, st.n_append * 2, st.max_s)[0] for _ in range(st.repeats)]
-        return [Result(name, "append_many", median(runs), "msg/s", note=f"batches of {st.batch}", extra={"runs": runs})]
+        v, ex = measure(step, st.n_append * 2, st.max_s, st.repeats)
+        return [Result(name, "append_many", v, "msg/s", note=f"batches of {st.batch}", extra=ex)]
     finally:
         h.close()
 
@@ -143,33 +143,41 @@ def read_get(name: str, workdir: str, st: Settings) -> list[Result]:
         keys = h.keys(filled) if getattr(h, "get", None) is not None else None
         if keys:
             rng = random.Random(1234)
-            sample = rng.choices(keys, k=min(st.n_get, 20_000))
+            sample = rng.choices(keys, k=20 * st.chunk)
+            chunks = [sample[k : k + st.chunk] for k in range(0, len(sample), st.chunk)]
             get = h.get
+            turn = [0]
 
             def step() -> int:
-                for key in sample[:st.chunk]:
+                chunk = chunks[turn[0] % len(chunks)]  # pre-drawn random keys, no per-step cost
+                turn[0] += 1
+                for key in chunk:
                     get(key)
-                rng.shuffle(sample)
-                return st.chunk
+                return len(chunk)
 
             get(sample[0])
-            runs = [rate_loop(step, st.n_get, st.max_s)[0] for _ in range(st.repeats)]
-            out.append(Result(name, "get", median(runs), "get/s", note=_note(mod, "get"), extra={"runs": runs, "retained": len(keys)}))
+            v, ex = measure(step, st.n_get, st.max_s, st.repeats)
+            ex["retained"] = len(keys)
+            out.append(Result(name, "get", v, "get/s", note=_note(mod, "get"), extra=ex))
         else:
             out.append(Result(name, "get", None, "get/s", note=_note(mod, "get") or "no lookup by key"))
 
         consuming = "consuming" in _note(mod, "read")
         reps = 1 if consuming else st.repeats
         if hasattr(h, "read_raw"):
-            runs = []
+            runs, cpu = [], []
             for _ in range(reps):
+                c = time.process_time()
                 t = time.perf_counter()
                 k = h.read_raw(filled)
                 runs.append(k / (time.perf_counter() - t))
-            out.append(Result(name, "read_raw", median(runs), "msg/s", note="raw JSON envelopes, not decoded", extra={"runs": runs, "messages": k}))
-        runs = []
+                cpu.append(k / max(1e-9, time.process_time() - c))
+            out.append(Result(name, "read_raw", median(runs), "msg/s", note="raw JSON envelopes, not decoded",
+                              extra={"runs": runs, "messages": k, "cpu_rate": median(cpu)}))
+        runs, cpu = [], []
         k = 0
         for _ in range(reps):
+            c = time.process_time()
             t = time.perf_counter()
             if consuming:  # slow consumers: bounded in time, 1000 at a time
                 k = 0
@@ -181,9 +189,10 @@ def read_get(name: str, workdir: str, st: Settings) -> list[Result]:
             else:
                 k = h.read(filled)
             runs.append(k / (time.perf_counter() - t))
+            cpu.append(k / max(1e-9, time.process_time() - c))
         ok = k == filled if not consuming else None
         out.append(Result(name, "read", median(runs), "msg/s", note=_note(mod, "read"), ok=ok,
-                          extra={"runs": runs, "messages": k, "filled": filled}))
+                          extra={"runs": runs, "messages": k, "filled": filled, "cpu_rate": median(cpu)}))
         return out
     finally:
         h.close()
