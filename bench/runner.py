@@ -216,10 +216,12 @@ def main(argv=None) -> int:
             analysis += "\n\nProfiles of this run: " + ", ".join(
                 f"[`{os.path.basename(p)}`]({os.path.relpath(p, os.path.dirname(md_path) or '.')})" for p in profile_files)
         cmd = "python -m bench" + ("".join(" " + a for a in (argv if argv is not None else sys.argv[1:])))
-        text = report.markdown(R, st, meta, elapsed, plots, skipped, analysis, os.path.dirname(md_path) or ".", cmd)
+        json_path = os.path.join(out_dir, "results.json")
+        text = report.markdown(R, st, meta, elapsed, plots, skipped, analysis, os.path.dirname(md_path) or ".", cmd,
+                               json_path)
         with open(md_path, "w") as f:
             f.write(scrub(text))
-        report.write_json(R, meta, st, os.path.join(out_dir, "results.json"))
+        report.write_json(R, meta, st, json_path)
         print(f"wrote {md_path}, {out_dir}/results.json" + (f" and {len(plots)} plots" if plots else ""))
 
     if not ns.keep_tmp and not ns.tmp:
