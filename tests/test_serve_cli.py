@@ -292,3 +292,15 @@ def test_init_certificate_names(tmp_path):
     bad = serve_cmd("init", "--output-dir", str(tmp_path / "b"), "--san", "bad name!")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())  # nothing half-written
+
+
+def test_non_loopback_read_only_really_serves(tmp_path):
+    """--allow-non-loopback with read-only access binds all interfaces (reached here through loopback)."""
+    with ServerProcess(tmp_path, "--access", "read-only", "--allow-non-loopback", bind="0.0.0.0:0") as s:
+        assert s.address.startswith("0.0.0.0:")
+        assert "all interfaces" in s.stderr()
+        c = RemoteClient(f"http://127.0.0.1:{s.port}")
+        assert c.list_pools() == []
+        with pytest.raises(RemoteError) as denied:
+            c.create_pool("nope")
+        assert denied.value.status == 403
