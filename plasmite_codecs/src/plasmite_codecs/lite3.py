@@ -887,12 +887,32 @@ class _Reader:
             if indent < 0:
                 append(b"[")
             first = True
-            for kv in kvs:
+            for v in kvs:
                 if first:
                     first = False
                 else:
                     append(sep)
-                value(kv, depth, out, inner)
+                ty = buf[v] if v < n else -1
+                if ty == T_I64 and v + 9 <= n:
+                    self.left -= 9
+                    append(b"%d" % _I64.unpack_from(buf, v + 1)[0])
+                elif ty == T_STR and v + 5 <= n:
+                    size = _U32.unpack_from(buf, v + 1)[0]
+                    end = v + 5 + size
+                    if size == 0 or end > n or buf[end - 1]:
+                        raise _corrupt("string out of bounds or not NUL-terminated", v)
+                    self.left -= 5 + size
+                    if self.left < 0:
+                        raise _corrupt("nodes and entries overlap", v)
+                    sv = buf[v + 5:end - 1]
+                    if sv.isascii() and len(sv.translate(None, _ESC_BYTES)) == len(sv):
+                        append(b'"' + sv + b'"')
+                    else:
+                        append(_json_str(sv))
+                else:
+                    value(v, depth, out, inner)
+            if self.left < 0:
+                raise _corrupt("nodes and entries overlap (more data referenced than present)", ofs)
             close = b"]"
         if indent >= 0:
             append(b"\n" + b"    " * indent + close)
@@ -958,10 +978,33 @@ class _Reader:
             raise _corrupt(f"nesting deeper than {MAX_DEPTH}", ofs)
         kvs = self.entries(ofs, typ)
         value = self.py_value
-        if typ != T_OBJ:
-            return [value(kv, depth) for kv in kvs]
         buf = self.buf
         n = self.n
+        if typ != T_OBJ:
+            out = []
+            append = out.append
+            for v in kvs:
+                ty = buf[v] if v < n else -1
+                if ty == T_I64 and v + 9 <= n:
+                    self.left -= 9
+                    append(_I64.unpack_from(buf, v + 1)[0])
+                elif ty == T_STR and v + 5 <= n:
+                    size = _U32.unpack_from(buf, v + 1)[0]
+                    end = v + 5 + size
+                    if size == 0 or end > n or buf[end - 1]:
+                        raise _corrupt("string out of bounds or not NUL-terminated", v)
+                    self.left -= 5 + size
+                    if self.left < 0:
+                        raise _corrupt("nodes and entries overlap", v)
+                    try:
+                        append(buf[v + 5:end - 1].decode("utf-8"))
+                    except UnicodeDecodeError:
+                        raise _corrupt("string is not valid UTF-8", v) from None
+                else:
+                    append(value(v, depth))
+            if self.left < 0:
+                raise _corrupt("nodes and entries overlap (more data referenced than present)", ofs)
+            return out
         pget = _PKEY_CACHE.get
         d = {}
         for kv in kvs:
@@ -1061,92 +1104,101 @@ class _Reader:
             return buf[v + 5:v + 5 + size]
         raise _corrupt(f"invalid value type {t}", v)
 
-    # -- point lookups -----------------------------------------------------
-    def find(self, top: int, typ: int, H: int) -> int:
-        """kv offset of the slot holding hash H in the container at top, or -1."""
-        buf = self.buf
-        n = self.n
-        ofs = top
-        for _level in range(MAX_TREE_HEIGHT):
-            t = _NODE.unpack_from(buf, ofs)
-            if t[0] & 0xFF != typ:
-                raise _corrupt("node type does not match its container", ofs)
-            kc = t[8] & 7
-            hs = t[1:1 + kc]
-            j = bisect_left(hs, H)
-            if j < kc and hs[j] == H:
-                return t[9 + j]
-            if t[16] == 0:
-                return -1
-            c = t[16 + j]
-            if c == 0 or c & 3 or c + NODE_SIZE > n:
-                raise _corrupt("child node offset invalid", ofs)
-            ofs = c
-        raise _corrupt("B-tree deeper than 9 levels (cycle?)", top)
 
-    def member(self, top: int, typ: int, step: str | int) -> int:
-        """Value offset of one path step inside the container at top, or -1."""
+# ---------------------------------------------------------------------------
+# point lookups: only the nodes on the path are read
+
+
+def _find(buf: bytes, n: int, top: int, typ: int, H: int) -> int:
+    """kv offset of the slot holding hash H in the container at top, or -1."""
+    ofs = top
+    for _level in range(MAX_TREE_HEIGHT):
+        t = _NODE.unpack_from(buf, ofs)
+        if t[0] & 0xFF != typ:
+            raise _corrupt("node type does not match its container", ofs)
+        kc = t[8] & 7
+        hs = t[1:1 + kc]
+        j = bisect_left(hs, H)
+        if j < kc and hs[j] == H:
+            return t[9 + j]
+        if t[16] == 0:
+            return -1
+        c = t[16 + j]
+        if c == 0 or c & 3 or c + NODE_SIZE > n:
+            raise _corrupt("child node offset invalid", ofs)
+        ofs = c
+    raise _corrupt("B-tree deeper than 9 levels (cycle?)", top)
+
+
+def _locate(buf: bytes, path: Sequence[str | int]) -> int:
+    """Offset of the value at path (0 for the root itself), or -1 when absent.
+
+    Keys are compared in full at every probe, so a hash collision never
+    returns the wrong member (the reference stops at a key-tag length
+    mismatch instead; no document it writes can contain one).
+    """
+    n = len(buf)
+    if n < NODE_SIZE:
+        raise _corrupt("buffer shorter than one node (96 bytes)", 0)
+    typ = buf[0]
+    if typ != T_OBJ and typ != T_ARR:
+        raise _corrupt("root is not an object or array", 0)
+    ofs = 0
+    last = len(path) - 1
+    for depth, step in enumerate(path):
+        if depth >= MAX_DEPTH:
+            return -1
+        if ofs + NODE_SIZE > n:
+            raise _corrupt("container node runs past the end", ofs)
         if typ == T_OBJ:
-            info = _LKEY_CACHE.get(step) if type(step) is str else _lookup_key(step)
+            info = _LKEY_CACHE.get(step) if type(step) is str else None
             if info is None:
                 info = _lookup_key(step)
             if not info:
                 return -1
             kb, h = info
-            buf = self.buf
-            n = self.n
             for i in range(MAX_PROBES):
-                kv = self.find(top, typ, (h + i * i) & 0xFFFFFFFF)
+                kv = _find(buf, n, ofs, typ, (h + i * i) & 0xFFFFFFFF)
                 if kv < 0:
                     return -1
                 if kv >= n:
                     raise _corrupt("key entry out of bounds", kv)
                 b0 = buf[kv]
-                if b0 & 3 == 0:
-                    v = kv + 1 + (b0 >> 2)
-                    if v >= n or v == kv + 1 or buf[v - 1]:
-                        raise _corrupt("key entry out of bounds or not NUL-terminated", kv)
-                    if buf[kv + 1:v - 1] == kb:
-                        return v
+                L = (b0 & 3) + 1
+                if L == 1:
+                    ks = b0 >> 2
                 else:
-                    skb, v = self.key_at(kv)
-                    if skb == kb:
-                        return v
-            return -1
-        if isinstance(step, bool) or not isinstance(step, int):
-            return -1
-        if step < 0:
-            step += _U32.unpack_from(self.buf, top + 32)[0] >> 6
+                    if kv + L > n:
+                        raise _corrupt("key tag out of bounds", kv)
+                    ks = int.from_bytes(buf[kv:kv + L], "little") >> 2
+                v = kv + L + ks
+                if ks == 0 or v >= n or buf[v - 1]:
+                    raise _corrupt("key entry out of bounds or not NUL-terminated", kv)
+                if ks == len(kb) + 1 and buf[kv + L:v - 1] == kb:
+                    break
+            else:
+                return -1
+        else:
+            if type(step) is not int:
+                if isinstance(step, bool) or not isinstance(step, int):
+                    return -1
+                step = int(step)
             if step < 0:
+                step += _U32.unpack_from(buf, ofs + 32)[0] >> 6
+                if step < 0:
+                    return -1
+            if step > 0xFFFFFFFF:
                 return -1
-        if step > 0xFFFFFFFF:
-            return -1
-        return self.find(top, typ, step)
-
-    def locate(self, path: Sequence[str | int]) -> int:
-        """Value offset at path (the root is offset 0), or -1 when absent."""
-        buf = self.buf
-        if self.n < NODE_SIZE:
-            raise _corrupt("buffer shorter than one node (96 bytes)", 0)
-        typ = buf[0]
-        if typ != T_OBJ and typ != T_ARR:
-            raise _corrupt("root is not an object or array", 0)
-        ofs = 0
-        for depth, step in enumerate(path):
-            if depth >= MAX_DEPTH:
-                return -1
-            if ofs + NODE_SIZE > self.n:
-                raise _corrupt("container node runs past the end", ofs)
-            v = self.member(ofs, typ, step)
+            v = _find(buf, n, ofs, typ, step)
             if v < 0:
                 return -1
-            if v >= self.n:
+            if v >= n:
                 raise _corrupt("value out of bounds", v)
-            typ = buf[v]
-            if depth + 1 < len(path) and typ != T_OBJ and typ != T_ARR:
-                return -1
-            ofs = v
-        return ofs
+        typ = buf[v]
+        if depth < last and typ != T_OBJ and typ != T_ARR:
+            return -1
+        ofs = v
+    return ofs
 
 
 _LKEY_CACHE: dict[str, tuple[bytes, int] | tuple[()]] = {}
@@ -1248,13 +1300,19 @@ def lookup(buf: bytes | bytearray | memoryview, path: Sequence[str | int]) -> An
     if isinstance(path, (str, int)):
         path = (path,)
     try:
-        r = _Reader(buf)
-        v = r.locate(path)
+        v = _locate(buf, path)
         if v < 0:
             return MISSING
         if v == 0:
-            return r.py_container(0, buf[0], 1)
-        return r.py_value(v, len(path))
+            return _Reader(buf).py_container(0, buf[0], 1)
+        ty = buf[v]
+        if ty == T_STR:
+            n = len(buf)
+            if v + 5 <= n:
+                end = v + 5 + _U32.unpack_from(buf, v + 1)[0]
+                if v + 5 < end <= n and not buf[end - 1]:
+                    return buf[v + 5:end - 1].decode("utf-8")
+        return _Reader(buf).py_value(v, len(path))
     except PlasmiteError:
         raise
     except _LOW_LEVEL as exc:
@@ -1268,10 +1326,10 @@ def lookup_json(buf: bytes | bytearray | memoryview, path: Sequence[str | int]) 
     if isinstance(path, (str, int)):
         path = (path,)
     try:
-        r = _Reader(buf)
-        v = r.locate(path)
+        v = _locate(buf, path)
         if v < 0:
             return None
+        r = _Reader(buf)
         out: list[bytes] = []
         if v == 0:
             r.json_container(0, buf[0], 1, out, -1)
@@ -1369,14 +1427,13 @@ def parse_message(buf: bytes | bytearray | memoryview) -> tuple[list[str], bytes
         validate(buf)
         if buf[0] != T_OBJ:
             raise _usage("Lite3 message root must be an object")
-        r = _Reader(buf)
-        meta = r.locate(("meta",))
+        meta = _locate(buf, ("meta",))
         if meta < 0 or buf[meta] != T_OBJ:
             raise _usage('Lite3 message needs a "meta" object')
         tags = lookup(buf, _TAGS_PATH)
         if type(tags) is not list or any(type(t) is not str for t in tags):
             raise _usage('Lite3 message needs "meta.tags" as an array of strings')
-        data = r.locate(("data",))
+        data = _locate(buf, ("data",))
         if data < 0 or buf[data] != T_OBJ:
             raise _usage('Lite3 message needs a "data" object')
         return tags, lookup_json(buf, ("data",))
