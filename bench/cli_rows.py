@@ -19,12 +19,17 @@ def find_cli() -> tuple[str | None, str]:
     sys.executable), else the first on PATH.  Preferring the former skips
     launcher shims (pyenv's are shell scripts) that would be timed too."""
     import sys
+    import sysconfig
 
-    here = os.path.dirname(sys.executable)
-    for name in ("pls", "plasmite"):
-        path = os.path.join(here, name)
-        if os.path.isfile(path) and os.access(path, os.X_OK):
-            return path, ""
+    from bench.util import installed
+
+    if not installed("plasmite_cli"):
+        return None, "plasmite-cli is not installed for this interpreter: pip install ./plasmite_cli"
+    for here in (os.path.dirname(sys.executable), sysconfig.get_path("scripts")):
+        for name in ("pls", "plasmite"):
+            path = os.path.join(here, name)
+            if os.path.isfile(path) and os.access(path, os.X_OK):
+                return path, ""
     for name in ("pls", "plasmite"):
         path = shutil.which(name)
         if path:

@@ -5,7 +5,6 @@ stopped by its pid.  Skipped with a note when plasmite-serve is not installed.""
 from __future__ import annotations
 
 import http.client
-import importlib.util
 import os
 import subprocess
 import time
@@ -13,11 +12,11 @@ import time
 import msgspec
 
 from bench.cli_rows import find_cli
-from bench.util import Result, free_port, payload, payloads, rate_loop, wait_port
+from bench.util import Result, free_port, installed, payload, payloads, rate_loop, wait_port
 
 
 def available() -> str | None:
-    if importlib.util.find_spec("plasmite_serve") is None:
+    if not installed("plasmite_serve"):
         return "plasmite-serve not installed: pip install ./plasmite_serve"
     cli, why = find_cli()
     if cli is None:

@@ -205,7 +205,12 @@ def main(argv=None) -> int:
         md_path = out_dir + ".md"
         meta = {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "machine": report.machine(),
                 "quick": ns.quick, "groups": ns.groups, "load_start": load_start}
-        plots = [] if ns.no_plots else report.plot(R, out_dir)
+        plots = []
+        if not ns.no_plots:
+            try:
+                plots = report.plot(R, out_dir)
+            except ImportError:
+                skipped.append("plots: matplotlib is not installed (pip install matplotlib)")
         analysis = ""
         here = os.path.dirname(os.path.abspath(__file__))
         apath = os.path.join(here, "analysis.md")

@@ -167,5 +167,18 @@ def scrub(text: str) -> str:
     return text
 
 
+def installed(module: str) -> bool:
+    """True when ``module`` is really installed: run from the repository root, a
+    dist's folder (e.g. ``plasmite_cli/``) would otherwise pass as a namespace
+    package."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return False
+    return spec is not None and spec.origin is not None
+
+
 def python_exe() -> str:
     return sys.executable
