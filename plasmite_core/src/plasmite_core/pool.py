@@ -151,6 +151,14 @@ class PoolFile:
             fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
             try:
                 os.ftruncate(fd, geo.file_size)
+                # Reserve the blocks now: a sparse pool on a file system that
+                # fills up later would kill its writer with SIGBUS on an mmap
+                # store; reserving turns that into ENOSPC at create.
+                try:
+                    os.posix_fallocate(fd, 0, geo.file_size)
+                except OSError as exc:
+                    if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                        raise
                 os.pwrite(fd, F.pack_static(geo, codec, _time_ns()), 0)
                 init = F.pack_state(F.INITIAL_STATE)
                 os.pwrite(fd, init, _SA)
@@ -187,8 +195,15 @@ class PoolFile:
         path = Path(path)
         writable = True
         try:
-            fd = os.open(path, os.O_RDWR)
+            try:
+                fd = os.open(path, os.O_RDWR)
+            except OSError as exc:
+                if exc.errno != errno.EROFS:
+                    raise
+                raise PermissionError(exc.errno, exc.strerror, str(path)) from None
         except PermissionError:
+            # No write access (mode, immutable file, read-only mount): readers
+            # still follow it; appends answer Permission.
             try:
                 fd = os.open(path, os.O_RDONLY)
                 writable = False
