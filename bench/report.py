@@ -8,7 +8,6 @@ import json
 import os
 import platform
 import sqlite3
-import subprocess
 import sys
 from dataclasses import asdict
 from importlib import metadata
@@ -27,7 +26,6 @@ LABELS = {
     "redis": "Redis Streams",
     "jsonl": "JSONL+flock",
 }
-UNIT_OF = {}
 
 
 def fmt(v: float | None, unit: str) -> str:

@@ -167,7 +167,6 @@ def main(argv=None) -> int:
             try:
                 results.extend(fn())
             except Exception as exc:  # one broken system must not sink the run
-                sysname, _, wl = label.partition(": ")
                 bar.write(f"!! {label} failed: {type(exc).__name__}: {exc}")
                 if os.environ.get("BENCH_DEBUG"):
                     traceback.print_exc()

@@ -106,13 +106,6 @@ def measure(step: Callable[[], int], max_items: int, max_s: float, repeats: int)
                           "cpu_share": median(cpu_runs) and median(runs) / median(cpu_runs)}
 
 
-def best_dir(base: str, name: str) -> str:
-    path = os.path.join(base, name)
-    shutil.rmtree(path, ignore_errors=True)
-    os.makedirs(path, exist_ok=True)
-    return path
-
-
 def dir_bytes(path: str) -> int:
     total = 0
     if os.path.isfile(path):
@@ -178,7 +171,3 @@ def installed(module: str) -> bool:
     except (ImportError, ValueError):
         return False
     return spec is not None and spec.origin is not None
-
-
-def python_exe() -> str:
-    return sys.executable
