@@ -3,17 +3,20 @@
 For a few document shapes it times encode (Python value -> bytes), decode
 (bytes -> Python value), to_json (Lite3 only: bytes -> JSON text) and a
 single-field lookup (Lite3 reads one member in place; JSON must decode the
-whole document). Prints a table of microseconds per operation and the ratio.
+whole document), with the standard library's json for scale. Prints a
+markdown table of microseconds per operation.
 
     python bench/lite3_bench.py [--quick]
 
-Each figure is the best of several bounded timing rounds (count and wall-clock
-budget), so a slow machine costs time, never a hang.
+Each figure is the best of several bounded timing rounds that interleave the
+operations (count and wall-clock budget), so a slow machine costs time, never
+a hang.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -54,29 +57,35 @@ def shapes() -> list[tuple[str, Any, tuple]]:
     ]
 
 
-def bench(fn: Callable[[], Any], budget_s: float, rounds: int = 5) -> float:
-    """Best per-call time in microseconds over a few rounds."""
-    # calibrate: enough calls for ~budget/rounds seconds per round
+def _calibrate(fn: Callable[[], Any], target_s: float) -> int:
+    """Calls per round so that one round takes about target_s."""
     n = 1
     while True:
         t0 = time.perf_counter()
         for _ in range(n):
             fn()
         dt = time.perf_counter() - t0
-        if dt > 0.02 or n >= 1 << 20:
-            break
+        if dt > 0.01 or n >= 1 << 20:
+            return max(1, int(n * target_s / max(dt, 1e-9)))
         n *= 4
-    per_round = max(1, int(n * (budget_s / rounds) / max(dt, 1e-9)))
-    best = float("inf")
-    deadline = time.perf_counter() + budget_s * 3
+
+
+def bench_all(fns: dict[str, Callable[[], Any]], budget_s: float, rounds: int = 5) -> dict[str, float]:
+    """Best per-call time (µs) of each function; rounds interleave the functions
+    so that a burst of load on the machine hits them all alike."""
+    per_round = {k: _calibrate(f, budget_s / rounds) for k, f in fns.items()}
+    best = {k: float("inf") for k in fns}
+    deadline = time.perf_counter() + budget_s * len(fns) * 3
     for _ in range(rounds):
-        t0 = time.perf_counter()
-        for _ in range(per_round):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / per_round)
+        for k, f in fns.items():
+            n = per_round[k]
+            t0 = time.perf_counter()
+            for _ in range(n):
+                f()
+            best[k] = min(best[k], (time.perf_counter() - t0) / n * 1e6)
         if time.perf_counter() > deadline:
             break
-    return best * 1e6
+    return best
 
 
 def json_lookup(raw: bytes, path: tuple) -> Any:
@@ -99,29 +108,33 @@ def main(argv: list[str] | None = None) -> int:
         buf = lite3.encode(doc)
         assert lite3.decode(buf) == jdec(jenc(lite3.decode(buf)))
         assert lite3.lookup(buf, path) == json_lookup(raw, path)
-        r = {
-            "shape": name, "json_B": len(raw), "lite3_B": len(buf),
-            "enc_l3": bench(lambda: lite3.encode(doc), budget),
-            "enc_js": bench(lambda: jenc(doc), budget),
-            "fromjson_l3": bench(lambda: lite3.from_json(raw), budget),
-            "dec_l3": bench(lambda: lite3.decode(buf), budget),
-            "dec_js": bench(lambda: jdec(raw), budget),
-            "tojson_l3": bench(lambda: lite3.to_json(buf), budget),
-            "look_l3": bench(lambda: lite3.lookup(buf, path), budget),
-            "look_js": bench(lambda: json_lookup(raw, path), budget),
-        }
+        r = {"shape": name, "json_B": len(raw), "lite3_B": len(buf)}
+        r.update(bench_all({
+            "enc_l3": lambda: lite3.encode(doc),
+            "enc_js": lambda: jenc(doc),
+            "enc_std": lambda: json.dumps(doc, separators=(",", ":")),
+            "fromjson_l3": lambda: lite3.from_json(raw),
+            "dec_l3": lambda: lite3.decode(buf),
+            "dec_js": lambda: jdec(raw),
+            "dec_std": lambda: json.loads(raw),
+            "tojson_l3": lambda: lite3.to_json(buf),
+            "look_l3": lambda: lite3.lookup(buf, path),
+            "look_js": lambda: json_lookup(raw, path),
+        }, budget))
         rows.append(r)
 
-    print(f"Python {sys.version.split()[0]}, msgspec {msgspec.__version__}; microseconds per operation (best of 5)")
+    print(f"Python {sys.version.split()[0]}, msgspec {msgspec.__version__}; microseconds per operation (best of 5);")
+    print("lookup: Lite3 lookup() vs msgspec.json.decode() then indexing")
     print()
-    hdr = ("shape", "JSON B", "Lite3 B", "enc L3", "enc JSON", "from_json L3", "dec L3", "dec JSON",
-           "to_json L3", "lookup L3", "lookup JSON", "lookup L3/JSON")
+    hdr = ("shape", "JSON B", "Lite3 B", "enc L3", "enc msgspec", "enc stdlib", "from_json L3",
+           "dec L3", "dec msgspec", "dec stdlib", "to_json L3", "lookup L3", "lookup msgspec", "lookup L3/msgspec")
     print("| " + " | ".join(hdr) + " |")
     print("|" + "|".join("---" for _ in hdr) + "|")
     for r in rows:
         print(
             f"| {r['shape']} | {r['json_B']} | {r['lite3_B']} | {r['enc_l3']:.1f} | {r['enc_js']:.2f} | "
-            f"{r['fromjson_l3']:.1f} | {r['dec_l3']:.1f} | {r['dec_js']:.2f} | {r['tojson_l3']:.1f} | "
+            f"{r['enc_std']:.1f} | {r['fromjson_l3']:.1f} | {r['dec_l3']:.1f} | {r['dec_js']:.2f} | "
+            f"{r['dec_std']:.1f} | {r['tojson_l3']:.1f} | "
             f"{r['look_l3']:.2f} | {r['look_js']:.2f} | {r['look_l3'] / r['look_js']:.2f} |"
         )
     return 0
