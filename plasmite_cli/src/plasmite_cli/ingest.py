@@ -121,6 +121,7 @@ class Ingest:
         self.outcome = Outcome()
         self._pending: list[Any] = []
         self._index = 0
+        self._json_lines_done = 0  # lines consumed by the json-stream parser
 
     # -- delivery ---------------------------------------------------------
     def _flush(self) -> None:
@@ -303,8 +304,6 @@ class Ingest:
                     text = text[pos:] + pending_bytes.decode("utf-8", "replace")
                     pos = 0
                     pending_bytes = b""
-
-    _json_lines_done = 0
 
     # -- RFC 7464 json-seq --------------------------------------------------
     def _run_seq(self, chunk: bytes, read) -> None:

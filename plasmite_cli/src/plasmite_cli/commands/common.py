@@ -31,10 +31,6 @@ def complete_pool(ctx: click.Context, param: click.Parameter, incomplete: str):
     return [CompletionItem(n) for n in names if n.startswith(incomplete)]
 
 
-def pool_argument(help_text: str = "Pool name, path, or http(s)://host:port/POOL."):
-    return click.argument("pool", metavar="POOL", shell_complete=complete_pool)
-
-
 def remote_options(fn):
     """``--token``, ``--token-file``, ``--tls-ca``, ``--tls-skip-verify`` (remote refs only)."""
     for decorator in reversed(
