@@ -4,11 +4,13 @@ Written against bare ASGI (no framework) because the protocol is small and the
 hot paths are byte-level: an append or a get on an already-open pool runs on
 the event loop in a few microseconds (no thread hop, which would halve the
 request rate), and a tail forwards the core's raw JSON envelopes in batches.
-Anything that can block for longer (create/open/delete/list/info, flushed
-appends) runs in a bounded worker pool; a tail blocks in its own worker thread
-a slice at a time, so the loop never waits and a client disconnect ends it
-within one slice.  Both budgets are admission limits: beyond them the server
-answers Busy/423 at once instead of queueing.
+A tail takes what is ready without waiting, on the loop, and when nothing is
+ready awaits the core's ``Stream.anext()``, which sleeps on one shared waiter
+thread per pool: 64 idle tails cost no threads of their own, and a client
+disconnect ends its tail at once. Operations that can block for longer
+(create/open/delete/list/info, flushed appends) run in a bounded worker pool.
+Both budgets are admission limits: beyond them the server answers Busy/423 at
+once instead of queueing.
 
 Use it alone (``pls serve`` runs it on uvicorn) or mount it::
 
@@ -49,7 +51,7 @@ from plasmite_core.errors import (
 from .config import ResolvedConfig, ServeConfig, resolve
 
 PROTOCOL_VERSION = b"0"
-TAIL_SLICE_MS = 250  # longest a tail thread blocks before rechecking cancel/deadline
+TAIL_RECHECK_S = 1.0  # an idle tail rechecks its deadline and server shutdown this often
 TAIL_BATCH_MESSAGES = 4096
 TAIL_BATCH_BYTES = 256 * 1024
 SSE_KEEPALIVE_S = 15.0
@@ -215,7 +217,6 @@ class PlasmiteApp:
         self._pools: OrderedDict[str, _PoolHandle] = OrderedDict()
         self._client = None
         self._storage_pool: ThreadPoolExecutor | None = None
-        self._tail_pool: ThreadPoolExecutor | None = None
         self._storage_admission = _Admission(config.max_tail_concurrency)
         self._tail_admission = _Admission(config.max_tail_concurrency)
         self._closing = False
@@ -242,13 +243,6 @@ class PlasmiteApp:
             )
         return self._storage_pool
 
-    def _tail_executor(self) -> ThreadPoolExecutor:
-        if self._tail_pool is None:
-            self._tail_pool = ThreadPoolExecutor(
-                max_workers=self.config.max_tail_concurrency, thread_name_prefix="plasmite-tail"
-            )
-        return self._tail_pool
-
     def begin_shutdown(self) -> None:
         """End open tails cleanly (each within one read slice); new requests are still served."""
         self._closing = True
@@ -262,9 +256,8 @@ class PlasmiteApp:
             except Exception:
                 pass
         self._pools.clear()
-        for ex in (self._storage_pool, self._tail_pool):
-            if ex is not None:
-                ex.shutdown(wait=False, cancel_futures=True)
+        if self._storage_pool is not None:
+            self._storage_pool.shutdown(wait=False, cancel_futures=True)
         if self._client is not None:
             try:
                 self._client.close()
@@ -675,50 +668,17 @@ class PlasmiteApp:
                 BusyError("too many concurrent tail requests", hint="retry later, or raise --max-tail-concurrency"),
                 423,
             )
-        loop = asyncio.get_running_loop()
-        executor = self._tail_executor()
-        state: dict[str, Any] = {"handle": None, "stream": None, "inflight": None}
-
-        def open_stream(pool):
-            if q.error_on_gap and q.since_seq is not None:
-                oldest, _newest = pool.bounds()
-                if oldest is not None and q.since_seq < oldest:
-                    raise RetentionGapError(
-                        f"messages {q.since_seq}-{oldest - 1} are no longer retained; "
-                        f"the next available message is {oldest}",
-                        seq=q.since_seq,
-                        hint="inspect the pool bounds, then reopen the tail from an available seq",
-                    )
-            kwargs: dict[str, Any] = {"error_on_gap": q.error_on_gap}
-            if q.tags:
-                kwargs["tags"] = list(q.tags)
-            if q.since_seq is not None:
-                kwargs["since_seq"] = q.since_seq
-            elif q.last is not None:
-                kwargs["last"] = q.last
-            return pool.open_stream(**kwargs)
-
-        def cleanup(_fut=None):  # event loop thread, once no worker uses the stream
-            stream, handle = state["stream"], state["handle"]
-            state["stream"] = state["handle"] = None
-            if stream is not None:
-                try:
-                    stream.close()
-                except Exception:
-                    pass
-            if handle is not None:
-                self._release(handle)
-
+        handle = None
+        stream = None
+        watcher = None
+        waiter = None
         timeout_ms = q.timeout_ms if q.timeout_ms is not None else self.config.max_tail_timeout_ms
         deadline = time.monotonic() + timeout_ms / 1000.0
-        disconnected = asyncio.Event()
-        watcher = None
         try:
             try:
                 handle = self._handle(name)
                 handle.refs += 1
-                state["handle"] = handle
-                state["stream"] = await loop.run_in_executor(executor, open_stream, handle.pool)
+                stream = _open_stream(handle.pool, q)
             except PlasmiteError as exc:
                 raise HttpError(exc, exc.kind.http_status) from None
             if sse:
@@ -737,59 +697,74 @@ class PlasmiteApp:
                     "headers": headers + [(b"plasmite-version", PROTOCOL_VERSION)] + cors,
                 }
             )
-            watcher = asyncio.ensure_future(_watch_disconnect(receive, disconnected))
-            stream = state["stream"]
+            watcher = asyncio.ensure_future(_watch_disconnect(receive))
             sent = 0
-            first_pass = True
             last_write = time.monotonic()
-            while not disconnected.is_set() and not self._closing:
-                now = time.monotonic()
-                remaining_ms = int((deadline - now) * 1000)
-                if remaining_ms <= 0:
-                    if not first_pass:
-                        break
-                    remaining_ms = 0  # timeout_ms=0: still deliver what is available now
-                first_pass = False
+            pending: list[bytes] = []
+            while not watcher.done() and not self._closing:
                 limit = TAIL_BATCH_MESSAGES
                 if q.max is not None:
                     limit = min(limit, q.max - sent)
                     if limit <= 0:
                         break
-                fut = loop.run_in_executor(executor, _read_batch, stream, min(TAIL_SLICE_MS, remaining_ms), limit)
-                state["inflight"] = fut
+                # Take what is ready without waiting, on the loop: no thread hop per batch.
                 try:
-                    batch = await fut
+                    batch = _drain(stream, limit, pending)
                 except PlasmiteError as exc:
-                    state["inflight"] = None
                     await _send_chunk(send, _terminal_error(exc, sse), more=True)
                     break
-                state["inflight"] = None
+                pending = []
                 if batch:
                     sent += len(batch)
-                    if sse:
-                        chunk = b"".join(
-                            b"id: %d\nevent: message\ndata: %s\n\n" % (_seq_of(raw), raw) for raw in batch
-                        )
-                    else:
-                        batch.append(b"")
-                        chunk = b"\n".join(batch)
-                    if not await _send_chunk(send, chunk, more=True):
+                    if not await _send_chunk(send, _frame(batch, sse), more=True):
                         break
                     last_write = time.monotonic()
-                elif sse and time.monotonic() - last_write >= SSE_KEEPALIVE_S:
+                    await asyncio.sleep(0)  # let other requests run between batches
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                # Nothing ready: wait for the next message on the core's shared
+                # per-pool waiter thread (one thread for all tails of a pool).
+                wait_for = min(remaining, TAIL_RECHECK_S)
+                if sse:
+                    wait_for = min(wait_for, max(0.0, SSE_KEEPALIVE_S - (time.monotonic() - last_write)))
+                waiter = asyncio.ensure_future(stream.anext())
+                done, _ = await asyncio.wait({waiter, watcher}, timeout=wait_for, return_when=asyncio.FIRST_COMPLETED)
+                if waiter in done:
+                    w, waiter = waiter, None
+                    try:
+                        message = w.result()
+                    except PlasmiteError as exc:
+                        await _send_chunk(send, _terminal_error(exc, sse), more=True)
+                        break
+                    if message is None:
+                        break
+                    pending = [message.raw]
+                    continue
+                waiter.cancel()
+                try:
+                    await waiter
+                except (asyncio.CancelledError, PlasmiteError):
+                    pass
+                waiter = None
+                if sse and time.monotonic() - last_write >= SSE_KEEPALIVE_S:
                     if not await _send_chunk(send, b": keepalive\n\n", more=True):
                         break
                     last_write = time.monotonic()
             await _send_chunk(send, b"", more=False)
         finally:
+            if waiter is not None:
+                waiter.cancel()
             if watcher is not None:
                 watcher.cancel()
-            fut = state["inflight"]
-            if fut is not None and not fut.done():
-                # A worker still reads the stream: close it when its slice ends.
-                fut.add_done_callback(cleanup)
-            else:
-                cleanup()
+            if stream is not None:
+                try:
+                    stream.close()
+                except Exception:
+                    pass
+            if handle is not None:
+                self._release(handle)
             self._tail_admission.give()
 
     # ---- UI
@@ -817,15 +792,33 @@ class PlasmiteApp:
 # ---------------------------------------------------------------- utilities
 
 
-def _read_batch(stream, wait_ms: int, limit: int) -> list[bytes]:
-    """Block up to ``wait_ms`` for one envelope, then take what is ready (worker thread)."""
-    first = _next_json(stream, wait_ms)
-    if first is None:
-        return []
-    batch = [first]
-    size = len(first)
+def _open_stream(pool, q: _TailQuery):
+    """A core Stream for the query; a since_seq already overwritten is RetentionGap (410) up front."""
+    if q.error_on_gap and q.since_seq is not None:
+        oldest, _newest = pool.bounds()
+        if oldest is not None and q.since_seq < oldest:
+            raise RetentionGapError(
+                f"messages {q.since_seq}-{oldest - 1} are no longer retained; "
+                f"the next available message is {oldest}",
+                seq=q.since_seq,
+                hint="inspect the pool bounds, then reopen the tail from an available seq",
+            )
+    kwargs: dict[str, Any] = {"error_on_gap": q.error_on_gap}
+    if q.tags:
+        kwargs["tags"] = list(q.tags)
+    if q.since_seq is not None:
+        kwargs["since_seq"] = q.since_seq
+    elif q.last is not None:
+        kwargs["last"] = q.last
+    return pool.open_stream(**kwargs)
+
+
+def _drain(stream, limit: int, batch: list[bytes]) -> list[bytes]:
+    """Append to ``batch`` the envelopes available now (never waits), up to ``limit`` / 256 KiB."""
+    size = sum(len(b) for b in batch)
+    next_json = stream.next_json
     while len(batch) < limit and size < TAIL_BATCH_BYTES:
-        raw = _next_json(stream, 0)
+        raw = next_json(0)
         if raw is None:
             break
         batch.append(raw)
@@ -833,8 +826,11 @@ def _read_batch(stream, wait_ms: int, limit: int) -> list[bytes]:
     return batch
 
 
-def _next_json(stream, wait_ms: int) -> bytes | None:
-    return stream.next_json(timeout_ms=wait_ms)
+def _frame(batch: list[bytes], sse: bool) -> bytes:
+    if sse:
+        return b"".join(b"id: %d\nevent: message\ndata: %s\n\n" % (_seq_of(raw), raw) for raw in batch)
+    batch.append(b"")
+    return b"\n".join(batch)
 
 
 def _terminal_error(exc: PlasmiteError, sse: bool) -> bytes:
@@ -844,11 +840,11 @@ def _terminal_error(exc: PlasmiteError, sse: bool) -> bytes:
     return body + b"\n"
 
 
-async def _watch_disconnect(receive, event: asyncio.Event) -> None:
+async def _watch_disconnect(receive) -> None:
+    """Completes when the client goes away (the request body of a GET is empty)."""
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            event.set()
             return
 
 
