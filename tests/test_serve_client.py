@@ -209,9 +209,9 @@ def test_kept_alive_connection_closed_by_the_server_is_replaced(tmp_path):
         async def main():
             ac = AsyncRemoteClient(s2.base_url)
             await (await ac.open_pool("ka")).append({"n": 3})
-            return ac
+            await ac.aclose()
 
-        ac = asyncio.run(main())
+        asyncio.run(main())
         assert c.pool_info("ka").newest_seq == 3
     finally:
         s2.stop()

@@ -38,7 +38,6 @@ import msgspec
 
 from plasmite_core.errors import (
     BusyError,
-    ErrorKind,
     InternalError,
     NotFoundError,
     PermissionDeniedError,

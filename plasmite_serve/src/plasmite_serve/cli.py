@@ -32,7 +32,6 @@ from .config import (
     DEFAULT_MAX_TAIL_TIMEOUT_MS,
     ResolvedConfig,
     ServeConfig,
-    cert_fingerprint,
     display_host,
     format_hostport,
     generate_self_signed,
