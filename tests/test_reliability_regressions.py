@@ -111,3 +111,26 @@ def test_doctor_checks_a_state_slot_whose_generation_reads_zero(pool_dir):
                 break
     report = check_pool(pool_dir / "z.plasmite")
     assert not report.ok and report.issues[0].code == "state_slot"
+
+
+def test_deeply_nested_json_is_a_usage_error(pool_dir):
+    """Found by test_reliability_hostile: JSON nested a few thousand levels deep
+    escaped as RecursionError from append/append_json/append_many (HTTP 500
+    Internal, `pls feed` exit 1) instead of a Usage error."""
+    import pytest
+
+    from plasmite_core.errors import UsageError
+
+    def nest(n):
+        v: list = []
+        for _ in range(n):
+            v = [v]
+        return v
+
+    with Client(pool_dir) as c, c.create_pool("deep") as pool:
+        for call in (lambda: pool.append_json(b"[" * 5000 + b"]" * 5000), lambda: pool.append(nest(5000)),
+                     lambda: pool.append_many([{"ok": 1}, nest(5000)])):
+            with pytest.raises(UsageError, match="nested too deeply"):
+                call()
+        assert pool.bounds() == (None, None)
+        assert pool.append(nest(100)).seq == 1

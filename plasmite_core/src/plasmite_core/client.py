@@ -172,7 +172,7 @@ class Pool:
         """Append one JSON-compatible value; returns the committed message."""
         try:
             payload = self._encode(value)
-        except (TypeError, ValueError, OverflowError, msgspec.EncodeError):
+        except (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError):
             payload = encode_json(value)  # raises the Usage error with its hint
         tags_raw = _tags_blob(tags) if tags else _EMPTY
         pf = self._pf
@@ -260,6 +260,33 @@ class Pool:
     def bounds(self) -> tuple[int | None, int | None]:
         st = self._file().read_state()
         return (None, None) if st.count == 0 else (st.oldest, st.newest)
+
+    # ---------------------------------------------------------------- lite3
+    def append_lite3(self, payload: bytes, durability: Durability = Durability.FAST) -> int:
+        """Append a Lite3 message document ``{"meta":{"tags"},"data"}``; returns its seq."""
+        from .lite3_frames import message_from_lite3
+
+        data, tags = message_from_lite3(payload)
+        return self.append(data, tags, durability).seq
+
+    def get_lite3(self, seq: int):
+        """The message as a ``Lite3Frame`` (payload = Lite3 of meta + data)."""
+        from .lite3_frames import frame_of
+
+        return frame_of(self.get(seq))
+
+    def open_lite3_stream(
+        self,
+        since_seq: int | None = None,
+        max_messages: int | None = None,
+        timeout_ms: int | None = None,
+        error_on_gap: bool = False,
+        **options: Any,
+    ):
+        """Like ``open_stream`` but yields ``Lite3Frame`` objects."""
+        from .lite3_frames import Lite3Stream
+
+        return Lite3Stream(Stream(self, since_seq, max_messages, timeout_ms, error_on_gap, **options))
 
     # -------------------------------------------------------------- streams
     def open_stream(

@@ -37,11 +37,16 @@ def encode_json(value: Any) -> bytes:
     """Compact JSON for a Python value, with a Usage error for the unencodable."""
     try:
         return _enc.encode(value)
+    except RecursionError:
+        raise UsageError("data is nested too deeply", hint="flatten the value (at most a few hundred levels of nesting)") from None
     except (TypeError, msgspec.EncodeError, OverflowError, ValueError) as exc:
         raise UsageError(
             f"data is not JSON-serializable: {exc}",
             hint="pass dicts, lists, strings, numbers, booleans or None",
         ) from exc
+
+
+_TOO_DEEP = "invalid JSON: nested too deeply"
 
 
 def canonical_json(text: bytes | str) -> bytes:
@@ -52,6 +57,8 @@ def canonical_json(text: bytes | str) -> bytes:
         return _enc.encode(_dec.decode(text))
     except msgspec.DecodeError as exc:
         raise UsageError(f"invalid JSON: {exc}", hint="pass one valid JSON value, e.g. '{\"msg\":\"hi\"}'") from exc
+    except RecursionError:
+        raise UsageError(_TOO_DEEP, hint="flatten the value (at most a few hundred levels of nesting)") from None
     except (msgspec.EncodeError, UnicodeError, OverflowError) as exc:
         raise UsageError(f"invalid JSON: {exc}", hint="pass valid UTF-8 JSON text") from exc
 
