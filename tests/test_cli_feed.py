@@ -223,3 +223,18 @@ def test_missing_data_on_terminal_is_text_error(pool_dir, chat):
         assert p.text().startswith("\x1b[31merror:\x1b[0m missing data input")
     finally:
         p.close()
+
+
+def test_oversized_records_are_rejected(pool_dir, chat):
+    big = json.dumps({"big": "x" * (1 << 20)})
+    r = pls("feed", chat, pool_dir=pool_dir, input=big + "\n")
+    assert r.returncode == 2 and "1 MiB" in error_of(r)["message"]
+    r = pls("feed", chat, "--errors", "skip", pool_dir=pool_dir, input=f'{{"n":1}}\n{big}\n{{"n":2}}\n')
+    assert r.returncode == 1
+    notices = [json.loads(x)["notice"] for x in r.stderr.splitlines() if x.strip()]
+    assert notices[0]["details"]["error_kind"] == "Oversize" and notices[0]["details"]["line"] == 2
+    assert [m["data"] for m in all_messages(pool_dir)] == [{"n": 1}, {"n": 2}]
+    seq = "\x1e" + json.dumps({"n": 3}) + "\n" + "\x1e" + big + "\n" + "\x1e" + json.dumps({"n": 4}) + "\n"
+    r = pls("feed", chat, "--errors", "skip", pool_dir=pool_dir, input=seq)
+    assert r.returncode == 1
+    assert [m["data"] for m in all_messages(pool_dir)][-2:] == [{"n": 3}, {"n": 4}]

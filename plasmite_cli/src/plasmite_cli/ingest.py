@@ -167,18 +167,31 @@ class Ingest:
     def _run_lines(self, chunk: bytes, read, multi: bool) -> None:
         leftover = b""
         line_no = 0
+        discarding = False  # inside an oversized line: drop bytes up to its newline
         self._acc: list[bytes] | None = None  # lines of a value spread over several lines
         self._acc_line = 0
         dec = _decode
+        limit = MAX_RECORD_BYTES
         while chunk:
+            if discarding:
+                nl = chunk.find(b"\n")
+                if nl < 0:
+                    chunk = read(READ_SIZE)
+                    continue
+                chunk = chunk[nl + 1 :]
+                discarding = False
+                line_no += 1
             buf = leftover + chunk if leftover else chunk
             lines = buf.split(b"\n")
             leftover = lines.pop()
-            if len(leftover) > MAX_RECORD_BYTES:
-                # A single line larger than the limit: reject it without buffering more.
-                lines.append(leftover)
+            if len(leftover) > limit:
+                # An unfinished line already over the limit: reject it now and
+                # skip the rest of it instead of buffering it.
+                self._fail("jsonl", "record exceeds the 1 MiB size limit", "Oversize", line_no + len(lines) + 1,
+                           leftover)
                 leftover = b""
-            if self._acc is None:
+                discarding = True
+            if self._acc is None and (len(buf) <= limit or max(map(len, lines), default=0) <= limit):
                 try:
                     values = [dec(x) for x in lines if x]
                 except (_DecodeError, UnicodeDecodeError):
