@@ -41,6 +41,10 @@ def __getattr__(name: str):
         except ImportError as exc:
             raise AttributeError(f"{name} needs plasmite-serve: pip install plasmite-serve") from exc
         return getattr(remote, name)
+    if name in ("Lite3Frame", "Lite3Stream"):
+        from plasmite_core import lite3_frames
+
+        return getattr(lite3_frames, name)
     if name == "DEFAULT_POOL_DIR":
         return str(default_pool_dir())
     raise AttributeError(f"module 'plasmite' has no attribute {name!r}")
@@ -51,6 +55,8 @@ __all__ = [
     "Pool",
     "PoolInfo",
     "Stream",
+    "Lite3Frame",
+    "Lite3Stream",
     "Message",
     "MessageMeta",
     "Durability",
