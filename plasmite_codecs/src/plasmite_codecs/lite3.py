@@ -437,7 +437,14 @@ class _Builder:
             items = _sorted_members(items)
         buf = self.buf
         kget = _KEY_CACHE.get
-        fast = self.fast
+        # While C is a leaf with room, members are inserted right here with C's
+        # counters held in locals; anything else goes through ``set`` (locals
+        # written back first, reloaded after).
+        fast = self.fast and not C.kids
+        hs = C.hashes
+        ents = C.ents
+        gen = C.gen
+        size = C.size
         for k, v in items:
             info = kget(k) if type(k) is str else None
             if info is None:
@@ -447,110 +454,142 @@ class _Builder:
             sub = None
             if t is str:
                 e = v.encode("utf-8")
-                vb = _STR_HDR.pack(T_STR, len(e) + 1) + e + b"\x00"
+                P = len(e) + 5
+                vb = _STR_HDR.pack(T_STR, P - 4) + e + b"\x00"
             elif t is int and _I64_MIN <= v <= _I64_MAX:
                 vb = _VAL_I64.pack(T_I64, v)
+                P = 8
             elif t is float and v - v == 0.0:
                 vb = _VAL_F64.pack(T_F64, v)
+                P = 8
             elif t is dict:
-                vb, sub = _OBJ96, v.items()
+                vb, sub, P = _OBJ96, v.items(), 95
             elif t is _Pairs:
-                vb, sub = _OBJ96, v
+                vb, sub, P = _OBJ96, v, 95
             elif t is list or t is tuple:
-                vb, sub = _ARR96, v
+                vb, sub, P = _ARR96, v, 95
             elif isinstance(v, dict):
-                vb, sub = _OBJ96, v.items()
+                vb, sub, P = _OBJ96, v.items(), 95
             elif isinstance(v, (list, tuple)):
-                vb, sub = _ARR96, v
+                vb, sub, P = _ARR96, v, 95
             else:
                 vb = self.value_bytes(v)
+                P = len(vb) - 1
             if sub is not None and depth >= MAX_DEPTH:
                 raise _depth_error()
-            hs = C.hashes
-            if fast and len(hs) < 7 and not C.kids:
-                j = bisect_left(hs, h)
-                if j == len(hs) or hs[j] != h:
-                    C.gen = (C.gen + 1) & 0xFFFFFF
-                    P = len(vb) - 1
-                    if P == 95:
-                        pad = -(len(buf) + len(kprefix)) & 3
-                        if pad:
-                            buf += _PADS[pad]
-                    kv = len(buf)
-                    buf += kprefix
-                    vofs = len(buf)
-                    buf += vb
-                    hs.insert(j, h)
-                    C.size += 1
-                    if sub is None:
-                        C.ents.insert(j, [kv, kb, vofs, P, None])
+            if fast:
+                nh = len(hs)
+                if nh < 7:
+                    j = bisect_left(hs, h)
+                    if j == nh or hs[j] != h:
+                        gen += 1
+                        size += 1
+                        kv = len(buf)
+                        if P == 95:
+                            pad = -(kv + len(kprefix)) & 3
+                            if pad:
+                                buf += _PADS[pad]
+                                kv += pad
+                        buf += kprefix
+                        vofs = len(buf)
+                        buf += vb
+                        hs.insert(j, h)
+                        if sub is None:
+                            ents.insert(j, [kv, kb, vofs, P, None])
+                            continue
+                        child = _Node(vofs, vb[0])
+                        self.nodes.append(child)
+                        ents.insert(j, [kv, kb, vofs, P, child])
+                        if vb is _ARR96:
+                            self.fill_array(child, sub, depth + 1)
+                        else:
+                            self.fill_object(child, sub, depth + 1)
                         continue
-                    child = _Node(vofs, vb[0])
-                    self.nodes.append(child)
-                    C.ents.insert(j, [kv, kb, vofs, P, child])
-                else:
-                    child = self.set(C, kb, h, L, kprefix, vb)
-            else:
-                child = self.set(C, kb, h, L, kprefix, vb)
+            C.gen = gen & 0xFFFFFF
+            C.size = size
+            child = self.set(C, kb, h, L, kprefix, vb)
+            gen = C.gen
+            size = C.size
+            hs = C.hashes
+            ents = C.ents
+            fast = fast and not C.kids
             if sub is not None:
                 if vb is _ARR96:
                     self.fill_array(child, sub, depth + 1)
                 else:
                     self.fill_object(child, sub, depth + 1)
+        C.gen = gen & 0xFFFFFF
+        C.size = size
 
     def fill_array(self, C: _Node, items: Iterable, depth: int) -> None:
         buf = self.buf
-        fast = self.fast
+        fast = self.fast and not C.kids
+        hs = C.hashes
+        ents = C.ents
+        gen = C.gen
+        size = C.size
         for v in items:
             t = type(v)
             sub = None
             if t is int and _I64_MIN <= v <= _I64_MAX:
                 vb = _VAL_I64.pack(T_I64, v)
+                P = 8
             elif t is float and v - v == 0.0:
                 vb = _VAL_F64.pack(T_F64, v)
+                P = 8
             elif t is str:
                 e = v.encode("utf-8")
-                vb = _STR_HDR.pack(T_STR, len(e) + 1) + e + b"\x00"
+                P = len(e) + 5
+                vb = _STR_HDR.pack(T_STR, P - 4) + e + b"\x00"
             elif t is dict:
-                vb, sub = _OBJ96, v.items()
+                vb, sub, P = _OBJ96, v.items(), 95
             elif t is _Pairs:
-                vb, sub = _OBJ96, v
+                vb, sub, P = _OBJ96, v, 95
             elif t is list or t is tuple:
-                vb, sub = _ARR96, v
+                vb, sub, P = _ARR96, v, 95
             elif isinstance(v, dict):
-                vb, sub = _OBJ96, v.items()
+                vb, sub, P = _OBJ96, v.items(), 95
             elif isinstance(v, (list, tuple)):
-                vb, sub = _ARR96, v
+                vb, sub, P = _ARR96, v, 95
             else:
                 vb = self.value_bytes(v)
+                P = len(vb) - 1
             if sub is not None and depth >= MAX_DEPTH:
                 raise _depth_error()
-            hs = C.hashes
-            if fast and len(hs) < 7 and not C.kids:
+            if fast and len(hs) < 7:
                 # an append always lands after every existing index
-                C.gen = (C.gen + 1) & 0xFFFFFF
-                P = len(vb) - 1
+                gen += 1
+                vofs = len(buf)
                 if P == 95:
-                    pad = -len(buf) & 3
+                    pad = -vofs & 3
                     if pad:
                         buf += _PADS[pad]
-                vofs = len(buf)
+                        vofs += pad
                 buf += vb
-                hs.append(C.size)
-                C.size += 1
+                hs.append(size)
+                size += 1
                 if sub is None:
-                    C.ents.append([vofs, None, vofs, P, None])
+                    ents.append([vofs, None, vofs, P, None])
                     continue
                 child = _Node(vofs, vb[0])
                 self.nodes.append(child)
-                C.ents.append([vofs, None, vofs, P, child])
+                ents.append([vofs, None, vofs, P, child])
             else:
-                child = self.set(C, None, C.size, 0, b"", vb)
+                C.gen = gen & 0xFFFFFF
+                C.size = size
+                child = self.append(C, vb)
+                gen = C.gen
+                size = C.size
+                hs = C.hashes
+                ents = C.ents
+                fast = fast and not C.kids
             if sub is not None:
                 if vb is _ARR96:
                     self.fill_array(child, sub, depth + 1)
                 else:
                     self.fill_object(child, sub, depth + 1)
+        C.gen = gen & 0xFFFFFF
+        C.size = size
 
     def finish(self) -> bytes:
         buf = self.buf
