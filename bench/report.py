@@ -300,6 +300,14 @@ def markdown(R: Results, settings, meta: dict, elapsed_s: float, plots: list[str
              "`same, per CPU-s` is that ratio from messages per CPU-second of the benchmark process instead "
              "of per wall-clock second: other load on the machine disturbs it much less, so when the two "
              "disagree the machine was busy (see the load average below). The status uses wall time.")
+    ref = [("append", 280_000, "msg/s", "per call"), ("append_many", 460_000, "msg/s", "batched"),
+           ("read", 570_000, "msg/s", "decoded read"), ("latency_p50", 70, "µs", "hand-off p50")]
+    sfx = {"µs": " µs", "msg/s": " msg/s"}
+    parts = [f"{lbl} {fmt(R.value('floor', w), u)}{sfx[u]} (DESIGN {fmt(d, u)}{sfx[u]})" for w, d, u, lbl in ref
+             if R.value("floor", w) is not None]
+    if parts:
+        L.append("")
+        L.append("The floor on this machine in this run against DESIGN.md's reference box: " + ", ".join(parts) + ".")
     L.append("")
     L.append(md_table(MAIN_HEAD, main_rows(R)))
     head, rows = peer_rows(R)
@@ -317,8 +325,11 @@ def markdown(R: Results, settings, meta: dict, elapsed_s: float, plots: list[str
         for w, d in missed:
             p = R.get("plasmite", w)
             v = verdict(w, R.value("plasmite", w), R.value("floor", w))
-            L.append(f"- **{d}**: {v} — {fmt(p.value if p else None, p.unit if p else '')} {p.unit if p else ''}"
-                     f" against {TARGETS[w].text}" + (f" ({p.note})" if p and p.note else ""))
+            thr = threshold(w, R.value("floor", w))
+            unit = p.unit if p else ""
+            tgt = TARGETS[w].text + (f" = {fmt(thr, unit)}" if TARGETS[w].floor and thr else "")
+            L.append(f"- **{d}**: {v} — {fmt(p.value if p else None, unit)} {unit} against {tgt}"
+                     + (f" ({p.note})" if p and p.note else ""))
     else:
         L.append("None: every measured figure meets its target.")
     if analysis.strip():

@@ -38,6 +38,8 @@ def parse(argv=None) -> argparse.Namespace:
                     help="profile Plasmite's hot loops with pyinstrument into DIR/profile-*.txt "
                     "(default on for full runs that write files, off with --quick)")
     ap.add_argument("--no-profile", dest="profile", action="store_false", help="skip the profiles")
+    ap.add_argument("--render", default=None, metavar="RESULTS_JSON",
+                    help="measure nothing: re-render the report and plots from a results.json of an earlier run")
     ap.add_argument("--tmp", default=None, metavar="DIR", help="where the stores go (default: a fresh temp dir)")
     ap.add_argument("--keep-tmp", action="store_true", help="keep the stores afterwards")
     ns = ap.parse_args(argv)
@@ -86,8 +88,64 @@ def _progress(total: int):
         return Bar()
 
 
+def _write(ns, R, st, meta, elapsed, skipped, cmd, profile_files=None) -> None:
+    from bench import report
+
+    out_dir = ns.out.rstrip("/")
+    os.makedirs(out_dir, exist_ok=True)
+    md_path = out_dir + ".md"
+    plots = []
+    if not ns.no_plots:
+        try:
+            plots = report.plot(R, out_dir)
+        except ImportError:
+            skipped.append("plots: matplotlib is not installed (pip install matplotlib)")
+    analysis = ""
+    here = os.path.dirname(os.path.abspath(__file__))
+    apath = os.path.join(here, "analysis.md")
+    if os.path.exists(apath) and not meta.get("quick"):
+        with open(apath) as f:
+            analysis = f.read()
+    if profile_files is None:  # re-rendering: the profiles written next to that run's results
+        profile_files = sorted(os.path.join(out_dir, f) for f in os.listdir(out_dir)
+                               if f.startswith("profile-") and f.endswith(".txt"))
+    if profile_files and not meta.get("quick"):
+        analysis += "\n\nProfiles of this run: " + ", ".join(
+            f"[`{os.path.basename(p)}`]({os.path.relpath(p, os.path.dirname(md_path) or '.')})" for p in profile_files)
+    json_path = os.path.join(out_dir, "results.json")
+    meta = dict(meta, elapsed_s=elapsed, command=cmd, skipped=skipped)
+    text = report.markdown(R, st, meta, elapsed, plots, skipped, analysis, os.path.dirname(md_path) or ".", cmd,
+                           json_path)
+    with open(md_path, "w") as f:
+        f.write(scrub(text))
+    if not ns.render:
+        report.write_json(R, meta, st, json_path)
+    print(f"wrote {md_path}" + ("" if ns.render else f", {json_path}") + (f" and {len(plots)} plots" if plots else ""))
+
+
+def render(ns) -> int:
+    import json
+
+    from bench import report
+
+    with open(ns.render) as f:
+        data = json.load(f)
+    results = [Result(**r) for r in data["results"]]
+    st = W.Settings(**data["settings"])
+    meta = data["meta"]
+    if ns.out is None or ns.out == "docs/benchmarks":
+        ns.out = os.path.dirname(os.path.abspath(ns.render))
+    R = report.Results(results)
+    print(report.print_tables(R))
+    _write(ns, R, st, meta, meta.get("elapsed_s", 0.0), list(meta.get("skipped", [])),
+           meta.get("command", "python -m bench"))
+    return 0
+
+
 def main(argv=None) -> int:
     ns = parse(argv)
+    if ns.render:
+        return render(ns)
     st = W.Settings.quick() if ns.quick else W.Settings()
     t_start = time.perf_counter()
     started = dt.datetime.now(dt.timezone.utc)
@@ -199,34 +257,10 @@ def main(argv=None) -> int:
     print(f"\nfinished in {elapsed / 60:.1f} min")
 
     if not ns.no_write:
-        out_dir = ns.out.rstrip("/")
-        os.makedirs(out_dir, exist_ok=True)
-        md_path = out_dir + ".md"
         meta = {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "machine": report.machine(),
                 "quick": ns.quick, "groups": ns.groups, "load_start": load_start}
-        plots = []
-        if not ns.no_plots:
-            try:
-                plots = report.plot(R, out_dir)
-            except ImportError:
-                skipped.append("plots: matplotlib is not installed (pip install matplotlib)")
-        analysis = ""
-        here = os.path.dirname(os.path.abspath(__file__))
-        apath = os.path.join(here, "analysis.md")
-        if os.path.exists(apath) and not ns.quick:
-            with open(apath) as f:
-                analysis = f.read()
-        if profile_files:
-            analysis += "\n\nProfiles of this run: " + ", ".join(
-                f"[`{os.path.basename(p)}`]({os.path.relpath(p, os.path.dirname(md_path) or '.')})" for p in profile_files)
         cmd = "python -m bench" + ("".join(" " + a for a in (argv if argv is not None else sys.argv[1:])))
-        json_path = os.path.join(out_dir, "results.json")
-        text = report.markdown(R, st, meta, elapsed, plots, skipped, analysis, os.path.dirname(md_path) or ".", cmd,
-                               json_path)
-        with open(md_path, "w") as f:
-            f.write(scrub(text))
-        report.write_json(R, meta, st, json_path)
-        print(f"wrote {md_path}, {out_dir}/results.json" + (f" and {len(plots)} plots" if plots else ""))
+        _write(ns, R, st, meta, elapsed, skipped, cmd, profile_files)
 
     if not ns.keep_tmp and not ns.tmp:
         shutil.rmtree(workdir, ignore_errors=True)
