@@ -348,7 +348,8 @@ def test_reader_extra_checks():
 
 def test_encoder_refusals():
     for bad in (b"1", b'"x"', b"null", b"", b"[NaN]", b'{"a":1e999}', b"[1,]", b"\xef\xbb\xbf{}",
-                b'["\\ud800"]', b"[" * 33 + b"]" * 33, b"[" * 100000):
+                b'["\\ud800"]', b"[" * 33 + b"]" * 33, b"[" * 100000, b"[" + b"1" * 5000 + b"]",
+                b"[" + b"9" * 400 + b"]"):
         with pytest.raises(UsageError):
             lite3.from_json(bad)
     for bad in (1, "x", None, {"a": float("nan")}, {"a": float("inf")}, {1: 2}, {"a": object()},
