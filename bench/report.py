@@ -359,6 +359,18 @@ def markdown(R: Results, settings, meta: dict, elapsed_s: float, plots: list[str
     if skipped:
         L += ["", "## Skipped", ""]
         L += [f"- {s}" for s in skipped]
+    L += ["", "## Running it", ""]
+    L.append("- `tox -e bench`: the full run (about 6-7 minutes on 2 cores, bounded well under 15); it rewrites "
+             "this page, `docs/benchmarks/*.png`, `results.json` and the profiles.")
+    L.append("- `python -m bench --quick`: a smoke run of every row in about a minute; prints the tables and "
+             "writes nothing unless `--out DIR` is given.")
+    L.append("- `--only core,peers,cli,http` picks row groups, `--peers sqlite,redis,...` picks peers, "
+             "`--no-profile` skips the profiles, `--render docs/benchmarks/results.json` re-renders this page "
+             "without measuring.")
+    L.append("- Peers: `pip install persist-queue diskcache litequeue redis` (the tox env installs them) and Debian's "
+             "`redis-server` on PATH (`apt-get install redis-server`); the benchmark starts it on a free loopback "
+             "port and stops it by its pid. Anything missing is skipped with a note, as are the CLI and HTTP rows "
+             "when plasmite-cli or plasmite-serve is not installed.")
     L += ["", "## Machine, versions, settings", ""]
     L.append(f"- CPU: {m['cpu']}, {m['cores']} cores, {m['memory']} RAM; {m['os']}; Python {m['python']}")
     L.append(f"- load average (1/5/15 min) at start {meta.get('load_start', '?')}, at end {m['load average']}: "
