@@ -318,6 +318,13 @@ def markdown(R: Results, settings, meta: dict, elapsed_s: float, plots: list[str
                  "above 1 means Plasmite keeps more. \"n/a\": the system has no such operation (see notes).")
         L.append("")
         L.append(md_table(head, rows))
+        notes = []
+        for peer in R.peers():
+            n = getattr(load(peer), "NOTES", {})
+            if n:
+                notes.append(f"- {LABELS[peer]}: " + "; ".join(f"{k}: {v}" for k, v in n.items()))
+        if notes:
+            L += ["", "Notes on the peers' rows:", ""] + notes
     missed = [(w, d) for w, d in R.workloads()
               if verdict(w, R.value("plasmite", w), R.value("floor", w)) in ("MISSED", "not measured")]
     L += ["", "## Targets missed", ""]
