@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import re
 import struct
 from bisect import bisect_left
@@ -50,6 +49,7 @@ __all__ = [
     "parse_message",
     "validate",
     "djb2",
+    "format_double",
     "Lite3Codec",
 ]
 
@@ -74,7 +74,6 @@ _ARR96 = bytes((7,)) + bytes(NODE_SIZE - 1)
 _PADS = (b"", b"\x00", b"\x00\x00", b"\x00\x00\x00")
 _I64_MIN = -(1 << 63)
 _I64_MAX = (1 << 63) - 1
-_INF = math.inf
 
 
 class _Missing:
@@ -1476,9 +1475,10 @@ def parse_message(buf: bytes | bytearray | memoryview) -> tuple[list[str], bytes
         if data < 0 or buf[data] != T_OBJ:
             raise _usage('Lite3 message needs a "data" object')
         return tags, lookup_json(buf, ("data",))
-    except CorruptError as exc:
+    except (CorruptError, *_LOW_LEVEL) as exc:
+        msg = exc.message if isinstance(exc, CorruptError) else f"{type(exc).__name__}: {exc}"
         raise UsageError(
-            ErrorKind.USAGE, f"invalid Lite3 message: {exc.message.removeprefix('invalid Lite3 document: ')}",
+            ErrorKind.USAGE, f"invalid Lite3 message: {msg.removeprefix('invalid Lite3 document: ')}",
             hint='send the Lite3 document of {"meta":{"tags":[...]},"data":{...}}',
         ) from None
 
