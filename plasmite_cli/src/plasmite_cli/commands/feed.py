@@ -140,8 +140,16 @@ def ingest_stream(handle, fd: int, pool_ref: str, *, mode: str, errors: str, tag
                          hint="use --in jsonl or --in json-seq with --errors skip, or --errors stop")
 
     append_many = handle.append_many
+    append_encoded = _encoded_appender(handle, tags)
 
     def on_values(values: list) -> None:
+        if append_encoded is not None:
+            # Local JSON pool: encode here and skip building Message objects.
+            done = append_encoded(values, durability, retries, delay_s)
+            if done is not None:
+                if receipts:
+                    _write_fast_receipts(done, append_encoded.tags_json, human)
+                return
         if retries:
             msgs = with_retry(retries, delay_s, lambda: append_many(values, tags, durability))
         else:
@@ -165,6 +173,72 @@ def ingest_stream(handle, fd: int, pool_ref: str, *, mode: str, errors: str, tag
                {"total": outcome.total, "ok": outcome.ok, "failed": outcome.failed,
                 "pool_path": str(getattr(handle, "path", pool_ref))})
     return outcome
+
+
+def _encoded_appender(handle, tags: list[str]):
+    """For a local pool storing compact JSON: ``append(values, ...) -> [(seq, time_ns)]``.
+
+    Uses ``Pool.append_encoded`` with payloads encoded here. Returns None for
+    other pools (remote, other codecs), or returns None from a call whose
+    values it cannot encode, so the caller falls back to ``append_many`` and
+    its error reporting.
+    """
+    import msgspec
+
+    if getattr(handle, "codec", None) != "json" or not hasattr(handle, "append_encoded"):
+        return None
+    if any(not isinstance(t, str) or not t for t in tags):
+        return None  # let append_many report the bad tag
+    tags_blob = msgspec.json.encode(tags) if tags else b""
+    if len(tags_blob) > 0xFFFF:
+        return None
+    enc = msgspec.json.Encoder().encode
+    append_encoded = handle.append_encoded
+
+    def append(values: list, durability, retries: int, delay_s: float):
+        try:
+            items = [(tags_blob, enc(v)) for v in values]
+        except (RecursionError, msgspec.EncodeError, TypeError, ValueError, OverflowError):
+            return None
+        if retries:
+            return with_retry(retries, delay_s, lambda: append_encoded(items, durability))
+        return append_encoded(items, durability)
+
+    append.tags_json = tags_blob or b"[]"
+    return append
+
+
+_receipt_sec = [None, b""]
+
+
+def _write_fast_receipts(done, tags_json: bytes, human: bool) -> None:
+    """Receipts from ``(seq, time_ns)`` pairs (same text as ``Message.receipt``)."""
+    import time
+
+    if human:
+        from plasmite_core.envelope import format_rfc3339
+
+        suffix = ""
+        if tags_json != b"[]":
+            import json
+
+            suffix = "  tags: " + ",".join(json.loads(tags_json))
+        sys.stdout.write("".join(f"fed seq={seq} at {format_rfc3339(t)}{suffix}\n" for seq, t in done))
+        sys.stdout.flush()
+        return
+    cache = _receipt_sec
+    fmt = b'{"seq":%d,"time":"%s.%09dZ","meta":{"tags":%s}}\n'
+    parts = []
+    append = parts.append
+    for seq, t in done:
+        sec, frac = divmod(t, 1_000_000_000)
+        if cache[0] != sec:
+            cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)).encode()
+            cache[0] = sec
+        append(fmt % (seq, cache[1], frac, tags_json))
+    out = sys.stdout.buffer
+    out.write(b"".join(parts))
+    out.flush()
 
 
 def _parse_inline(data: str):
