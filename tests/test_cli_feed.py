@@ -238,3 +238,14 @@ def test_oversized_records_are_rejected(pool_dir, chat):
     r = pls("feed", chat, "--errors", "skip", pool_dir=pool_dir, input=seq)
     assert r.returncode == 1
     assert [m["data"] for m in all_messages(pool_dir)][-2:] == [{"n": 3}, {"n": 4}]
+
+
+def test_stream_receipts_and_stored_envelopes_match_fetch(pool_dir, chat):
+    r = pls("feed", chat, "--tag", "x", pool_dir=pool_dir, input='{"b": 2,  "a": [1, 2.5e3]}\n{"c":null}\n')
+    assert r.returncode == 0, r.stderr
+    for receipt in jsonl(r.stdout):
+        fetched = pls("fetch", chat, str(receipt["seq"]), pool_dir=pool_dir).stdout
+        env = json.loads(fetched)
+        assert {k: env[k] for k in ("seq", "time", "meta")} == receipt
+    # stored compact: whitespace from the input is not kept
+    assert pls("fetch", chat, "1", pool_dir=pool_dir).stdout.endswith(',"data":{"b":2,"a":[1,2500.0]}}\n')
