@@ -267,7 +267,7 @@ def test_help_of_every_command_is_accurate(pool_dir):
 
     commands = _commands()
     assert {"pool create", "pool info", "pool list", "pool delete", "feed", "fetch", "follow", "duplex", "tap",
-            "doctor", "version", "completion", "plugins"} <= set(commands)
+            "doctor", "version", "completion", "plugins", "help"} <= set(commands)
     top = pls("--help", pool_dir=pool_dir).stdout
     for name in ("feed", "follow", "fetch", "pool", "duplex", "tap", "doctor", "version", "completion"):
         assert re.search(rf"^\s+{name}\s+\S", top, re.M), name
@@ -370,3 +370,12 @@ def test_readme_local_ipc(pool_dir):
             bob.kill()
     assert bob.returncode == 0, err
     assert json.loads(out)["data"] == {"from": "A", "msg": "hello world"}
+
+
+def test_help_command_matches_dash_dash_help(pool_dir):
+    for args in (["follow"], ["pool", "create"], []):
+        via_help = pls("help", *args, pool_dir=pool_dir)
+        via_flag = pls(*args, "--help", pool_dir=pool_dir)
+        assert via_help.returncode == 0 and via_help.stdout == via_flag.stdout
+    r = pls("help", "nope", pool_dir=pool_dir)
+    assert r.returncode == 2 and error_of(r)["kind"] == "Usage"

@@ -21,6 +21,7 @@ BUILTINS: dict[str, tuple[str, str]] = {
     "version": ("plasmite_cli.commands.misc", "version"),
     "completion": ("plasmite_cli.commands.misc", "completion"),
     "plugins": ("plasmite_cli.commands.misc", "plugins_cmd"),
+    "help": ("plasmite_cli.commands.misc", "help_cmd"),
 }
 
 # Names of the first public release, kept working.

@@ -91,3 +91,26 @@ def plugins_cmd(as_json):
     rows = [[p["name"], p["distribution"], str(p["version"]), ", ".join(p["hooks"])] for p in items]
     write_out(table(["NAME", "DISTRIBUTION", "VERSION", "HOOKS"], rows))
     return 0
+
+
+@click.command("help", short_help="Show help for a command.")
+@click.argument("command", nargs=-1, metavar="[COMMAND]...")
+@click.pass_context
+def help_cmd(ctx, command):
+    """Show the help of COMMAND (e.g. `pls help pool create`), or of pls itself."""
+    from plasmite_core.errors import UsageError
+
+    root_ctx = ctx.find_root()
+    cmd = root_ctx.command
+    cur = root_ctx
+    path = []
+    for name in command:
+        sub = cmd.get_command(cur, name) if isinstance(cmd, click.Group) else None
+        if sub is None:
+            where = " ".join(["pls", *path])
+            raise UsageError(f"no such command: {where} {name}", hint=f"run `{where} --help` to list commands")
+        path.append(name)
+        cur = click.Context(sub, info_name=name, parent=cur)
+        cmd = sub
+    write_out(cmd.get_help(cur) + "\n")
+    return 0
