@@ -14,6 +14,7 @@ that doctor finds clean and that still serves only reference data.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -339,3 +340,53 @@ def test_truncated_while_mapped_does_not_kill_the_reader(tmp_path):
 def test_zz_report_corruption_counts():
     """Not a check: prints this run's figures for docs/reliability.md."""
     print(f"\nreliability corruption campaign: {COUNTS}")
+
+
+def test_cli_on_damaged_pools(reference, tmp_path):
+    """`pls doctor`, `fetch`, `follow` and `pool info` on damaged files: exit 7
+    with a Corrupt JSON error naming the path and the byte offset; no traceback."""
+    geo, s = reference["geo"], reference["state"]
+    R, ro = geo.ring_size, geo.ring_offset
+    data = reference["bytes"]
+    # a message frame in the middle of the live span
+    pos, frames = s.tail, []
+    while pos < s.head:
+        flen, crc = struct.unpack_from("<II", data, ro + pos % R)
+        if crc != F.PAD_MARK:
+            frames.append((ro + pos % R, struct.unpack_from("<Q", data, ro + pos % R + 8)[0]))
+        pos += flen
+    off, seq = frames[len(frames) // 2]
+
+    def pls(*args):
+        proc = subprocess.run([sys.executable, "-m", "plasmite_cli", *args], capture_output=True, text=True, timeout=60)
+        assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        return proc
+
+    def corrupt_error(proc):
+        assert proc.returncode == 7, (proc.returncode, proc.stdout[-300:], proc.stderr[-500:])
+        err = json.loads(proc.stderr.strip().splitlines()[-1])["error"]
+        assert err["kind"] == "Corrupt" and err.get("path") and "offset" in err, err
+        return err
+
+    frame_hit = tmp_path / "frame.plasmite"
+    buf = bytearray(data)
+    buf[off + 40] ^= 0x20  # inside the frame's tags/payload
+    frame_hit.write_bytes(bytes(buf))
+    proc = pls("doctor", str(frame_hit), "--json")
+    assert proc.returncode == 7 and str(off) in proc.stdout, proc.stdout
+    assert corrupt_error(pls("fetch", str(frame_hit), str(seq)))["offset"] == off
+    corrupt_error(pls("follow", str(frame_hit), "--tail", str(len(reference["ref"])), "--timeout", "500ms"))
+    # undamaged seqs are still served
+    other = frames[0][1]
+    proc = pls("fetch", str(frame_hit), str(other))
+    assert proc.returncode == 0 and json.loads(proc.stdout)["seq"] == other
+
+    header_hit = tmp_path / "header.plasmite"
+    buf = bytearray(data)
+    buf[40] ^= 0x01  # ring_offset, covered by the header CRC
+    header_hit.write_bytes(bytes(buf))
+    for args in (("pool", "info", str(header_hit)), ("fetch", str(header_hit), str(seq)),
+                 ("follow", str(header_hit), "--tail", "1", "--timeout", "200ms")):
+        corrupt_error(pls(*args))
+    proc = pls("doctor", str(header_hit), "--json")
+    assert proc.returncode == 7, proc.stdout

@@ -288,3 +288,31 @@ def test_zz_report_kill_counts(record_property):
     """Not a check: prints the kill counts of this run for docs/reliability.md."""
     record_property("kills", dict(STATS))
     print(f"\nreliability crash campaign: {STATS}; doctor issues repaired: {dict(ISSUES_SEEN)}")
+
+
+def test_pls_doctor_after_kills(tmp_path):
+    """`pls doctor` on crashed pools: clean after a torn frame (exit 0); names a
+    torn state slot (exit 7, JSON issue with its offset); clean again after
+    repair_pool."""
+    from plasmite_core.doctor import repair_pool
+
+    def doctor(path):
+        proc = subprocess.run([sys.executable, "-m", "plasmite_cli", "doctor", str(path), "--json"],
+                              capture_output=True, text=True, timeout=60)
+        assert "Traceback" not in proc.stderr, proc.stderr
+        return proc.returncode, json.loads(proc.stdout) if proc.stdout.strip() else None
+
+    torn_frame = _new_pool(tmp_path, "torn-frame")
+    assert _kill_at(torn_frame, "frame_written", "single", 5, 1, set())
+    rc, out = doctor(torn_frame)
+    assert rc == 0, out
+    torn_state = _new_pool(tmp_path, "torn-state")
+    assert _kill_at(torn_state, "state_published", "batch", 3, 2, set())
+    rc, out = doctor(torn_state)
+    assert rc == 7, out
+    text = json.dumps(out)
+    assert "state_slot" in text and '"offset"' in text, out
+    assert repair_pool(torn_state).repaired
+    rc, out = doctor(torn_state)
+    assert rc == 0, out
+    verify_pool(torn_state)
