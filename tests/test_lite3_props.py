@@ -363,6 +363,15 @@ def test_encoder_refusals():
         cur = cur[0]
     with pytest.raises(UsageError, match="32"):
         lite3.encode(deep)
+    loop: list = []
+    loop.append(loop)
+    cyclic: dict = {}
+    cyclic["a"] = cyclic
+    for value in (loop, cyclic):
+        with pytest.raises(UsageError, match="32"):
+            lite3.encode(value)
+    with pytest.raises(UsageError, match="32"):
+        lite3.encode_message([], cyclic)
     # 32 levels are fine
     ok: list = []
     cur = ok
