@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+
 import pytest
 
-pytest.importorskip("plasmite_jq")
+try:  # the installed distribution, not the checkout folder of the same name
+    importlib.metadata.distribution("plasmite-jq")
+except importlib.metadata.PackageNotFoundError:
+    pytest.skip("plasmite-jq is not installed", allow_module_level=True)
 
 from plasmite_core import plugins  # noqa: E402
 from plasmite_core.errors import UsageError  # noqa: E402

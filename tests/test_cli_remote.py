@@ -8,6 +8,8 @@ URLs; they are skipped when plasmite-serve is not installed.
 
 from __future__ import annotations
 
+import importlib.metadata
+
 import json
 import socket
 import subprocess
@@ -17,7 +19,10 @@ import pytest
 
 from test_cli_support import error_of, jsonl, pls, spawn
 
-pytest.importorskip("plasmite_serve")
+try:  # the installed distribution, not the checkout folder of the same name
+    importlib.metadata.distribution("plasmite-serve")
+except importlib.metadata.PackageNotFoundError:
+    pytest.skip("plasmite-serve is not installed", allow_module_level=True)
 
 
 def free_port() -> int:
