@@ -98,6 +98,17 @@ def test_append_many_stops_at_first_error(client):
     assert client.pool_info("partial").newest_seq == 1
 
 
+def test_append_many_reports_what_was_stored(tmp_path):
+    with ServerProcess(tmp_path, "--max-body-bytes", "300") as s:
+        pool = RemoteClient(s.base_url).create_pool("mixed")
+        values = [{"i": 0}, {"i": 1, "pad": "x" * 400}, {"i": 2}]
+        with pytest.raises(RemoteError) as err:
+            pool.append_many(values)
+        assert err.value.status == 413
+        assert [m.data["i"] for m in err.value.stored] == [0, 2]
+        assert pool.bounds() == (1, 2)
+
+
 def test_stream_surface_matches_local(client):
     pool = fresh(client, "stream")
     pool.append_many([{"i": i} for i in range(10)], tags=None)

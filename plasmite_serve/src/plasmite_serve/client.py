@@ -422,7 +422,9 @@ class RemotePool:
     def append_many(self, values: Iterable[Any], tags: Iterable[str] | None = None, durability=0) -> list[Message]:
         """Append many messages, pipelining up to 64 requests on the connection.
 
-        Stops at the first error: messages before it are stored, the error is raised.
+        On a refused message the first error is raised after its window of 64
+        was answered; the messages that were stored (before it, and after it in
+        the same window) are on the error as ``err.stored`` (a list of Message).
         """
         tag_list = list(tags or ())
         bodies = []
@@ -431,7 +433,11 @@ class RemotePool:
                 bodies.append(_append_body(_enc(value), tag_list, durability))
             except (TypeError, msgspec.EncodeError) as exc:
                 raise UsageError(f"message data is not JSON-serializable: {exc}") from None
-        return [parse_message(raw) for raw in self._append_bodies(bodies)]
+        try:
+            return [parse_message(raw) for raw in self._append_bodies(bodies)]
+        except PlasmiteError as err:
+            err.stored = [parse_message(raw) for raw in getattr(err, "stored", [])]  # type: ignore[attr-defined]
+            raise
 
     def _append_bodies(self, bodies: list[bytes]) -> list[bytes]:
         client = self.client
@@ -455,7 +461,7 @@ class RemotePool:
                         body, keep = conn.read_body(headers)
                         if status != 200:
                             first_error = first_error or error_from_body(status, body)
-                        elif first_error is None:
+                        else:
                             out.append(bytes(_message_decoder.decode(body).message))
                         if not keep:
                             conn.close()
@@ -463,15 +469,21 @@ class RemotePool:
                 except (OSError, socket.timeout) as exc:
                     conn.close()
                     if isinstance(exc, PlasmiteError):
+                        exc.stored = out  # type: ignore[attr-defined]
                         raise
-                    raise IoError(f"connection to {client.base_url} failed during a batch append: {exc}",
-                                  hint=f"{len(out)} messages of the batch were stored before the failure") from None
+                    err = IoError(f"connection to {client.base_url} failed during a batch append: {exc}",
+                                  hint=f"{len(out)} messages of the batch were confirmed stored before the failure")
+                    err.stored = out  # type: ignore[attr-defined]
+                    raise err from None
                 conn.last_used = time.monotonic()
                 if first_error is not None:
+                    first_error.stored = out  # type: ignore[attr-defined]
                     raise first_error
                 if len(out) < start + len(window):
-                    raise IoError("the server closed the connection during a batch append",
-                                  hint=f"{len(out)} messages of the batch were stored")
+                    err = IoError("the server closed the connection during a batch append",
+                                  hint=f"{len(out)} messages of the batch were confirmed stored")
+                    err.stored = out  # type: ignore[attr-defined]
+                    raise err
         return out
 
     # -- reads
