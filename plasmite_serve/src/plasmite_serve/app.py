@@ -47,6 +47,9 @@ from plasmite_core.errors import (
     from_os_error,
 )
 
+from plasmite_core.client import Durability
+from plasmite_core.refs import validate_pool_name
+
 from .config import ResolvedConfig, ServeConfig, resolve
 
 PROTOCOL_VERSION = b"0"
@@ -121,8 +124,6 @@ def _pool_name(raw: str) -> str:
             f"pool name must not contain path separators: {raw!r}",
             hint="remote pool refs are names only; path-based refs are local-only",
         )
-    from plasmite_core.refs import validate_pool_name
-
     return validate_pool_name(raw)
 
 
@@ -137,8 +138,6 @@ def _parse_uint(name: str, value: str) -> int:
 
 
 def _durability(value: str | None):
-    from plasmite_core.client import Durability
-
     if value is None or value == "fast":
         return Durability.FAST
     if value == "flush":
@@ -593,7 +592,7 @@ class PlasmiteApp:
         durability = _durability(req.durability)
         tags = req.tags or ()
         data = bytes(req.data)
-        if durability.name == "FAST":
+        if durability is Durability.FAST:
             # Fast path: a cached handle, a few microseconds under the pool lock.
             envelope = self._cached_pool(name).append_json(data, tags, durability)
         else:
