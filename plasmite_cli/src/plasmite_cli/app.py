@@ -195,9 +195,10 @@ def cli(ctx: click.Context, pool_dir: str | None, color: str) -> None:
     `feed` appends messages, `follow` streams them, `fetch` reads one by
     sequence number; `pool` manages pool files.
     """
-    from .output import set_color_mode
+    if color != "auto":  # output (imported lazily) defaults to auto
+        from .output import set_color_mode
 
-    set_color_mode(color)
+        set_color_mode(color)
     ctx.obj = CliState(pool_dir, color)
 
 
@@ -224,7 +225,10 @@ def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return the exit code (never raises, except SystemExit)."""
     from plasmite_core.errors import InternalError, PlasmiteError
 
-    from .output import render_error
+    def render_error(err) -> None:
+        from .output import render_error as render
+
+        render(err)
 
     try:
         try:

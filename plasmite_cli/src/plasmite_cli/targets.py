@@ -9,7 +9,6 @@ command to run next.
 
 from __future__ import annotations
 
-import shlex
 from typing import Any
 
 from plasmite_core.errors import ErrorKind, PlasmiteError, UsageError
@@ -119,6 +118,8 @@ def open_local(state, ref: str, cmd: str, *, create: bool = False, create_size: 
         if err.kind != ErrorKind.NOT_FOUND:
             raise
         if not create:
+            import shlex
+
             err.message = f"pool not found: {ref}"
             err.hint = (
                 f"create it with `pls pool create {shlex.quote(ref)}`"
