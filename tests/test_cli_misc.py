@@ -146,10 +146,10 @@ def test_builtin_commands_do_not_scan_entry_points(pool_dir):
     pls("pool", "create", "fast", pool_dir=pool_dir)
     code = textwrap.dedent("""
         import sys
-        from plasmite_cli.app import run
+        from plasmite_cli.main import run  # what the pls console script calls
         rc = run(["feed", "fast", '{"x": 1}'])
         loaded = sorted(m for m in sys.modules if m.startswith(("plasmite_jq", "plasmite_serve",
-                        "plasmite_cli.builtin", "plasmite_cli.commands.follow", "importlib.metadata")))
+                        "plasmite_cli.builtin", "plasmite_cli.commands", "importlib.metadata", "click")))
         print(rc, loaded, file=sys.stderr)
     """)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env_for(pool_dir),
@@ -379,3 +379,35 @@ def test_help_command_matches_dash_dash_help(pool_dir):
         assert via_help.returncode == 0 and via_help.stdout == via_flag.stdout
     r = pls("help", "nope", pool_dir=pool_dir)
     assert r.returncode == 2 and error_of(r)["kind"] == "Usage"
+
+
+def test_builtin_with_options_resolves_statically(pool_dir):
+    # Through click, still without scanning entry points or loading other commands.
+    pls("pool", "create", "fast", pool_dir=pool_dir)
+    code = textwrap.dedent("""
+        import sys
+        from plasmite_cli.app import run
+        rc = run(["feed", "fast", "--tag", "t", '{"x": 1}'])
+        loaded = sorted(m for m in sys.modules if m.startswith(("plasmite_jq", "plasmite_serve",
+                        "plasmite_cli.builtin", "plasmite_cli.commands.follow", "importlib.metadata")))
+        print(rc, loaded, "click" in sys.modules, file=sys.stderr)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env_for(pool_dir),
+                       timeout=60)
+    assert r.stderr.strip() == "0 [] True", r.stderr
+
+
+@pytest.mark.parametrize("extra", [[], ["--durability", "fast"]])
+def test_one_shot_fast_path_and_click_path_agree(pool_dir, extra):
+    # `pls feed POOL DATA` skips click; with any option it goes through click.
+    r = pls("feed", "missing", '{"a":1}', *extra, pool_dir=pool_dir)
+    assert r.returncode == 3
+    err = error_of(r)
+    assert err["kind"] == "NotFound" and "pool create missing" in err["hint"]
+    r = pls("feed", "missing", "{bad", *extra, pool_dir=pool_dir)
+    assert r.returncode == 3  # the pool is opened before DATA is parsed, on both paths
+    pls("pool", "create", "here", pool_dir=pool_dir)
+    r = pls("feed", "here", "{bad", *extra, pool_dir=pool_dir)
+    assert r.returncode == 2 and "invalid JSON" in error_of(r)["message"]
+    r = pls("feed", "here", '{"ok":true}', *extra, pool_dir=pool_dir)
+    assert r.returncode == 0 and set(json.loads(r.stdout)) == {"seq", "time", "meta"}

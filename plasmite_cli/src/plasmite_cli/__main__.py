@@ -1,6 +1,6 @@
 """``python -m plasmite_cli`` runs ``pls``."""
 
-from plasmite_cli.app import main
+from plasmite_cli.main import main
 
 if __name__ == "__main__":
     main()

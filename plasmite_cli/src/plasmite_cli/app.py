@@ -1,4 +1,4 @@
-"""The ``pls`` / ``plasmite`` root command and process entry point.
+"""The ``pls`` / ``plasmite`` root click group (the process entry point is ``main``).
 
 Why it looks like this:
 
@@ -10,10 +10,8 @@ Why it looks like this:
 - Commands from other distributions (``plasmite-serve``'s ``serve``, third
   parties) arrive through the ``register_commands(cli)`` hook; the built-ins
   are registered through the same hook by ``plasmite_cli.builtin``.
-- Every failure leaves through ``main``: a ``PlasmiteError`` is rendered as
-  text plus hint on a terminal or a JSON envelope otherwise, with the exit
-  code of its kind; anything unexpected becomes an ``Internal`` error. No
-  traceback reaches a user.
+- Exceptions of click itself become exit codes or ``PlasmiteError`` here;
+  ``plasmite_cli.main`` renders errors and maps them to exit codes.
 """
 
 from __future__ import annotations
@@ -26,6 +24,7 @@ import click
 
 from . import __version__
 from .registry import ALIASES, BUILTINS, load_builtin
+from .state import CliState
 
 HELP_EPILOG = """\b
 A pool is a persistent, bounded ring of JSON messages in one file; many
@@ -50,32 +49,6 @@ Errors go to stderr: text with a hint on a terminal, a JSON envelope
 
 \b
 Aliases: poke = feed, peek = follow, get = fetch."""
-
-
-class CliState:
-    """Per-invocation settings shared by commands (``ctx.obj``)."""
-
-    def __init__(self, pool_dir: str | None, color: str) -> None:
-        self._pool_dir = pool_dir
-        self.color = color
-        self._client = None
-
-    @property
-    def pool_dir(self):
-        from pathlib import Path
-
-        if self._pool_dir:
-            return Path(self._pool_dir).expanduser()
-        from plasmite_core.refs import default_pool_dir
-
-        return default_pool_dir()
-
-    def client(self):
-        if self._client is None:
-            from plasmite_core.client import Client
-
-            self._client = Client(self.pool_dir)
-        return self._client
 
 
 class PlasmiteGroup(click.Group):
@@ -217,85 +190,40 @@ def _usage_from_click(exc: click.UsageError):
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: run the CLI and exit with the right code."""
-    sys.exit(run(argv))
+    """Console-script entry point (also ``plasmite_cli.main:main``)."""
+    from .main import main as _main
+
+    _main(argv)
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI and return the exit code (never raises, except SystemExit)."""
-    from plasmite_core.errors import InternalError, PlasmiteError
+    """Run the CLI and return the exit code (see ``plasmite_cli.main.run``)."""
+    from .main import run as _run
 
-    def render_error(err) -> None:
-        from .output import render_error as render
+    return _run(argv)
 
-        render(err)
+
+def run_click(argv: list[str] | None) -> int:
+    """Run the click application; click's own exceptions become exit codes or
+    ``PlasmiteError`` (rendered by ``plasmite_cli.main.guarded``)."""
+    from plasmite_core.errors import UsageError
 
     try:
-        try:
-            rv = cli.main(
-                args=argv,
-                prog_name=_prog_name(),
-                complete_var="_PLS_COMPLETE",
-                standalone_mode=False,
-            )
-        finally:
-            _flush_stdout()
-        return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
-    except PlasmiteError as err:
-        render_error(err)
-        return err.kind.exit_code
+        rv = cli.main(
+            args=argv,
+            prog_name=_prog_name(),
+            complete_var="_PLS_COMPLETE",
+            standalone_mode=False,
+        )
     except click.exceptions.NoArgsIsHelpError as exc:
         exc.show()
         return 2
     except click.UsageError as exc:
-        err = _usage_from_click(exc)
-        render_error(err)
-        return err.kind.exit_code
+        raise _usage_from_click(exc) from None
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except click.Abort:
+        raise KeyboardInterrupt from None
     except click.ClickException as exc:
-        from plasmite_core.errors import UsageError
-
-        err = UsageError(exc.format_message(), hint="see `pls --help`")
-        render_error(err)
-        return exc.exit_code or 2
-    except (click.Abort, KeyboardInterrupt):
-        return 130
-    except BrokenPipeError:
-        _silence_stdout()
-        return 141
-    except SystemExit as exc:
-        code = exc.code
-        return code if isinstance(code, int) else (0 if code is None else 1)
-    except OSError as exc:
-        from plasmite_core.errors import from_os_error
-
-        err = from_os_error(exc)
-        render_error(err)
-        return err.kind.exit_code
-    except Exception as exc:  # no traceback ever reaches a user
-        err = InternalError(
-            f"unexpected {type(exc).__name__}: {exc}",
-            hint="this is a bug in plasmite; please report it with the command you ran",
-        )
-        render_error(err)
-        return err.kind.exit_code
-
-
-def _flush_stdout() -> None:
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        _silence_stdout()
-        raise
-    except (OSError, ValueError):
-        pass
-
-
-def _silence_stdout() -> None:
-    # Python would complain again when flushing stdout at exit.
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
+        raise UsageError(exc.format_message(), hint="see `pls --help`") from None
+    return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import time
-from typing import Any, Callable, TypeVar
+from typing import Any
 
 import click
-
-T = TypeVar("T")
-
 
 def complete_pool(ctx: click.Context, param: click.Parameter, incomplete: str):
     """Shell completion for POOL arguments: pool names in the pool directory."""
@@ -48,44 +44,6 @@ def remote_options(fn):
     return fn
 
 
-def is_retryable(err: BaseException) -> bool:
-    from plasmite_core.errors import ErrorKind, PlasmiteError
-
-    if not isinstance(err, PlasmiteError):
-        return False
-    if err.kind == ErrorKind.BUSY:
-        return True
-    if err.kind == ErrorKind.IO:
-        import errno
-
-        cause = err.__cause__
-        return isinstance(cause, OSError) and cause.errno in (errno.EAGAIN, errno.EINTR, errno.ETIMEDOUT)
-    return False
-
-
-def with_retry(retries: int, delay_s: float, fn: Callable[[], T]) -> T:
-    """Call ``fn``; on a transient failure (Busy, EAGAIN) retry up to ``retries`` times."""
-    attempt = 0
-    waited = 0.0
-    while True:
-        try:
-            return fn()
-        except Exception as err:
-            if attempt < retries and is_retryable(err):
-                attempt += 1
-                time.sleep(delay_s)
-                waited += delay_s
-                continue
-            if attempt:
-                note = f"gave up after {attempt} retries ({int(waited * 1000)} ms)"
-                hint = getattr(err, "hint", None)
-                try:
-                    err.hint = f"{hint}; {note}" if hint else note  # type: ignore[attr-defined]
-                except AttributeError:
-                    pass
-            raise
-
-
 def output_format(jsonl: bool, fmt: str | None) -> str:
     from plasmite_core.errors import UsageError
 
@@ -100,7 +58,7 @@ def output_format(jsonl: bool, fmt: str | None) -> str:
 def get_state(ctx: click.Context) -> Any:
     obj = ctx.find_root().obj
     if obj is None:  # command invoked without the root group (tests, plugins)
-        from ..app import CliState
+        from ..state import CliState
 
         obj = CliState(None, "auto")
     return obj

@@ -108,7 +108,7 @@ def duplex(ctx, pool, me, tail, since, echo_self, jsonl, fmt, timeout, create):
                     send_handle.append({"from": me, "msg": text}, None, Durability.FAST)
                 results.put(("send", 0, None))
             else:
-                from .feed import ingest_stream
+                from ..feeding import ingest_stream
 
                 outcome = ingest_stream(send_handle, sys.stdin.fileno(), pool, mode="auto", errors="stop", tags=[],
                                         durability=Durability.FAST, retries=0, delay_s=0.05, receipts=False,

@@ -1,0 +1,285 @@
+"""The implementation of ``pls feed``, kept free of click.
+
+``plasmite_cli.main`` runs the most common call, ``pls feed POOL DATA``,
+straight through ``run_feed`` without building the click application (saving
+the click import on the one-shot path); the ``feed`` click command calls the
+same function, so both paths behave the same. Streams are parsed by
+``plasmite_cli.ingest``; a local JSON pool stores each read's worth of records
+with one ``Pool.append_encoded`` call. Each stored message gets a receipt
+(``seq``, ``time``, ``meta``, no ``data``): text on a terminal, a JSON line
+when stdout is piped.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
+
+def run_feed(state, pool: str, data: str | None, *, tags=(), file: str | None = None, in_mode: str = "auto",
+             errors: str = "stop", durability: str = "fast", create: bool = False, create_size: str | None = None,
+             retry: int = 0, retry_delay: str | None = None, token: str | None = None,
+             token_file: str | None = None, tls_ca: str | None = None, tls_skip_verify: bool = False) -> int:
+    """Feed DATA, a file or stdin into POOL; returns the exit code."""
+    from plasmite_core.errors import UsageError
+
+    from . import parsing, targets
+
+    if create_size is not None and not create:
+        raise UsageError("--create-size requires --create", hint="add --create or remove --create-size")
+    if retry_delay is not None and retry == 0:
+        raise UsageError("--retry-delay requires --retry", hint="add --retry N or remove --retry-delay")
+    if data is not None and file is not None:
+        raise UsageError("both DATA and --file given", hint="use only one of DATA, --file, or stdin")
+    size = parsing.parse_size(create_size, flag="--create-size") if create_size is not None else None
+    delay_s = parsing.parse_duration_ms(retry_delay, flag="--retry-delay") / 1000 if retry_delay else 0.05
+    dur = parsing.parse_durability(durability)
+    tag_list = list(tags)
+
+    stdin_is_tty = _isatty(sys.stdin)
+    if data is None and file is None and stdin_is_tty:
+        raise UsageError("missing data input", hint="give JSON as DATA, use --file PATH, or pipe JSON to stdin")
+
+    if targets.is_url(pool):
+        if create:
+            raise UsageError("remote feed does not support --create",
+                             hint="create remote pools on the server side, then rerun feed")
+        handle = targets.remote_pool(pool, "feed", token=token, token_file=token_file,
+                                     tls_ca=tls_ca, tls_skip_verify=tls_skip_verify)
+    else:
+        targets.reject_remote_flags("feed", token, token_file, tls_ca, tls_skip_verify)
+        handle = targets.open_local(state, pool, "feed", create=create, create_size=size)
+
+    out = sys.stdout
+    human = _isatty(out)
+
+    if data is not None:
+        value = _parse_inline(data)
+        msg = with_retry(retry, delay_s, lambda: handle.append(value, tag_list, dur))
+        _write_receipts([msg], human)
+        return 0
+
+    if file is not None and file != "-":
+        try:
+            fh = open(file, "rb")
+        except OSError as exc:
+            from plasmite_core.errors import from_os_error
+
+            raise from_os_error(exc, file, action="read") from None
+        fd = fh.fileno()
+    else:
+        fh = None
+        fd = sys.stdin.fileno()
+    try:
+        outcome = ingest_stream(handle, fd, pool, mode=in_mode, errors=errors, tags=tag_list, durability=dur,
+                                retries=retry, delay_s=delay_s, receipts=True, human=human, cmd="feed")
+    finally:
+        if fh is not None:
+            fh.close()
+    if outcome.total == 0:
+        raise UsageError("missing data input: the input held no JSON values",
+                         hint="give JSON as DATA, use --file PATH, or pipe JSON to stdin")
+    return 1 if outcome.failed else 0
+
+
+def ingest_stream(handle, fd: int, pool_ref: str, *, mode: str, errors: str, tags: list[str], durability,
+                  retries: int, delay_s: float, receipts: bool, human: bool, cmd: str):
+    """Parse a stream from ``fd`` and append it to ``handle`` in batches."""
+    from plasmite_core.errors import UsageError
+
+    from . import ingest
+    from .output import notice
+
+    if errors == "skip" and mode == "json":
+        raise UsageError("--errors skip needs input that can resynchronise",
+                         hint="use --in jsonl or --in json-seq with --errors skip, or --errors stop")
+
+    append_many = handle.append_many
+    append_encoded = _encoded_appender(handle, tags)
+
+    def on_values(values: list) -> None:
+        if append_encoded is not None:
+            # Local JSON pool: encode here and skip building Message objects.
+            done = append_encoded(values, durability, retries, delay_s)
+            if done is not None:
+                if receipts:
+                    _write_fast_receipts(done, append_encoded.tags_json, human)
+                return
+        if retries:
+            msgs = with_retry(retries, delay_s, lambda: append_many(values, tags, durability))
+        else:
+            msgs = append_many(values, tags, durability)
+        if receipts:
+            _write_receipts(msgs, human)
+
+    def on_failure(f: "ingest.Failure") -> None:
+        if errors == "stop":
+            hint = "fix the input, pick the right --in format, or use --errors skip to continue past bad records"
+            raise UsageError(f"{f.message} (record {f.index})", hint=hint)
+        notice("ingest_skip", cmd, pool_ref,
+               "Skipped oversized record." if f.error_kind == "Oversize" else f"Skipped invalid JSON ({f.message}).",
+               {**f.details(), "pool_path": str(getattr(handle, "path", pool_ref))})
+
+    engine = ingest.Ingest(mode, errors, on_values, on_failure)
+    outcome = engine.run(ingest.reader_for_fd(fd))
+    if errors == "skip" and outcome.failed:
+        s = "" if outcome.failed == 1 else "s"
+        notice("ingest_summary", cmd, pool_ref, f"Finished with {outcome.failed} skipped record{s}.",
+               {"total": outcome.total, "ok": outcome.ok, "failed": outcome.failed,
+                "pool_path": str(getattr(handle, "path", pool_ref))})
+    return outcome
+
+
+def _encoded_appender(handle, tags: list[str]):
+    """For a local pool storing compact JSON: ``append(values, ...) -> [(seq, time_ns)]``.
+
+    Uses ``Pool.append_encoded`` with payloads encoded here. Returns None for
+    other pools (remote, other codecs), or returns None from a call whose
+    values it cannot encode, so the caller falls back to ``append_many`` and
+    its error reporting.
+    """
+    import msgspec
+
+    if getattr(handle, "codec", None) != "json" or not hasattr(handle, "append_encoded"):
+        return None
+    if any(not isinstance(t, str) or not t for t in tags):
+        return None  # let append_many report the bad tag
+    tags_blob = msgspec.json.encode(tags) if tags else b""
+    if len(tags_blob) > 0xFFFF:
+        return None
+    enc = msgspec.json.Encoder().encode
+    append_encoded = handle.append_encoded
+
+    def append(values: list, durability, retries: int, delay_s: float):
+        try:
+            items = [(tags_blob, enc(v)) for v in values]
+        except (RecursionError, msgspec.EncodeError, TypeError, ValueError, OverflowError):
+            return None
+        if retries:
+            return with_retry(retries, delay_s, lambda: append_encoded(items, durability))
+        return append_encoded(items, durability)
+
+    append.tags_json = tags_blob or b"[]"
+    return append
+
+
+_receipt_sec = [None, b""]
+
+
+def _write_fast_receipts(done, tags_json: bytes, human: bool) -> None:
+    """Receipts from ``(seq, time_ns)`` pairs (same text as ``Message.receipt``)."""
+    import time
+
+    if human:
+        from plasmite_core.envelope import format_rfc3339
+
+        suffix = ""
+        if tags_json != b"[]":
+            import json
+
+            suffix = "  tags: " + ",".join(json.loads(tags_json))
+        sys.stdout.write("".join(f"fed seq={seq} at {format_rfc3339(t)}{suffix}\n" for seq, t in done))
+        sys.stdout.flush()
+        return
+    cache = _receipt_sec
+    fmt = b'{"seq":%d,"time":"%s.%09dZ","meta":{"tags":%s}}\n'
+    parts = []
+    append = parts.append
+    for seq, t in done:
+        sec, frac = divmod(t, 1_000_000_000)
+        if cache[0] != sec:
+            cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)).encode()
+            cache[0] = sec
+        append(fmt % (seq, cache[1], frac, tags_json))
+    out = sys.stdout.buffer
+    out.write(b"".join(parts))
+    out.flush()
+
+
+def _parse_inline(data: str):
+    import msgspec
+
+    from plasmite_core.errors import UsageError
+
+    try:
+        return msgspec.json.decode(data.encode("utf-8", "surrogatepass"))
+    except (msgspec.DecodeError, UnicodeEncodeError) as exc:
+        raise UsageError(f"invalid JSON in DATA: {exc}",
+                         hint="""give one JSON value, quoted for the shell, e.g. '{"x":1}'""") from None
+
+
+def _write_receipts(msgs, human: bool) -> None:
+    out = sys.stdout
+    if human:
+        lines = []
+        for m in msgs:
+            tags = m.tags
+            t = m.time_rfc3339
+            line = f"fed seq={m.seq} at {t}"
+            if tags:
+                line += f"  tags: {','.join(tags)}"
+            lines.append(line + "\n")
+        out.write("".join(lines))
+        out.flush()
+    else:
+        buf = out.buffer
+        try:
+            data = b"".join([m.receipt() + b"\n" for m in msgs])
+        except AttributeError:  # a transport's message type without receipt()
+            import json
+
+            data = "".join(
+                json.dumps({"seq": m.seq, "time": m.time_rfc3339, "meta": {"tags": list(m.tags)}},
+                           separators=(",", ":")) + "\n"
+                for m in msgs
+            ).encode()
+        buf.write(data)
+        buf.flush()
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def is_retryable(err: BaseException) -> bool:
+    from plasmite_core.errors import ErrorKind, PlasmiteError
+
+    if not isinstance(err, PlasmiteError):
+        return False
+    if err.kind == ErrorKind.BUSY:
+        return True
+    if err.kind == ErrorKind.IO:
+        import errno
+
+        cause = err.__cause__
+        return isinstance(cause, OSError) and cause.errno in (errno.EAGAIN, errno.EINTR, errno.ETIMEDOUT)
+    return False
+
+
+def with_retry(retries: int, delay_s: float, fn: Callable[[], T]) -> T:
+    """Call ``fn``; on a transient failure (Busy, EAGAIN) retry up to ``retries`` times."""
+    attempt = 0
+    waited = 0.0
+    while True:
+        try:
+            return fn()
+        except Exception as err:
+            if attempt < retries and is_retryable(err):
+                attempt += 1
+                time.sleep(delay_s)
+                waited += delay_s
+                continue
+            if attempt:
+                note = f"gave up after {attempt} retries ({int(waited * 1000)} ms)"
+                hint = getattr(err, "hint", None)
+                try:
+                    err.hint = f"{hint}; {note}" if hint else note  # type: ignore[attr-defined]
+                except AttributeError:
+                    pass
+            raise

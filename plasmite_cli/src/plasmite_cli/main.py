@@ -1,0 +1,112 @@
+"""Process entry point of ``pls`` / ``plasmite``: dispatch and the error boundary.
+
+``run`` sends the most common one-shot call, ``pls feed POOL DATA`` (exactly
+those two arguments, no options), straight to ``plasmite_cli.feeding`` without
+importing click; everything else goes to the click application
+(``plasmite_cli.app``). Both paths end in ``guarded``: a ``PlasmiteError`` is
+rendered (text plus hint on a terminal, a JSON envelope otherwise) and exits
+with its kind's code, anything unexpected becomes an ``Internal`` error, and
+no traceback ever reaches a user.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the CLI and exit with the right code."""
+    sys.exit(run(argv))
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return the exit code (never raises, except SystemExit)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if _is_oneshot_feed(args):
+        return guarded(lambda: _oneshot_feed(args[1], args[2]))
+
+    def via_click() -> int:
+        from .app import run_click
+
+        return run_click(argv)
+
+    return guarded(via_click)
+
+
+def _is_oneshot_feed(args: list[str]) -> bool:
+    return (
+        len(args) == 3
+        and args[0] in ("feed", "poke")
+        and not args[1].startswith("-")
+        and not args[2].startswith("-")
+        and "_PLS_COMPLETE" not in os.environ
+    )
+
+
+def _oneshot_feed(pool: str, data: str) -> int:
+    from .feeding import run_feed
+    from .state import CliState
+
+    return run_feed(CliState(None, "auto"), pool, data)
+
+
+def guarded(fn: Callable[[], int]) -> int:
+    """Run ``fn`` and turn every way out of it into an exit code."""
+    from plasmite_core.errors import InternalError, PlasmiteError
+
+    try:
+        try:
+            return fn()
+        finally:
+            _flush_stdout()
+    except PlasmiteError as err:
+        _render(err)
+        return err.kind.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    except OSError as exc:
+        from plasmite_core.errors import from_os_error
+
+        err = from_os_error(exc)
+        _render(err)
+        return err.kind.exit_code
+    except Exception as exc:  # no traceback ever reaches a user
+        err = InternalError(
+            f"unexpected {type(exc).__name__}: {exc}",
+            hint="this is a bug in plasmite; please report it with the command you ran",
+        )
+        _render(err)
+        return err.kind.exit_code
+
+
+def _render(err) -> None:
+    from .output import render_error
+
+    render_error(err)
+
+
+def _flush_stdout() -> None:
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        raise
+    except (OSError, ValueError):
+        pass
+
+
+def _silence_stdout() -> None:
+    # Python would complain again when flushing stdout at exit.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
