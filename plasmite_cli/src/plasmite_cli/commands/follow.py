@@ -171,6 +171,7 @@ class Emitter:
     def __init__(self, fmt: str, data_only: bool) -> None:
         self.out = sys.stdout.buffer
         self.write = self.out.write
+        self.raw_lines = fmt == "jsonl" and not data_only  # each line is Message.raw
         if fmt == "jsonl":
             if data_only:
                 self.emit = self._jsonl_data
@@ -364,11 +365,18 @@ def run_follow(handle, emitter: Emitter, predicate, *, tail: int, since_ns: int 
     deadline = None if idle_s is None else time.monotonic() + idle_s
     emitted = False  # output since the idle deadline was last set
     simple = predicate is None and not one and not tail_wait
+    write_raw = emitter.write if (simple and emitter.raw_lines) else None
     while True:
         if extra is not None:
             m, extra = extra, None
         else:
             m = nxt(0)
+            if m is not None and write_raw is not None:
+                # Hot loop: copy envelopes to the buffered stdout until caught up.
+                while m is not None:
+                    write_raw(m.raw + b"\n")
+                    m = nxt(0)
+                emitted = True
         if m is None:
             # Caught up: make the output visible, then wait for more.
             flush()
