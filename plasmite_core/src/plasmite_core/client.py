@@ -310,15 +310,8 @@ class Pool:
         **options: Any,
     ) -> Iterator[Message]:
         """Messages in seq order, waiting for new ones until max/timeout."""
-        stream = Stream(self, since_seq, max_messages, timeout_ms, error_on_gap, tags=tags, **options)
-        try:
-            while True:
-                m = stream.next()
-                if m is None:
-                    return
-                yield m
-        finally:
-            stream.close()
+        with Stream(self, since_seq, max_messages, timeout_ms, error_on_gap, tags=tags, **options) as stream:
+            yield from stream.messages()
 
     async def atail(
         self,
@@ -330,15 +323,9 @@ class Pool:
         **options: Any,
     ) -> AsyncIterator[Message]:
         """``async for`` over messages; many async tails share one waiter thread."""
-        stream = Stream(self, since_seq, max_messages, timeout_ms, error_on_gap, tags=tags, **options)
-        try:
-            while True:
-                m = await stream.anext()
-                if m is None:
-                    return
+        with Stream(self, since_seq, max_messages, timeout_ms, error_on_gap, tags=tags, **options) as stream:
+            async for m in stream:
                 yield m
-        finally:
-            stream.close()
 
     def __iter__(self) -> Iterator[Message]:
         """Iterate the retained messages (no waiting)."""
