@@ -134,3 +134,32 @@ def test_deeply_nested_json_is_a_usage_error(pool_dir):
                 call()
         assert pool.bounds() == (None, None)
         assert pool.append(nest(100)).seq == 1
+
+
+def test_repair_refuses_out_of_range_state_cleanly(pool_dir):
+    """Found by tests/fuzz/fuzz_pool.py: repair_pool on a (CRC-valid, forged)
+    state slot whose generation was near 2**64 raised struct.error while
+    publishing gen + 2 (and doctor called such a state fine). Now doctor reports
+    it and repair answers a Corrupt error that says it cannot repair."""
+    import struct
+    import zlib
+
+    import pytest
+
+    from plasmite_core import format as F
+    from plasmite_core.doctor import check_pool, repair_pool
+    from plasmite_core.errors import CorruptError
+
+    with Client(pool_dir) as c, c.create_pool("g", 64 * 1024) as pool:
+        for i in range(3):
+            pool.append({"i": i})
+        mm = pool._file().mm
+        st = pool._file().read_state()
+        base = F.STATE_A_OFFSET if st.gen & 1 else F.STATE_B_OFFSET
+        struct.pack_into("<Q", mm, base + 24, 2**64 - 1)  # newest_seq
+        struct.pack_into("<Q", mm, base, 2**64 - 1)  # gen
+        struct.pack_into("<I", mm, base + 48, zlib.crc32(bytes(mm[base : base + 48])))
+    path = pool_dir / "g.plasmite"
+    assert not check_pool(path).ok
+    with pytest.raises(CorruptError, match="cannot repair"):
+        repair_pool(path)

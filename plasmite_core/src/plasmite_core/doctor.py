@@ -140,7 +140,7 @@ def _check_open(pf: PoolFile, report: Report) -> None:
             report.add("state_slot", f"state slot {name} fails its checksum (the other slot is used)", off)
     st = pf.read_state()
     R = pf.ring_size
-    if not (st.tail <= st.head and st.head - st.tail <= R and st.oldest <= st.newest + 1):
+    if not (st.tail <= st.head and st.head - st.tail <= R and st.oldest <= st.newest + 1 and max(st) < 1 << 62):
         report.add("state", f"state is inconsistent: tail {st.tail}, head {st.head}, seqs {st.oldest}..{st.newest}", F.STATE_A_OFFSET)
         return
     good = _walk(pf, st, report)
@@ -175,6 +175,12 @@ def repair_pool(path: str | os.PathLike) -> Report:
         try:
             st = pf.read_state()
             R = pf.ring_size
+            if max(st) >= 1 << 62:
+                # Only a forged (CRC-valid) slot gets here; no count is that large.
+                raise CorruptError(
+                    f"cannot repair {path}: its state holds out-of-range values", str(path), offset=F.STATE_A_OFFSET,
+                    hint="restore the pool from a backup, or delete and recreate it",
+                )
             if not (st.tail <= st.head and st.head - st.tail <= R):
                 st = F.State(st.gen, st.head, max(st.tail, st.head - R), st.newest, st.oldest, st.newest_time)
             good = _walk(pf, st, None)
