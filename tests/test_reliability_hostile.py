@@ -551,9 +551,10 @@ def test_full_file_system_enospc(tmp_path):
         f"mount -t tmpfs -o size=512k tmpfs {mnt}",
         [[*pls, "pool", "create", "a", "--size", "300K"],
          [*pls, "pool", "create", "b", "--size", "300K"],
-         ["sh", "-c", f"head -c 150000 /dev/zero > {mnt}/filler || true"],
+         ["sh", "-c", f"head -c 1000000 /dev/zero > {mnt}/filler 2>/dev/null; df -k {mnt}"],
          feeder, check, [*pls, "fetch", "a", "4000"]])
-    (rc_a, _, err_a), (rc_b, _, err_b), _, (rc_feed, out_feed, err_feed), (rc_chk, out_chk, _), (rc_f, out_f, _) = res
+    (rc_a, _, err_a), (rc_b, _, err_b), (_, df, _), (rc_feed, out_feed, err_feed), (rc_chk, out_chk, _), (rc_f, out_f, _) = res
+    assert df.split()[-3] == "0", df  # the file system really is full
     assert rc_a == 0, err_a
     assert rc_b == 8 and json.loads(err_b.strip().splitlines()[-1])["error"]["kind"] == "Io", err_b
     assert "Traceback" not in err_b
