@@ -215,8 +215,10 @@ def test_server_64_tails_steady_appends_flat_memory(tmp_path):
         host, port = server.address.rsplit(":", 1)
         port = int(port)
         conn = http.client.HTTPConnection(host, port, timeout=10)
-        conn.request("POST", "/v0/pools", body=json.dumps({"pool": "srv", "size": 64 * 1024 * 1024}))
-        assert conn.getresponse().read() and True
+        conn.request("POST", "/v0/pools", body=json.dumps({"pool": "srv", "size_bytes": 64 * 1024 * 1024}))
+        resp = conn.getresponse()
+        created = json.loads(resp.read())
+        assert resp.status == 200 and created["pool"]["file_size"] == 64 * 1024 * 1024, created
         stop = threading.Event()
         state = {"errors": [], "reopens": [0] * tails, "seen": [0] * tails, "next": [0] * tails,
                  "tail_ms": 2000 if not seconds(0, 1) else 10000}
