@@ -249,3 +249,31 @@ def test_stream_receipts_and_stored_envelopes_match_fetch(pool_dir, chat):
         assert {k: env[k] for k in ("seq", "time", "meta")} == receipt
     # stored compact: whitespace from the input is not kept
     assert pls("fetch", chat, "1", pool_dir=pool_dir).stdout.endswith(',"data":{"b":2,"a":[1,2500.0]}}\n')
+
+
+def test_deeply_nested_input_is_a_usage_error(pool_dir, chat):
+    deep = "[" * 100000 + "]" * 100000
+    for args in ([], ["--in", "jsonl"], ["--in", "json"], ["--in", "json-seq"]):
+        r = pls("feed", chat, *args, pool_dir=pool_dir, input=deep + "\n")
+        assert r.returncode == 2, (args, r.stderr[-300:])
+        assert error_of(r)["kind"] == "Usage"
+    r = pls("feed", chat, "--errors", "skip", pool_dir=pool_dir, input=deep + '\n{"ok":1}\n')
+    assert r.returncode == 1
+    assert [m["data"] for m in all_messages(pool_dir)] == [{"ok": 1}]
+
+
+def test_closed_stdout_still_stores_then_exits_141(pool_dir, chat):
+    import shlex
+    import subprocess
+
+    from test_cli_support import PLS, env_for
+
+    cmd = " ".join(shlex.quote(a) for a in [*PLS, "feed", chat, '{"closed": 1}'])
+    r = subprocess.run(["sh", "-c", f"exec {cmd} >&-"], capture_output=True, text=True, env=env_for(pool_dir),
+                       timeout=60)
+    assert r.returncode == 141 and r.stderr == ""  # like a reader that went away
+    assert [m["data"] for m in all_messages(pool_dir)] == [{"closed": 1}]
+    cmd = " ".join(shlex.quote(a) for a in [*PLS, "follow", chat, "--tail", "1"])
+    r = subprocess.run(["sh", "-c", f"exec {cmd} >&-"], capture_output=True, text=True, env=env_for(pool_dir),
+                       timeout=60)
+    assert r.returncode == 141 and "Traceback" not in r.stderr

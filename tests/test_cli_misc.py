@@ -411,3 +411,21 @@ def test_one_shot_fast_path_and_click_path_agree(pool_dir, extra):
     assert r.returncode == 2 and "invalid JSON" in error_of(r)["message"]
     r = pls("feed", "here", '{"ok":true}', *extra, pool_dir=pool_dir)
     assert r.returncode == 0 and set(json.loads(r.stdout)) == {"seq", "time", "meta"}
+
+
+def test_broken_pipe_exits_141_for_history_and_live_follow(pool_dir):
+    pls("pool", "create", "--size", "8M", "bp2", pool_dir=pool_dir)
+    pls("feed", "bp2", pool_dir=pool_dir, input="".join(json.dumps({"i": i}) + "\n" for i in range(20000)))
+    cmd = " ".join(shlex.quote(a) for a in [*PLS, "follow", "bp2", "--tail", "20000", "--jsonl"])
+    r = subprocess.run(["bash", "-c", f"{cmd} | head -c 1 > /dev/null; echo ${{PIPESTATUS[0]}}"],
+                       capture_output=True, text=True, env=env_for(pool_dir), timeout=60)
+    assert r.stdout.strip() == "141" and "Traceback" not in r.stderr, r.stderr
+    # live: the reader goes away, then new messages arrive
+    p = subprocess.Popen([*PLS, "follow", "bp2", "--jsonl"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=env_for(pool_dir))
+    started_following(p, pool_dir / "bp2.plasmite")
+    p.stdout.close()
+    for i in range(3):
+        pls("feed", "bp2", json.dumps({"after": i}), pool_dir=pool_dir)
+    assert p.wait(timeout=30) == 141
+    assert "Traceback" not in p.stderr.read().decode()

@@ -58,6 +58,14 @@ class PlasmiteGroup(click.Group):
         super().__init__(*args, **kwargs)
         self._plugins_loaded = False
 
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            from .main import StdoutClosed
+
+            raise StdoutClosed() from None
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         cmd = self.commands.get(cmd_name)
         if cmd is not None:

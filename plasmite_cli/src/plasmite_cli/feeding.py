@@ -206,6 +206,9 @@ def _parse_inline(data: str):
 
     try:
         return msgspec.json.decode(data.encode("utf-8", "surrogatepass"))
+    except RecursionError:
+        raise UsageError("invalid JSON in DATA: nested too deeply",
+                         hint="flatten the value (at most a few hundred levels of nesting)") from None
     except (msgspec.DecodeError, UnicodeEncodeError) as exc:
         raise UsageError(f"invalid JSON in DATA: {exc}",
                          hint="""give one JSON value, quoted for the shell, e.g. '{"x":1}'""") from None

@@ -39,6 +39,9 @@ RS = b"\x1e"
 
 _decode = msgspec.json.decode
 _DecodeError = msgspec.DecodeError
+# What a rejected record raises: bad JSON, bad UTF-8, or nesting deeper than
+# the decoders recurse (RecursionError).
+_BAD = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 
 @dataclass
@@ -194,7 +197,7 @@ class Ingest:
             if self._acc is None and (len(buf) <= limit or max(map(len, lines), default=0) <= limit):
                 try:
                     values = [dec(x) for x in lines if x]
-                except (_DecodeError, UnicodeDecodeError):
+                except _BAD:
                     values = None
                 if values is not None:
                     self._index += len(values)
@@ -230,7 +233,7 @@ class Ingest:
             text = b"\n".join(acc)
             try:
                 value = _decode(text)
-            except (_DecodeError, UnicodeDecodeError):
+            except _BAD:
                 if len(text) > MAX_RECORD_BYTES:
                     self._acc = None
                     self._fail("jsonl", "record exceeds the 1 MiB size limit", "Oversize", self._acc_line, text)
@@ -246,7 +249,10 @@ class Ingest:
         try:
             self._accept(_decode(line))
             return
-        except (_DecodeError, UnicodeDecodeError):
+        except RecursionError:
+            self._fail("jsonl", f"invalid JSON on line {line_no}: nested too deeply", "Parse", line_no, line)
+            return
+        except _BAD:
             pass
         if multi:
             values = _split_concatenated(line)
@@ -293,6 +299,11 @@ class Ingest:
                     break
                 try:
                     value, end = decoder.raw_decode(text, pos)
+                except RecursionError:
+                    line = text.count("\n", 0, pos) + 1 + self._json_lines_done
+                    self._fail("json", f"invalid JSON near line {line}: nested too deeply", "Parse", line,
+                               text[pos : pos + SNIPPET_BYTES])
+                    return
                 except json.JSONDecodeError as exc:
                     if not eof and n - pos <= MAX_RECORD_BYTES:
                         break  # probably incomplete: read more
@@ -339,7 +350,7 @@ class Ingest:
             if buf.endswith(b"\n") and buf.strip():
                 try:
                     value = _decode(buf)
-                except (_DecodeError, UnicodeDecodeError):
+                except _BAD:
                     value = _NOPE
                 if value is not _NOPE:
                     self._accept(value)
@@ -360,7 +371,7 @@ class Ingest:
             return
         try:
             self._accept(_decode(rec))
-        except (_DecodeError, UnicodeDecodeError):
+        except _BAD:
             self._fail("json-seq", "invalid JSON record", "Parse", None, rec)
 
     # -- Server-Sent Events -------------------------------------------------
@@ -374,7 +385,7 @@ class Ingest:
             data.clear()
             try:
                 self._accept(_decode(payload))
-            except (_DecodeError, UnicodeDecodeError):
+            except _BAD:
                 self._fail("event", "invalid JSON in event data", "Parse", line_no, payload)
 
         while chunk:
@@ -421,7 +432,7 @@ def _split_concatenated(line: bytes) -> list | None:
             break
         try:
             value, pos = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return None
         out.append(value)
     return out if len(out) > 1 else None

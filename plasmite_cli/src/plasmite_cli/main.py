@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return the exit code (never raises, except SystemExit)."""
+    _ensure_std_streams()
     args = sys.argv[1:] if argv is None else list(argv)
     if _is_oneshot_feed(args):
         return guarded(lambda: _oneshot_feed(args[1], args[2]))
@@ -33,6 +34,22 @@ def run(argv: list[str] | None = None) -> int:
         return run_click(argv)
 
     return guarded(via_click)
+
+
+def _ensure_std_streams() -> None:
+    """A standard stream closed before start-up (``pls ... >&-``) is None in
+    Python. A closed stdout behaves like a pipe whose reader has gone: the
+    first write fails and pls exits quietly with 141 (work done before it,
+    such as an append, stands). Closed stdin reads as empty, closed stderr
+    drops diagnostics."""
+    if sys.stdout is None:
+        r, w = os.pipe()
+        os.close(r)
+        sys.stdout = open(w, "w", encoding="utf-8")
+    if sys.stdin is None:
+        sys.stdin = open(os.devnull, encoding="utf-8")
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")
 
 
 def _is_oneshot_feed(args: list[str]) -> bool:
@@ -52,6 +69,11 @@ def _oneshot_feed(pool: str, data: str) -> int:
     return run_feed(CliState(None, "auto"), pool, data)
 
 
+class StdoutClosed(Exception):
+    """A broken pipe on stdout, carried past click (whose own EPIPE handler
+    would exit 1) to ``guarded``, which exits 141 quietly."""
+
+
 def guarded(fn: Callable[[], int]) -> int:
     """Run ``fn`` and turn every way out of it into an exit code."""
     from plasmite_core.errors import InternalError, PlasmiteError
@@ -66,7 +88,7 @@ def guarded(fn: Callable[[], int]) -> int:
         return err.kind.exit_code
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
+    except (BrokenPipeError, StdoutClosed):
         _silence_stdout()
         return 141
     except SystemExit as exc:
