@@ -429,3 +429,30 @@ def test_broken_pipe_exits_141_for_history_and_live_follow(pool_dir):
         pls("feed", "bp2", json.dumps({"after": i}), pool_dir=pool_dir)
     assert p.wait(timeout=30) == 141
     assert "Traceback" not in p.stderr.read().decode()
+
+
+def test_doctor_repair_keeps_intact_messages(pool_dir):
+    pls("pool", "create", "fix", pool_dir=pool_dir)
+    pls("feed", "fix", pool_dir=pool_dir,
+        input="".join(json.dumps({"i": i, "pad": f"{i:04d}" * 8}) + "\n" for i in range(5)))
+    info = json.loads(pls("pool", "info", "fix", "--json", pool_dir=pool_dir).stdout)
+    path = pool_dir / "fix.plasmite"
+    raw = bytearray(path.read_bytes())
+    at = raw.find(b"0003" * 8, info["ring_offset"])  # the 4th message's payload
+    raw[at : at + 4] = b"XXXX"
+    path.write_bytes(bytes(raw))
+    r = pls("doctor", "fix", pool_dir=pool_dir)
+    assert r.returncode == 7 and "doctor --repair" in r.stdout
+    r = pls("doctor", "fix", "--repair", "--json", pool_dir=pool_dir)
+    assert r.returncode == 0, r.stdout
+    rep = json.loads(r.stdout)["reports"][0]
+    assert rep["repaired"] is True and rep["ok"] is True and rep["issues"]
+    assert pls("doctor", "fix", pool_dir=pool_dir).returncode == 0
+    msgs = [json.loads(x) for x in pls("follow", "fix", "--tail", "10", "--jsonl", "--timeout", "200ms",
+                                       pool_dir=pool_dir).stdout.splitlines()]
+    assert [m["data"]["i"] for m in msgs] == [0, 1, 2]
+    # seqs are not reused: the next append continues after the newest ever published
+    assert json.loads(pls("feed", "fix", '{"after": true}', pool_dir=pool_dir).stdout)["seq"] == 6
+    # a healthy pool is left alone
+    r = pls("doctor", "fix", "--repair", pool_dir=pool_dir)
+    assert r.returncode == 0 and r.stdout.startswith("OK")

@@ -1,7 +1,8 @@
-"""``pls doctor POOL | --all``: validate pool files without changing them.
+"""``pls doctor POOL | --all [--repair]``: validate (and optionally repair) pools.
 
-Exits 7 (Corrupt) when any inspected pool has a problem, so scripts and cron
-jobs can alert on it; ``--json`` prints ``{"reports": [...]}``.
+Without ``--repair`` nothing is changed. Exits 7 (Corrupt) when any inspected
+pool has a problem (after ``--repair``: one that could not be repaired), so
+scripts and cron jobs can alert on it; ``--json`` prints ``{"reports": [...]}``.
 """
 
 from __future__ import annotations
@@ -18,25 +19,28 @@ Examples:
   pls doctor chat
   pls doctor --all
   pls doctor --all --json | jq '.reports[] | select(.ok | not)'
+  pls doctor chat --repair
 
 \b
 Checks the header, the state, every retained frame (length, checksum, seq
-and time order) and the seq index. Exits 7 if any pool is corrupt.""",
+and time order) and the seq index, without changing anything. --repair
+rewrites a damaged pool's state and index under the writer lock, keeping
+every whole, checksummed message from the oldest up to the first damaged
+one (seqs are never reused; followers see the loss as a gap). Exits 7 if a
+pool is corrupt (with --repair: if it could not be repaired).""",
     short_help="Check pools for corruption.",
 )
 @click.argument("pool", metavar="[POOL]", required=False, shell_complete=complete_pool)
 @click.option("--all", "check_all", is_flag=True, help="Check every pool in the pool directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON reports instead of text.")
+@click.option("--repair", is_flag=True, help="Repair damaged pools in place (keeps every intact message).")
 @click.pass_context
-def doctor(ctx, pool, check_all, as_json):
+def doctor(ctx, pool, check_all, as_json, repair):
     """Validate POOL (or with --all, every pool) and report problems."""
     from plasmite_core.errors import ErrorKind, UsageError
     from plasmite_core.refs import resolve_pool_ref
 
-    try:
-        from plasmite_core.doctor import check_pool
-    except ImportError:  # pragma: no cover - older core
-        raise UsageError("this plasmite-core has no doctor", hint="upgrade plasmite-core") from None
+    from plasmite_core.doctor import check_pool, repair_pool
 
     if check_all and pool:
         raise UsageError("--all cannot be combined with a pool name", hint="use --all alone, or name one pool")
@@ -61,8 +65,17 @@ def doctor(ctx, pool, check_all, as_json):
             paths = []
         targets = [(p.name[: -len(".plasmite")], p) for p in paths]
     reports = []
+    from plasmite_core.errors import CorruptError
+
     for name, path in targets:
-        rep = check_pool(path)
+        if repair:
+            try:
+                rep = repair_pool(path)
+            except CorruptError as err:  # not repairable (e.g. a damaged header)
+                rep = check_pool(path)
+                rep.notes.append(f"not repaired: {err.message}" + (f" ({err.hint})" if err.hint else ""))
+        else:
+            rep = check_pool(path)
         d = rep.to_dict()
         d["pool"] = name
         reports.append((name, rep, d))
@@ -73,13 +86,20 @@ def doctor(ctx, pool, check_all, as_json):
         if not reports:
             lines.append(f"No pools in {state.pool_dir}.")
         for name, rep, d in reports:
-            if rep.ok:
+            issues = [i.get("message") if isinstance(i, dict) else str(i) for i in d.get("issues", [])]
+            if rep.ok and d.get("repaired"):
+                lines.append(f"REPAIRED {name}: {len(issues)} issue(s) fixed; "
+                             f"{d.get('messages_checked', 0)} messages kept")
+            elif rep.ok:
                 lines.append(f"OK       {name}: {d.get('messages_checked', 0)} messages checked")
             else:
-                lines.append(f"CORRUPT  {name}: {len(rep.issues)} issue(s)")
-                for issue in d.get("issues", []):
-                    text = issue.get("message") if isinstance(issue, dict) else str(issue)
-                    lines.append(f"  - {text}")
+                lines.append(f"CORRUPT  {name}: {len(issues)} issue(s)")
+            for text in issues if not (rep.ok and not d.get("repaired")) else []:
+                lines.append(f"  - {text}")
+            for note in d.get("notes", []):
+                lines.append(f"  note: {note}")
+        if not repair and any(not rep.ok for _, rep, _ in reports):
+            lines.append("run `pls doctor --repair` on a damaged pool to keep its intact messages")
         bad = sum(1 for _, rep, _ in reports if not rep.ok)
         if len(reports) > 1:
             lines.append(f"{len(reports)} pools checked, {bad} corrupt")
