@@ -325,3 +325,35 @@ def test_message_equality_and_dict(client):
     g = pool.get(1)
     assert m == g and isinstance(g, Message)
     assert g.to_dict()["meta"] == {"tags": ["t"]}
+
+
+def test_poll_json_matches_message_envelopes(client):
+    pool = client.create_pool("pj", 64 * 1024)
+    for i in range(300):
+        pool.append({"i": i}, ["t"] if i % 2 else None)
+    want = [m.raw for m in pool.tail(since_seq=1, timeout_ms=0)]
+    s = pool.open_stream(since_seq=1)
+    got = []
+    while True:
+        batch = s.poll_json(64)
+        if not batch:
+            break
+        assert len(batch) <= 64
+        got.extend(batch)
+    assert got == want
+    assert [parse_message(b).seq for b in got] == list(range(1, 301))
+
+
+def test_poll_json_after_a_gap_follows_the_gap_rules(client):
+    pool = client.create_pool("pjgap", 64 * 1024)
+    first = pool.append({"first": 1})
+    while pool.bounds()[0] <= first.seq:
+        pool.append({"fill": "z" * 100})
+    gaps = []
+    s = pool.open_stream(since_seq=first.seq, on_gap=lambda a, b: gaps.append((a, b)))
+    out = s.poll_json(10)
+    assert gaps == [(first.seq, pool.bounds()[0])]
+    assert parse_message(out[0]).seq == pool.bounds()[0]
+    strict = pool.open_stream(since_seq=first.seq, error_on_gap=True)
+    with pytest.raises(RetentionGapError):
+        strict.poll_json(10)

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import msgspec
 
-from .envelope import Message
+from .envelope import _ENVELOPE, Message, _bsec_cache
 from .errors import RetentionGapError, UsageError
 
 _json_str = msgspec.json.encode
@@ -98,11 +98,12 @@ class Stream:
             self._pos = st.tail if pos is None else pos
 
     # ------------------------------------------------------------- internals
-    def _fill(self) -> None:
-        pf = self._pf
-        if pf.closed:
-            raise UsageError("pool is closed", hint="keep the pool open while its streams are in use")
-        frames, self._pos = pf.scan(self._pos, _BATCH)
+    def _fill(self, frames: list | None = None) -> None:
+        if frames is None:
+            pf = self._pf
+            if pf.closed:
+                raise UsageError("pool is closed", hint="keep the pool open while its streams are in use")
+            frames, self._pos = pf.scan(self._pos, _BATCH)
         if not frames:
             return
         buf = self._buf
@@ -189,18 +190,66 @@ class Stream:
                 return self._pop()
             notifier.wait(seen, left)
 
-    def poll(self) -> list[Message]:
-        """Every message available now, without waiting (respects max/gaps)."""
-        out = []
-        while not self._done:
+    def poll(self, limit: int | None = None) -> list[Message]:
+        """Messages available now, without waiting (at most ``limit``;
+        respects max and gaps)."""
+        out: list[Message] = []
+        while not self._done and (limit is None or len(out) < limit):
             if not self._buf:
                 self._fill()
                 if not self._buf:
                     break
             out.append(self._pop())
-            if self._done:
-                break
         return out
+
+    def poll_json(self, limit: int = 1024) -> list[bytes]:
+        """JSON envelopes available now, without waiting (at most ``limit``).
+
+        For unfiltered JSON pools the envelopes are assembled straight from
+        the frames, with no Message objects: the path of ``pls follow --jsonl``
+        and the HTTP tail.
+        """
+        if (
+            self._buf
+            or self._done
+            or self._codec is not None
+            or self._tags is not None
+            or self._where is not None
+            or self._expected is None
+            or self._max is not None
+        ):
+            return [m.raw for m in self.poll(limit)]
+        pf = self._pf
+        if pf.closed:
+            raise UsageError("pool is closed", hint="keep the pool open while its streams are in use")
+        pos = self._pos
+        frames, npos = pf.scan(pos, limit)
+        if not frames:
+            self._pos = npos
+            return []
+        exp = self._expected
+        if frames[0][0] != exp or frames[-1][0] != exp + len(frames) - 1:
+            # A gap or already-seen seqs: let the general path apply the rules.
+            self._pos = npos
+            self._requeue(frames)
+            return [m.raw for m in self.poll(limit)]
+        self._pos = npos
+        self._expected = frames[-1][0] + 1
+        self._delivered += len(frames)
+        cache = _bsec_cache
+        env = _ENVELOPE
+        out = []
+        for seq, t, tags_raw, payload in frames:
+            sec, frac = divmod(t, 1_000_000_000)
+            if cache[0] != sec:
+                cache[0] = sec
+                cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)).encode()
+            out.append(env % (seq, cache[1], frac, tags_raw or b"[]", payload))
+        return out
+
+    def _requeue(self, frames: list) -> None:
+        """Run already-scanned frames through the gap and filter rules."""
+        self._fill(frames)
 
     def next_json(self, timeout_ms: int | None = None) -> bytes | None:
         m = self.next(timeout_ms)
