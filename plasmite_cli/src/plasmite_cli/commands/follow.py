@@ -372,10 +372,22 @@ def run_follow(handle, emitter: Emitter, predicate, *, tail: int, since_ns: int 
         else:
             m = nxt(0)
             if m is not None and write_raw is not None:
-                # Hot loop: copy envelopes to the buffered stdout until caught up.
-                while m is not None:
-                    write_raw(m.raw + b"\n")
+                # Hot loop: copy envelopes to the buffered stdout until caught
+                # up, in batches assembled by the core where it offers them.
+                write_raw(m.raw + b"\n")
+                poll_json = None if poll else getattr(stream, "poll_json", None)
+                if poll_json is not None:
+                    batch = poll_json(1024)
+                    while batch:
+                        batch.append(b"")
+                        write_raw(b"\n".join(batch))
+                        batch = poll_json(1024)
+                    m = None
+                else:
                     m = nxt(0)
+                    while m is not None:
+                        write_raw(m.raw + b"\n")
+                        m = nxt(0)
                 emitted = True
         if m is None:
             # Caught up: make the output visible, then wait for more.
