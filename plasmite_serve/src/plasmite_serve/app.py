@@ -116,6 +116,10 @@ def _decode_body(decoder: msgspec.json.Decoder, body: bytes) -> Any:
         raise UsageError(f"invalid request body: {exc}", hint="see /openapi.json for the request shape") from None
     except msgspec.DecodeError as exc:
         raise UsageError(f"malformed JSON body: {exc}", hint="send a valid JSON object") from None
+    except RecursionError:
+        raise UsageError("request body is nested too deeply", hint="flatten the JSON document") from None
+    except UnicodeError:
+        raise UsageError("request body is not valid UTF-8", hint="send UTF-8 encoded JSON") from None
 
 
 def _pool_name(raw: str) -> str:
