@@ -163,3 +163,40 @@ def test_repair_refuses_out_of_range_state_cleanly(pool_dir):
     assert not check_pool(path).ok
     with pytest.raises(CorruptError, match="cannot repair"):
         repair_pool(path)
+
+
+def test_unaligned_head_in_a_forged_state_is_corrupt_not_a_hang(pool_dir):
+    """Found by tests/fuzz/fuzz_pool.py (a libFuzzer timeout): a CRC-valid state
+    whose head ends 4 bytes past the last frame made Pool.scan spin forever
+    (fewer than 8 bytes left, nothing consumed, no progress). Now Corrupt."""
+    import signal
+    import struct
+    import zlib
+
+    import pytest
+
+    from plasmite_core import format as F
+    from plasmite_core.errors import CorruptError
+
+    with Client(pool_dir) as c, c.create_pool("h", 64 * 1024) as pool:
+        for i in range(3):
+            pool.append({"i": i})
+        pf = pool._file()
+        mm = pf.mm
+        st = pf.read_state()
+        base = F.STATE_A_OFFSET if st.gen & 1 else F.STATE_B_OFFSET
+        struct.pack_into("<Q", mm, base + 8, st.head + 4)
+        struct.pack_into("<I", mm, base + 48, zlib.crc32(bytes(mm[base : base + 48])))
+
+        def hang(*_):
+            raise TimeoutError("Pool.tail did not finish")
+
+        old = signal.signal(signal.SIGALRM, hang)
+        signal.alarm(10)
+        try:
+            with pytest.raises(CorruptError) as ei:
+                list(pool.tail(since_seq=1, timeout_ms=0))
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, old)
+        assert ei.value.path and ei.value.offset is not None

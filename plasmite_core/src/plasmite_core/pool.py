@@ -701,6 +701,13 @@ class PoolFile:
             phys = pos % R
             n = min(R - phys, head - pos, SCAN_CHUNK)
             base = ro + phys
+            if n < 8:
+                # Positions are 8-aligned: only a damaged state ends the live
+                # span inside a frame header (without this check: a busy loop).
+                if pos >= self._state_fields()[2]:
+                    raise self._corrupt(f"the state's head ({head}) is not on a frame boundary", base)
+                pos = self._state_fields()[2]
+                continue
             buf = mm[base : base + n]
             t2 = self._state_fields()[2]
             if pos < t2:
