@@ -92,6 +92,26 @@ class Handle:
                 k += 1
         return k
 
+    def read_raw_batch(self, n: int) -> int | None:
+        """Raw envelopes in batches (``Stream.poll_json``), where the core has it."""
+        oldest, newest = self.pool.bounds()
+        if oldest is None:
+            return 0
+        n = min(n, newest - oldest + 1)
+        s = self.pool.open_stream(since_seq=oldest, timeout_ms=5000)
+        if not hasattr(s, "poll_json"):
+            s.close()
+            return None
+        k = 0
+        with s:
+            poll = s.poll_json
+            while k < n:
+                got = poll(min(1024, n - k))
+                if not got:
+                    break
+                k += len(got)
+        return k
+
     def keys(self, n: int):
         oldest, newest = self.pool.bounds()
         if oldest is None:

@@ -174,6 +174,20 @@ def read_get(name: str, workdir: str, st: Settings) -> list[Result]:
                 cpu.append(k / max(1e-9, time.process_time() - c))
             out.append(Result(name, "read_raw", median(runs), "msg/s", note="raw JSON envelopes, not decoded",
                               extra={"runs": runs, "messages": k, "cpu_rate": median(cpu)}))
+        if hasattr(h, "read_raw_batch"):
+            runs, cpu = [], []
+            for _ in range(reps):
+                c = time.process_time()
+                t = time.perf_counter()
+                k = h.read_raw_batch(filled)
+                if k is None:
+                    break
+                runs.append(k / (time.perf_counter() - t))
+                cpu.append(k / max(1e-9, time.process_time() - c))
+            if runs:
+                out.append(Result(name, "read_raw_batch", median(runs), "msg/s", ok=k == filled,
+                                  note="Stream.poll_json(1024) batches",
+                                  extra={"runs": runs, "messages": k, "cpu_rate": median(cpu)}))
         runs, cpu = [], []
         k = 0
         for _ in range(reps):
