@@ -194,9 +194,6 @@ def test_bad_append_bodies(env, name):
         m = json.loads(back)
         assert st2 == 200 and m.get("message", m)["seq"] == seq
     else:
-        if status == 500 and name.startswith("deep_nesting") and b"RecursionError" in out:
-            pytest.xfail("serve bug (requests-reliability.md R2): deeply nested bodies answer 500 Internal "
-                         "(RecursionError escapes _decode_body) instead of 400 Usage")
         assert_error(status, out, *[k for k in kinds if k])
     server_healthy(server)
     canary_intact(env["pool_dir"])
@@ -223,9 +220,6 @@ def test_bad_create_and_open_bodies(env, route, body):
 def test_bad_utf8_pool_name_in_body(env, route):
     server = env["server"]
     status, _, out = request(server, "POST", route, b'{"pool": "\xff\xfe"}')
-    if status == 500:
-        pytest.xfail("serve bug (requests-reliability.md R3): bad UTF-8 in a create/open body answers 500 Internal "
-                     "(UnicodeDecodeError) instead of 400 Usage")
     assert_error(status, out, "Usage")
     server_healthy(server)
 
