@@ -37,11 +37,19 @@ POOL_PARAM = {
     "in": "path",
     "required": True,
     "description": "Pool name (letters, digits, '-', '_', '.'); never a path.",
-    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9_.\\-]{0,127}$"},
+    "schema": {"$ref": "#/components/schemas/PoolName"},
 }
 
+# The server's validate_pool_name, as a schema (no "..", no separators).
+POOL_NAME = {"type": "string", "pattern": "^(?!.*\\.\\.)[A-Za-z0-9_][A-Za-z0-9_.\\-]{0,127}$"}
+TAG = {"type": "string", "minLength": 1}
 
-def openapi_document() -> dict[str, Any]:
+
+def openapi_document(max_tail_timeout_ms: int | None = None) -> dict[str, Any]:
+    """The document; with the server's tail timeout cap, the limit it enforces."""
+    timeout_schema: dict[str, Any] = {"type": "integer", "minimum": 0}
+    if max_tail_timeout_ms is not None:
+        timeout_schema["maximum"] = max_tail_timeout_ms
     return {
         "openapi": "3.1.0",
         "info": {
@@ -56,6 +64,7 @@ def openapi_document() -> dict[str, Any]:
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
+                "PoolName": POOL_NAME,
                 "Message": {
                     "type": "object",
                     "required": ["seq", "time", "meta", "data"],
@@ -152,8 +161,8 @@ def openapi_document() -> dict[str, Any]:
                                     "type": "object",
                                     "required": ["pool"],
                                     "properties": {
-                                        "pool": {"type": "string"},
-                                        "size_bytes": {"type": "integer", "default": 1048576},
+                                        "pool": _ref("PoolName"),
+                                        "size_bytes": {"type": "integer", "minimum": 65536, "maximum": 1099511627776, "default": 1048576},
                                     },
                                 }
                             }
@@ -174,7 +183,7 @@ def openapi_document() -> dict[str, Any]:
                         "required": True,
                         "content": {
                             "application/json": {
-                                "schema": {"type": "object", "required": ["pool"], "properties": {"pool": {"type": "string"}}}
+                                "schema": {"type": "object", "required": ["pool"], "properties": {"pool": _ref("PoolName")}}
                             }
                         },
                     },
@@ -217,8 +226,13 @@ def openapi_document() -> dict[str, Any]:
                                     "required": ["data"],
                                     "properties": {
                                         "data": {"description": "Any JSON value"},
-                                        "tags": {"type": "array", "items": {"type": "string"}},
-                                        "durability": {"type": "string", "enum": ["fast", "flush"], "default": "fast"},
+                                        "tags": {"type": ["array", "null"], "items": TAG},
+                                        "durability": {
+                                            "type": ["string", "null"],
+                                            "enum": ["fast", "flush", None],
+                                            "default": "fast",
+                                            "description": "null means the default (fast)",
+                                        },
                                     },
                                 }
                             }
@@ -251,9 +265,12 @@ def openapi_document() -> dict[str, Any]:
                      "description": "First seq to deliver (inclusive); default: the oldest retained"},
                     {"name": "max", "in": "query", "schema": {"type": "integer", "minimum": 0},
                      "description": "End after this many messages"},
-                    {"name": "timeout_ms", "in": "query", "schema": {"type": "integer", "minimum": 0},
-                     "description": "End the stream after this long (default and cap: the server's --max-tail-timeout-ms)"},
-                    {"name": "tag", "in": "query", "schema": {"type": "array", "items": {"type": "string"}},
+                    {"name": "timeout_ms", "in": "query", "schema": timeout_schema,
+                     "description": (
+                         "End the stream after this long (default: the server's --max-tail-timeout-ms; "
+                         "a larger value is refused with 400 Usage)"
+                     )},
+                    {"name": "tag", "in": "query", "schema": {"type": "array", "items": TAG},
                      "style": "form", "explode": True, "description": "Repeatable; every tag must be present"},
                     {"name": "gap_policy", "in": "query", "schema": {"type": "string", "enum": ["continue", "error"]}},
                     {"name": "last", "in": "query", "schema": {"type": "integer", "minimum": 0},
