@@ -24,6 +24,7 @@ import asyncio
 import hashlib
 import hmac
 import os
+import struct
 import threading
 import time
 from base64 import b64encode
@@ -57,6 +58,13 @@ TAIL_RECHECK_S = 1.0  # an idle tail rechecks its deadline and server shutdown t
 TAIL_BATCH_MESSAGES = 4096
 TAIL_BATCH_BYTES = 256 * 1024
 SSE_KEEPALIVE_S = 15.0
+# A Lite3 frame costs ~30 us to build in pure Python, on the event loop: a
+# batch of 256 (~120 KiB written at once) holds the loop for ~8 ms at most.
+LITE3_BATCH_MESSAGES = 256
+LITE3_TYPE = b"application/x-plasmite-lite3"
+LITE3_STREAM_TYPE = b"application/x-plasmite-lite3-stream"
+_JSONL, _SSE, _LITE3 = 0, 1, 2
+_frame_head = struct.Struct(">QQI").pack
 POOL_CACHE_SIZE = 256
 
 _json_encode = msgspec.json.encode
@@ -371,7 +379,7 @@ class PlasmiteApp:
         if origin is not None and origin in self._cors:
             return [
                 (b"access-control-allow-origin", origin.encode("latin-1")),
-                (b"access-control-expose-headers", b"plasmite-version"),
+                (b"access-control-expose-headers", b"plasmite-version, plasmite-seq, plasmite-time-ns"),
                 (b"vary", b"origin"),
             ]
         return [(b"vary", b"origin")] if self._cors else []
@@ -481,15 +489,21 @@ class PlasmiteApp:
                 if n == 4 and action == "tail":
                     _expect(method, "GET")
                     self._require(read=True)
-                    return await self._tail(_pool_name(seg[2]), scope, receive, send, cors, sse=False)
-                if action in ("append_lite3", "tail_lite3") or (n == 6 and seg[5] == "lite3"):
-                    raise HttpError(
-                        NotFoundError(
-                            "Lite3 byte endpoints are not available on this server",
-                            hint="use the JSON endpoints (append, messages/{seq}, tail)",
-                        ),
-                        404,
-                    )
+                    return await self._tail(_pool_name(seg[2]), scope, receive, send, cors, mode=_JSONL)
+                if n == 4 and action == "append_lite3":
+                    _expect(method, "POST")
+                    self._require(read=False)
+                    name = _pool_name(seg[2])
+                    body = await _read_body(scope, receive, self.config.max_body_bytes)
+                    return await self._append_lite3(name, body, scope, send, cors)
+                if n == 6 and action == "messages" and seg[5] == "lite3":
+                    _expect(method, "GET")
+                    self._require(read=True)
+                    return await self._get_lite3(_pool_name(seg[2]), _parse_uint("seq", seg[4]), send, cors)
+                if n == 4 and action == "tail_lite3":
+                    _expect(method, "GET")
+                    self._require(read=True)
+                    return await self._tail(_pool_name(seg[2]), scope, receive, send, cors, mode=_LITE3)
             elif n >= 3 and seg[1] == "ui" and seg[2] == "pools":
                 if n == 3:
                     _expect(method, "GET")
@@ -502,7 +516,7 @@ class PlasmiteApp:
                 if n == 5 and seg[4] == "events":
                     _expect(method, "GET")
                     self._require(read=True)
-                    return await self._tail(_pool_name(seg[3]), scope, receive, send, cors, sse=True)
+                    return await self._tail(_pool_name(seg[3]), scope, receive, send, cors, mode=_SSE)
         elif n == 1 and seg[0] == "healthz":
             _expect(method, "GET", head=True)
             return await _send_json(send, b'{"ok":true}', 200, cors)
@@ -623,6 +637,64 @@ class PlasmiteApp:
             raise
         await _send_json(send, b'{"message":' + envelope + b"}", 200, cors)
 
+    # ---- Lite3 byte endpoints
+
+    async def _append_lite3(self, name: str, body: bytes, scope, send, cors) -> None:
+        ctype = _header(scope, b"content-type")
+        if ctype is not None and not ctype.lower().startswith(LITE3_TYPE):
+            raise UsageError(
+                f"invalid content-type for a Lite3 append: {ctype.decode('latin-1')!r}",
+                hint="send Content-Type: application/x-plasmite-lite3 (or POST JSON to /append)",
+            )
+        if not body:
+            raise UsageError("lite3 payload is required", hint='send the Lite3 document of {"meta":{"tags":[...]},"data":{...}}')
+        durability = Durability.FAST
+        for key, value in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
+            if key == "durability":
+                durability = _durability(value)
+        tags, data = _lite3_module().parse_message(body)  # Usage error when malformed
+        if durability is Durability.FAST:
+            envelope = self._cached_pool(name).append_json(data, tags, durability)
+        else:
+            path = self._pool_path(name)
+
+            def work():
+                if not path.exists():
+                    raise NotFoundError(f"pool not found: {name}", name, hint="create it first (POST /v0/pools)")
+                pool = self.client.open_pool(str(path))
+                try:
+                    return pool.append_json(data, tags, durability)
+                finally:
+                    pool.close()
+
+            envelope = await self._storage(work)
+        await _send_json(send, b'{"message":' + envelope + b"}", 200, cors)
+
+    async def _get_lite3(self, name: str, seq: int, send, cors) -> None:
+        encoder = _lite3_encoder()
+        try:
+            message = self._cached_pool(name).get(seq)
+        except NotFoundError as exc:
+            if exc.seq is None:
+                exc.seq = seq
+            raise
+        payload = encoder(message).payload
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", LITE3_TYPE),
+                    (b"content-length", str(len(payload)).encode()),
+                    (b"plasmite-seq", str(message.seq).encode()),
+                    (b"plasmite-time-ns", str(message.time_ns).encode()),
+                    (b"plasmite-version", PROTOCOL_VERSION),
+                ]
+                + cors,
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
     # ---- tail (JSON Lines) and UI events (SSE)
 
     def _tail_query(self, scope, sse: bool) -> _TailQuery:
@@ -663,8 +735,18 @@ class PlasmiteApp:
             q.last = None
         return q
 
-    async def _tail(self, name: str, scope, receive, send, cors, *, sse: bool) -> None:
+    async def _tail(self, name: str, scope, receive, send, cors, *, mode: int) -> None:
+        sse = mode == _SSE
+        lite3 = mode == _LITE3
         q = self._tail_query(scope, sse)
+        encoder = None
+        if lite3:
+            if q.error_on_gap:
+                raise UsageError(
+                    "remote Lite3 tails do not support gap_policy=error: the byte stream has no error frame",
+                    hint="use gap_policy=continue and check seq continuity, or the JSON Lines tail (/tail)",
+                )
+            encoder = _lite3_encoder()
         if not self._tail_admission.take():
             raise HttpError(
                 BusyError("too many concurrent tail requests", hint="retry later, or raise --max-tail-concurrency"),
@@ -676,6 +758,7 @@ class PlasmiteApp:
         waiter = None
         timeout_ms = q.timeout_ms if q.timeout_ms is not None else self.config.max_tail_timeout_ms
         deadline = time.monotonic() + timeout_ms / 1000.0
+        batch_messages = LITE3_BATCH_MESSAGES if lite3 else TAIL_BATCH_MESSAGES
         try:
             try:
                 handle = self._handle(name)
@@ -689,6 +772,9 @@ class PlasmiteApp:
                     (b"cache-control", b"no-cache, no-transform"),
                     (b"x-accel-buffering", b"no"),
                 ]
+            elif lite3:
+                headers = [(b"content-type", LITE3_STREAM_TYPE), (b"cache-control", b"no-store"),
+                           (b"x-accel-buffering", b"no")]
             else:
                 headers = [(b"content-type", b"application/jsonl"), (b"cache-control", b"no-store"),
                            (b"x-accel-buffering", b"no")]
@@ -702,23 +788,29 @@ class PlasmiteApp:
             watcher = asyncio.ensure_future(_watch_disconnect(receive))
             sent = 0
             last_write = time.monotonic()
-            pending: list[bytes] = []
+            pending: list = []
             while not watcher.done() and not self._closing:
-                limit = TAIL_BATCH_MESSAGES
+                limit = batch_messages
                 if q.max is not None:
                     limit = min(limit, q.max - sent)
                     if limit <= 0:
                         break
                 # Take what is ready without waiting, on the loop: no thread hop per batch.
                 try:
-                    batch = _drain(stream, limit, pending)
+                    if lite3:
+                        chunk, count = _drain_lite3(stream, limit, pending, encoder)
+                    else:
+                        batch = _drain(stream, limit, pending)
+                        count = len(batch)
+                        chunk = _frame(batch, sse) if batch else b""
                 except PlasmiteError as exc:
-                    await _send_chunk(send, _terminal_error(exc, sse), more=True)
+                    if not lite3:  # a Lite3 stream has no error frame: it just ends
+                        await _send_chunk(send, _terminal_error(exc, sse), more=True)
                     break
                 pending = []
-                if batch:
-                    sent += len(batch)
-                    if not await _send_chunk(send, _frame(batch, sse), more=True):
+                if count:
+                    sent += count
+                    if not await _send_chunk(send, chunk, more=True):
                         break
                     last_write = time.monotonic()
                     await asyncio.sleep(0)  # let other requests run between batches
@@ -738,11 +830,12 @@ class PlasmiteApp:
                     try:
                         message = w.result()
                     except PlasmiteError as exc:
-                        await _send_chunk(send, _terminal_error(exc, sse), more=True)
+                        if not lite3:
+                            await _send_chunk(send, _terminal_error(exc, sse), more=True)
                         break
                     if message is None:
                         break
-                    pending = [message.raw]
+                    pending = [message if lite3 else message.raw]
                     continue
                 waiter.cancel()
                 try:
@@ -826,6 +919,63 @@ def _drain(stream, limit: int, batch: list[bytes]) -> list[bytes]:
         batch.append(raw)
         size += len(raw)
     return batch
+
+
+def _lite3_module():
+    try:
+        from plasmite_codecs import lite3
+    except ImportError:
+        raise HttpError(
+            NotFoundError(
+                "Lite3 byte endpoints need plasmite-codecs, which is not installed on this server",
+                hint="pip install plasmite-codecs on the server, or use the JSON endpoints",
+            ),
+            404,
+        ) from None
+    return lite3
+
+
+def _lite3_encoder() -> Callable:
+    """message -> Lite3Frame, the core's own conversion (the bytes of Pool.get_lite3)."""
+    codec = _lite3_module().Lite3Codec()
+    from plasmite_core.lite3_frames import frame_of
+
+    return lambda message: frame_of(message, codec)
+
+
+def _drain_lite3(stream, limit: int, pending: list, encoder: Callable) -> tuple[bytes, int]:
+    """Lite3 stream frames for the messages available now (never waits), as one write.
+
+    ``[u64be seq][u64be time_ns][u32be len][payload]`` per message, up to
+    ``limit`` messages or about 256 KiB; ``pending`` holds messages already
+    taken from the stream. Polls in small steps so no message is taken that
+    does not fit this write.
+    """
+    parts = []
+    size = 0
+    count = 0
+    head = _frame_head
+    messages = pending
+    while True:
+        for message in messages:
+            payload = encoder(message).payload
+            parts.append(head(message.seq, message.time_ns, len(payload)))
+            parts.append(payload)
+            size += 20 + len(payload)
+        count += len(messages)
+        if count >= limit or size >= TAIL_BATCH_BYTES:
+            break
+        messages = stream.poll(min(32, limit - count))
+        if not messages:
+            break
+    return b"".join(parts), count
+
+
+def _header(scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value
+    return None
 
 
 def _frame(batch: list[bytes], sse: bool) -> bytes:

@@ -19,6 +19,7 @@ the connection drops, and drops any seq it has already delivered.
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 import time
 from typing import Any, AsyncIterator, Iterable, Iterator
@@ -36,6 +37,9 @@ from plasmite_core.errors import (
 )
 
 from . import _http
+
+LITE3_TYPE = b"application/x-plasmite-lite3"
+_FRAME_HEAD = struct.Struct(">QQI")
 
 DEFAULT_POOL_SIZE_BYTES = 1024 * 1024
 USER_AGENT = b"plasmite-python/0.1"
@@ -212,6 +216,58 @@ def _seq_of(raw: bytes) -> int:
         raise IoError(f"invalid message in tail stream: {raw[:80]!r}") from None
 
 
+def _lite3_body(payload) -> bytes:
+    if isinstance(payload, (bytearray, memoryview)):
+        payload = bytes(payload)
+    if not isinstance(payload, bytes) or not payload:
+        raise UsageError("lite3 payload must be non-empty bytes",
+                         hint='pass the Lite3 document of {"meta":{"tags":[...]},"data":{...}}')
+    return payload
+
+
+def _lite3_append_target(path: str, durability) -> str:
+    return path + ("?durability=flush" if _durability_text(durability) == b"flush" else "")
+
+
+def _lite3_frame_of(headers: dict, payload: bytes, seq: int):
+    """A Lite3Frame from a ``messages/{seq}/lite3`` response; time None when the server sent none."""
+    from plasmite_core.lite3_frames import Lite3Frame
+
+    try:
+        seq = int(headers.get("plasmite-seq", seq))
+        t = headers.get("plasmite-time-ns")
+        time_ns = None if t is None else int(t)
+    except ValueError:
+        raise IoError("invalid plasmite-seq / plasmite-time-ns header in a Lite3 response") from None
+    return Lite3Frame(seq, time_ns, 0, payload)
+
+
+def _split_frames(pending: bytes, data: bytes) -> tuple[list, bytes]:
+    """Complete ``[u64be seq][u64be time_ns][u32be len][payload]`` frames and the incomplete rest."""
+    from plasmite_core.lite3_frames import Lite3Frame
+
+    buf = pending + data if pending else data
+    out = []
+    pos = 0
+    end = len(buf)
+    unpack = _FRAME_HEAD.unpack_from
+    while end - pos >= 20:
+        seq, time_ns, length = unpack(buf, pos)
+        if end - pos - 20 < length:
+            break
+        out.append(Lite3Frame(seq, time_ns, 0, bytes(buf[pos + 20 : pos + 20 + length])))
+        pos += 20 + length
+    return out, bytes(buf[pos:])
+
+
+def _no_lite3_gap_error(error_on_gap: bool) -> None:
+    if error_on_gap:
+        raise UsageError(
+            "remote Lite3 tails do not support error_on_gap: the byte stream has no error frame",
+            hint="use the JSON tail (open_stream / tail) with error_on_gap=True, or check seq continuity",
+        )
+
+
 class RemotePoolInfo:
     """Pool metadata as the server reported it (attribute names as the local PoolInfo)."""
 
@@ -300,6 +356,17 @@ class RemoteClient:
         if status != 200:
             raise error_from_body(status, payload)
         return payload
+
+    def _request_raw(self, method: str, path: str, body: bytes | None, extra: bytes, *,
+                     retry_safe: bool = True) -> tuple[dict, bytes]:
+        data = _http.build_request(method, path, self._headers, body, extra)
+        with self._lock:
+            if self._conn is None:
+                self._conn = self._new_connection(self.timeout)
+            status, headers, payload = self._conn.request(data, retry_safe=retry_safe)
+        if status != 200:
+            raise error_from_body(status, payload)
+        return headers, payload
 
     def _name(self, ref: str | None) -> str:
         if ref is None:
@@ -539,6 +606,43 @@ class RemotePool:
         finally:
             await stream.aclose()
 
+    # -- Lite3 byte endpoints
+    def append_lite3(self, payload: bytes, durability=0) -> int:
+        """Append a Lite3 message document ``{"meta":{"tags"},"data"}``; returns its seq."""
+        _, out = self.client._request_raw(
+            "POST", _lite3_append_target(self._path("append_lite3"), durability), _lite3_body(payload),
+            b"Content-Type: application/x-plasmite-lite3\r\n", retry_safe=False)
+        return _seq_of(bytes(_message_decoder.decode(out).message))
+
+    def get_lite3(self, seq: int):
+        """The message as a ``Lite3Frame`` (payload: the Lite3 document of meta + data)."""
+        try:
+            headers, payload = self.client._request_raw(
+                "GET", self._path(f"messages/{int(seq)}/lite3"), None, b"Accept: application/x-plasmite-lite3\r\n")
+        except RemoteError as err:
+            if err.seq is None:
+                err.seq = seq
+            raise
+        frame = _lite3_frame_of(headers, payload, seq)
+        if frame.timestamp_ns is None:  # a server without the time header (upstream's)
+            frame = frame._replace(timestamp_ns=self.get(frame.seq).time_ns)
+        return frame
+
+    def open_lite3_stream(self, since_seq: int | None = None, max_messages: int | None = None,
+                          timeout_ms: int | None = None, error_on_gap: bool = False,
+                          **options: Any) -> "RemoteLite3Tail":
+        """Like ``open_stream``, over ``tail_lite3``: ``next()`` and iteration give ``Lite3Frame``."""
+        return RemoteLite3Tail(self, since_seq, max_messages, timeout_ms, error_on_gap, **options)
+
+    def tail_lite3(self, since_seq: int | None = None, max_messages: int | None = None,
+                   timeout_ms: int | None = None, tags: Iterable[str] | None = None, **options: Any) -> Iterator:
+        """``Lite3Frame`` objects in seq order, waiting for new ones until max/timeout."""
+        stream = RemoteLite3Tail(self, since_seq, max_messages, timeout_ms, tags=tags, **options)
+        try:
+            yield from stream
+        finally:
+            stream.close()
+
     def replay(self, *args: Any, **kwargs: Any):
         raise UsageError("replay is local-only", hint="use tail() on remote pools, or replay a local pool")
 
@@ -595,7 +699,7 @@ class _TailState:
             self.expected = max(oldest or 1, newest - self.last + 1)
         self.last = None
 
-    def target(self, quoted: str) -> str:
+    def target(self, quoted: str, endpoint: str = "tail") -> str:
         q: list[tuple[str, str]] = []
         if self.expected is not None:
             q.append(("since_seq", str(self.expected)))
@@ -609,7 +713,7 @@ class _TailState:
             q.append(("tag", t))
         if self.error_on_gap:
             q.append(("gap_policy", "error"))
-        return f"/v0/pools/{quoted}/tail" + ("?" + urlencode(q) if q else "")
+        return f"/v0/pools/{quoted}/{endpoint}" + ("?" + urlencode(q) if q else "")
 
     def remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
@@ -619,7 +723,10 @@ class _TailState:
         if line.startswith(b'{"error"'):
             self.done = True
             raise error_from_body(None, line)
-        seq = _seq_of(line)
+        return self.accept_seq(_seq_of(line))
+
+    def accept_seq(self, seq: int) -> bool:
+        """Whether to deliver the message ``seq`` (False when already delivered)."""
         exp = self.expected
         if exp is not None:
             if seq < exp:
@@ -680,8 +787,8 @@ class RemoteTail:
         client = self.pool.client
         while True:
             conn = client._new_connection(IDLE_RECONNECT_S)
-            data = _http.build_request("GET", st.target(self.pool._quoted), client._headers, None,
-                                       b"Accept: application/jsonl\r\n")
+            data = _http.build_request("GET", st.target(self.pool._quoted, self._endpoint), client._headers, None,
+                                       self._accept_header)
             try:
                 conn.send_request(data)
                 status, headers = conn.read_head()
@@ -733,18 +840,30 @@ class RemoteTail:
                 time.sleep(min(delay, left) if left is not None and left > 0 else delay)
                 delay = min(delay * 2, 2.0)
 
+    _endpoint = "tail"
+    _accept_header = b"Accept: application/jsonl\r\n"
+
+    def _split(self, data: bytes) -> None:
+        """Turn received body bytes into items (here: lines) to deliver."""
+        self._lines, self._pending = _http.split_lines(self._pending, data)
+        self._index = 0
+
+    def _take(self, item) -> bool:
+        return bool(item.strip()) and self._st.accept(item)
+
     def next_json(self, timeout_ms: int | None = None) -> bytes | None:
         """The next envelope (bytes); None when the stream ended or ``timeout_ms`` passed."""
+        return self._next_item(timeout_ms)
+
+    def _next_item(self, timeout_ms: int | None = None):
         st = self._st
         call_deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000.0
         while True:
             while self._index < len(self._lines):
                 line = self._lines[self._index]
                 self._index += 1
-                if not line.strip():
-                    continue
                 try:
-                    ok = st.accept(line)
+                    ok = self._take(line)
                 except RemoteError:
                     self._drop_connection()
                     raise
@@ -787,9 +906,7 @@ class RemoteTail:
                 # The server ended this response (its timeout or our max): resume if not done.
                 self._drop_connection()
                 continue
-            lines, self._pending = _http.split_lines(self._pending, data)
-            self._lines = lines
-            self._index = 0
+            self._split(data)
 
     def next(self, timeout_ms: int | None = None) -> Message | None:
         raw = self.next_json(timeout_ms)
@@ -820,6 +937,49 @@ class RemoteTail:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class RemoteLite3Tail(RemoteTail):
+    """A resumable ``tail_lite3`` stream: ``next()`` and iteration give ``Lite3Frame``.
+
+    Frames are ``[u64be seq][u64be time_ns][u32be len][payload]``; the same
+    resume and de-duplication rules as RemoteTail apply. ``gap_policy=error``
+    does not exist for Lite3 streams (upstream refuses it too).
+    """
+
+    _endpoint = "tail_lite3"
+    _accept_header = b"Accept: application/x-plasmite-lite3-stream\r\n"
+
+    def __init__(self, pool: RemotePool, since_seq: int | None = None, max_messages: int | None = None,
+                 timeout_ms: int | None = None, error_on_gap: bool = False, **options: Any) -> None:
+        _no_lite3_gap_error(error_on_gap)
+        super().__init__(pool, since_seq, max_messages, timeout_ms, False, **options)
+
+    def _split(self, data: bytes) -> None:
+        self._lines, self._pending = _split_frames(self._pending, data)
+        self._index = 0
+
+    def _take(self, frame) -> bool:
+        return self._st.accept_seq(frame.seq)
+
+    def next(self, timeout_ms: int | None = None):
+        """The next ``Lite3Frame``; None when the stream ended or ``timeout_ms`` passed."""
+        return self._next_item(timeout_ms)
+
+    def next_json(self, timeout_ms: int | None = None) -> bytes | None:
+        raise UsageError("a Lite3 stream yields Lite3Frame objects", hint="use next(), or open_stream() for JSON")
+
+    def messages(self):
+        raise UsageError("a Lite3 stream yields Lite3Frame objects", hint="iterate it, or use open_stream()")
+
+    def __next__(self):
+        frame = self._next_item()
+        if frame is None:
+            raise StopIteration
+        return frame
+
+    def __enter__(self) -> "RemoteLite3Tail":
+        return self
 
 
 # ------------------------------------------------------------- async client
@@ -868,6 +1028,21 @@ class AsyncRemoteClient:
         if status != 200:
             raise error_from_body(status, payload)
         return payload
+
+    async def _request_raw(self, method: str, path: str, body: bytes | None, extra: bytes, *,
+                           retry_safe: bool = True) -> tuple[dict, bytes]:
+        import asyncio
+
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        data = _http.build_request(method, path, self._sync._headers, body, extra)
+        async with self._lock:
+            if self._conn is None:
+                self._conn = self._new_connection(self._sync.timeout)
+            status, headers, payload = await self._conn.request(data, retry_safe=retry_safe)
+        if status != 200:
+            raise error_from_body(status, payload)
+        return headers, payload
 
     async def create_pool(self, ref: str | None = None, size_bytes: int = DEFAULT_POOL_SIZE_BYTES) -> "AsyncRemotePool":
         name = self._sync._name(ref)
@@ -991,6 +1166,41 @@ class AsyncRemotePool:
 
     atail = tail
 
+    # -- Lite3 byte endpoints
+    async def append_lite3(self, payload: bytes, durability=0) -> int:
+        _, out = await self.client._request_raw(
+            "POST", _lite3_append_target(self._path("append_lite3"), durability), _lite3_body(payload),
+            b"Content-Type: application/x-plasmite-lite3\r\n", retry_safe=False)
+        return _seq_of(bytes(_message_decoder.decode(out).message))
+
+    async def get_lite3(self, seq: int):
+        try:
+            headers, payload = await self.client._request_raw(
+                "GET", self._path(f"messages/{int(seq)}/lite3"), None, b"Accept: application/x-plasmite-lite3\r\n")
+        except RemoteError as err:
+            if err.seq is None:
+                err.seq = seq
+            raise
+        frame = _lite3_frame_of(headers, payload, seq)
+        if frame.timestamp_ns is None:
+            frame = frame._replace(timestamp_ns=(await self.get(frame.seq)).time_ns)
+        return frame
+
+    def open_lite3_stream(self, since_seq: int | None = None, max_messages: int | None = None,
+                          timeout_ms: int | None = None, error_on_gap: bool = False,
+                          **options: Any) -> "AsyncRemoteLite3Tail":
+        return AsyncRemoteLite3Tail(self, since_seq, max_messages, timeout_ms, error_on_gap, **options)
+
+    async def tail_lite3(self, since_seq: int | None = None, max_messages: int | None = None,
+                         timeout_ms: int | None = None, tags: Iterable[str] | None = None,
+                         **options: Any) -> AsyncIterator:
+        stream = AsyncRemoteLite3Tail(self, since_seq, max_messages, timeout_ms, tags=tags, **options)
+        try:
+            async for frame in stream:
+                yield frame
+        finally:
+            await stream.aclose()
+
     def __repr__(self) -> str:
         return f"AsyncRemotePool({self.url!r})"
 
@@ -1029,8 +1239,8 @@ class AsyncRemoteTail:
             conn = client._new_connection(IDLE_RECONNECT_S)
             await conn.connect()
             assert conn.writer is not None
-            conn.writer.write(_http.build_request("GET", st.target(self.pool._quoted), client._sync._headers, None,
-                                                  b"Accept: application/jsonl\r\n"))
+            conn.writer.write(_http.build_request("GET", st.target(self.pool._quoted, self._endpoint),
+                                                  client._sync._headers, None, self._accept_header))
             try:
                 await conn.writer.drain()
                 status, headers = await conn.read_head()
@@ -1066,7 +1276,15 @@ class AsyncRemoteTail:
         self._chunks = None
         self._pending = b""
 
+    _endpoint = "tail"
+    _accept_header = b"Accept: application/jsonl\r\n"
+    _split = RemoteTail._split
+    _take = RemoteTail._take
+
     async def next_json(self) -> bytes | None:
+        return await self._next_item()
+
+    async def _next_item(self):
         import asyncio
 
         st = self._st
@@ -1075,10 +1293,8 @@ class AsyncRemoteTail:
             while self._index < len(self._lines):
                 line = self._lines[self._index]
                 self._index += 1
-                if not line.strip():
-                    continue
                 try:
-                    ok = st.accept(line)
+                    ok = self._take(line)
                 except RemoteError:
                     await self._drop()
                     raise
@@ -1117,9 +1333,7 @@ class AsyncRemoteTail:
             except (OSError, asyncio.IncompleteReadError):
                 await self._drop()
                 continue
-            lines, self._pending = _http.split_lines(self._pending, data)
-            self._lines = lines
-            self._index = 0
+            self._split(data)
 
     async def next(self) -> Message | None:
         raw = await self.next_json()
@@ -1145,6 +1359,35 @@ class AsyncRemoteTail:
         await self.aclose()
 
 
+class AsyncRemoteLite3Tail(AsyncRemoteTail):
+    """The asyncio ``tail_lite3`` stream: ``await next()`` and ``async for`` give ``Lite3Frame``."""
+
+    _endpoint = "tail_lite3"
+    _accept_header = b"Accept: application/x-plasmite-lite3-stream\r\n"
+    _split = RemoteLite3Tail._split
+    _take = RemoteLite3Tail._take
+
+    def __init__(self, pool: AsyncRemotePool, since_seq: int | None = None, max_messages: int | None = None,
+                 timeout_ms: int | None = None, error_on_gap: bool = False, **options: Any) -> None:
+        _no_lite3_gap_error(error_on_gap)
+        super().__init__(pool, since_seq, max_messages, timeout_ms, False, **options)
+
+    async def next(self):
+        return await self._next_item()
+
+    async def next_json(self) -> bytes | None:
+        raise UsageError("a Lite3 stream yields Lite3Frame objects", hint="use next(), or open_stream() for JSON")
+
+    async def __anext__(self):
+        frame = await self._next_item()
+        if frame is None:
+            raise StopAsyncIteration
+        return frame
+
+    async def __aenter__(self) -> "AsyncRemoteLite3Tail":
+        return self
+
+
 async def _read_to_eof(conn: _http.AsyncConnection):
     assert conn.reader is not None
     while True:
@@ -1156,10 +1399,12 @@ async def _read_to_eof(conn: _http.AsyncConnection):
 
 __all__ = [
     "AsyncRemoteClient",
+    "AsyncRemoteLite3Tail",
     "AsyncRemotePool",
     "AsyncRemoteTail",
     "RemoteClient",
     "RemoteError",
+    "RemoteLite3Tail",
     "RemotePool",
     "RemotePoolInfo",
     "RemoteTail",
