@@ -4,9 +4,10 @@ Public names (imported lazily so that loading the plugin costs nothing):
 
 - ``create_app`` / ``PlasmiteApp``: the ASGI application (mountable);
 - ``ServeConfig``: its configuration;
-- ``RemoteClient``, ``RemotePool``, ``RemoteTail``, ``RemoteError``: the
-  synchronous client; ``AsyncRemoteClient``, ``AsyncRemotePool``,
-  ``AsyncRemoteTail``: the asyncio client.
+- ``RemoteClient``, ``RemotePool``, ``RemoteTail``, ``RemoteLite3Tail``,
+  ``RemoteError``: the synchronous client; ``AsyncRemoteClient``,
+  ``AsyncRemotePool``, ``AsyncRemoteTail``, ``AsyncRemoteLite3Tail``: the
+  asyncio client.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ _LAZY = {
     "RemoteClient": "client",
     "RemotePool": "client",
     "RemoteTail": "client",
+    "RemoteLite3Tail": "client",
     "RemoteError": "client",
     "RemotePoolInfo": "client",
     "AsyncRemoteClient": "client",
     "AsyncRemotePool": "client",
     "AsyncRemoteTail": "client",
+    "AsyncRemoteLite3Tail": "client",
 }
 
 

@@ -12,6 +12,9 @@ disconnect ends its tail at once. Operations that can block for longer
 Both budgets are admission limits: beyond them the server answers Busy/423 at
 once instead of queueing.
 
+The Lite3 byte endpoints build each message's Lite3 document with the core's
+conversion on the loop; the Lite3 tail does it in batches of 256 (a few ms).
+
 Use it alone (``pls serve`` runs it on uvicorn) or mount it::
 
     from plasmite_serve import create_app

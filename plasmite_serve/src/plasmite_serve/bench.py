@@ -6,6 +6,8 @@ Figures (a real `plasmite serve` process on loopback, this package's client):
   (and the same stream read as raw bytes, to show the server's share);
 - appends: requests/s from one keep-alive client, one request per message,
   and messages/s for ``append_many`` (pipelined requests);
+- Lite3 tail: messages/s of ``tail_lite3`` (server-built Lite3 frames) read as
+  raw bytes and through ``RemotePool.tail_lite3`` (``Lite3Frame`` objects);
 - memory: the server's RSS while 64 tails stay open (re-opened when the server
   ends them) and a writer appends, sampled over ``--duration`` seconds.
 
@@ -77,6 +79,42 @@ def bench_tail(server: ServerProcess, pool_dir: str, n: int) -> dict:
         "raw_stream_mib_per_s": round(total / raw_s / 2**20, 1),
         "remote_tail_next_json_msgs_per_s": round(got / tail_s),
         "remote_tail_decoded_msgs_per_s": round(decoded / dec_s),
+        "received": got,
+    }
+
+
+def bench_tail_lite3(server: ServerProcess, pool_dir: str, n: int) -> dict:
+    """The same kind of messages as bench_tail, streamed as Lite3 frames."""
+    from plasmite_core.client import Client
+
+    with Client(pool_dir) as c, c.pool("lite3bench", 256 * 1024 * 1024) as p:
+        payload = {"sensor": "temp", "value": 23.5, "unit": "C", "ok": True}
+        for start in range(0, n, 10_000):
+            p.append_many([payload] * min(10_000, n - start), tags=["t"])
+    host, port = server.address.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)))
+    sock.sendall(f"GET /v0/pools/lite3bench/tail_lite3?since_seq=1&max={n} HTTP/1.1\r\nHost: b\r\n"
+                 "Connection: close\r\n\r\n".encode())
+    t0 = time.perf_counter()
+    total = 0
+    while True:
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            break
+        total += len(chunk)
+    raw_s = time.perf_counter() - t0
+    sock.close()
+    client = RemoteClient(server.base_url)
+    pool = client.open_pool("lite3bench")
+    t0 = time.perf_counter()
+    got = sum(1 for _f in pool.tail_lite3(since_seq=1, max_messages=n))
+    tail_s = time.perf_counter() - t0
+    client.close()
+    return {
+        "messages": n,
+        "raw_stream_msgs_per_s": round(n / raw_s),
+        "raw_stream_mib_per_s": round(total / raw_s / 2**20, 1),
+        "remote_tail_lite3_frames_per_s": round(got / tail_s),
         "received": got,
     }
 
@@ -169,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--appends", type=int, default=10_000)
     ap.add_argument("--tails", type=int, default=64)
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of the memory test")
-    ap.add_argument("--skip", action="append", default=[], choices=["tail", "append", "memory"])
+    ap.add_argument("--lite3-messages", type=int, default=50_000)
+    ap.add_argument("--skip", action="append", default=[], choices=["tail", "lite3", "append", "memory"])
     ap.add_argument("--out")
     args = ap.parse_args(argv)
     results: dict = {"python": sys.version.split()[0], "cpus": os.cpu_count()}
@@ -177,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         with ServerProcess(d) as server:
             if "tail" not in args.skip:
                 results["tail"] = bench_tail(server, d, args.tail_messages)
+            if "lite3" not in args.skip:
+                results["tail_lite3"] = bench_tail_lite3(server, d, args.lite3_messages)
             if "append" not in args.skip:
                 results["append"] = bench_append(server, args.appends)
             if "memory" not in args.skip:

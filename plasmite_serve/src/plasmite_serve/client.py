@@ -2,7 +2,8 @@
 
 The remote handles mirror the local ``Client`` / ``Pool`` / ``Stream`` of
 plasmite_core (``append``, ``append_json``, ``append_many``, ``get``,
-``get_json``, ``info``, ``bounds``, ``open_stream``, ``tail``, ``atail``), so
+``get_json``, ``info``, ``bounds``, ``open_stream``, ``tail``, ``atail``, and
+the Lite3 calls ``append_lite3``, ``get_lite3``, ``open_lite3_stream``), so
 code and the ``pls`` commands work the same on ``http(s)://host:port/POOL``.
 ``AsyncRemoteClient`` / ``AsyncRemotePool`` / ``AsyncRemoteTail`` are the
 asyncio versions.
