@@ -327,11 +327,6 @@ def test_ui_page_and_openapi(server):
         assert path in doc["paths"], path
 
 
-def test_lite3_endpoints_explain_themselves(server):
-    status, _, out = jcall(server, "GET", "/v0/pools/msgs/tail_lite3")
-    assert status == 404 and "Lite3" in out["error"]["message"]
-
-
 def test_asgi_app_mounts_under_a_prefix(tmp_path):
     """create_app() is a plain ASGI app: mounted under /plasmite by a parent app it routes by root_path."""
     import subprocess

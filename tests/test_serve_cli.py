@@ -41,7 +41,9 @@ def test_check_json_defaults(tmp_path):
     assert report["listen"] == "127.0.0.1:9700" and report["scope"] == "loopback only"
     assert report["base_url"] == "http://127.0.0.1:9700" and report["web_ui"].endswith("/ui")
     assert report["auth"] == "none" and report["tls"] == "disabled" and report["access"] == "read-write"
-    assert report["limits"] == {"max_body_bytes": 1048576, "max_tail_timeout_ms": 30000, "max_tail_concurrency": 64}
+    assert report["limits"] == {
+        "max_body_bytes": 1048576, "max_tail_timeout_ms": 30000, "max_tail_concurrency": 64, "max_pool_bytes": 1 << 30,
+    }
 
 
 def test_check_text_and_effective_values(tmp_path):

@@ -236,7 +236,12 @@ class PlasmiteApp:
         self._ui_html, self._ui_csp = _load_ui()
         from .openapi import openapi_document
 
-        self._openapi = _json_encode(openapi_document())
+        self._openapi = _json_encode(
+            openapi_document(
+                max_tail_timeout_ms=self.config.max_tail_timeout_ms,
+                max_pool_bytes=getattr(self.config, "max_pool_bytes", None) or None,
+            )
+        )
 
     # ---- resources (lazy: a mounted app may never see lifespan events)
 
@@ -567,6 +572,12 @@ class PlasmiteApp:
         name = _pool_name(req.pool)
         if req.size_bytes is not None and req.size_bytes <= 0:
             raise UsageError("size_bytes must be positive", hint="omit it for the 1 MiB default, or use e.g. 8388608")
+        limit = getattr(self.config, "max_pool_bytes", 0)
+        if limit and req.size_bytes is not None and req.size_bytes > limit:
+            raise UsageError(
+                f"size_bytes {req.size_bytes} exceeds this server's limit of {limit} bytes",
+                hint="ask for a smaller pool, or start the server with a larger --max-pool-bytes",
+            )
 
         def work():
             from plasmite_core.client import DEFAULT_POOL_SIZE_BYTES

@@ -28,6 +28,7 @@ from .config import (
     ACCESS_MODES,
     DEFAULT_BIND,
     DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_POOL_BYTES,
     DEFAULT_MAX_TAIL_CONCURRENCY,
     DEFAULT_MAX_TAIL_TIMEOUT_MS,
     ResolvedConfig,
@@ -108,10 +109,12 @@ def _pool_dir_from(ctx: click.Context, explicit: str | None) -> str | None:
               help="Longest tail stream a client may request (and the default).")
 @click.option("--max-tail-concurrency", type=int, default=DEFAULT_MAX_TAIL_CONCURRENCY, show_default=True,
               help="Concurrent tail streams (and storage operations) before answering Busy/423.")
+@click.option("--max-pool-bytes", type=int, default=DEFAULT_MAX_POOL_BYTES, show_default=True,
+              help="Largest pool a client may create over HTTP (400 Usage beyond).")
 @click.pass_context
 def serve(ctx: click.Context, bind, serve_dir, access, cors_origins, token, token_file, tls_cert, tls_key,
           tls_self_signed, allow_non_loopback, insecure_no_tls, max_body_bytes, max_tail_timeout_ms,
-          max_tail_concurrency) -> None:
+          max_tail_concurrency, max_pool_bytes) -> None:
     """Serve pools over HTTP (remote protocol v0), with a web UI at /ui."""
     config = ServeConfig(
         bind=bind,
@@ -128,6 +131,7 @@ def serve(ctx: click.Context, bind, serve_dir, access, cors_origins, token, toke
         max_body_bytes=max_body_bytes,
         max_tail_timeout_ms=max_tail_timeout_ms,
         max_tail_concurrency=max_tail_concurrency,
+        max_pool_bytes=max_pool_bytes,
     )
     ctx.meta["plasmite_serve_config"] = config
     if ctx.invoked_subcommand is None:
@@ -176,6 +180,7 @@ def check(ctx: click.Context, as_json: bool) -> None:
             "max_body_bytes": cfg.max_body_bytes,
             "max_tail_timeout_ms": cfg.max_tail_timeout_ms,
             "max_tail_concurrency": cfg.max_tail_concurrency,
+            "max_pool_bytes": cfg.max_pool_bytes,
         },
     }
     if as_json:
@@ -191,7 +196,7 @@ def check(ctx: click.Context, as_json: bool) -> None:
         f"  Auth: {report['auth']}    TLS: {report['tls']}    Access: {cfg.access}",
         f"  CORS:    {cors}",
         f"  Limits:  body {cfg.max_body_bytes} bytes, tail timeout {cfg.max_tail_timeout_ms} ms, "
-        f"concurrency {cfg.max_tail_concurrency}",
+        f"concurrency {cfg.max_tail_concurrency}, pool size {cfg.max_pool_bytes} bytes",
     ]
     if fingerprint:
         lines.append(f"  Fingerprint: {fingerprint}")

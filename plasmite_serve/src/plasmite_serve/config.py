@@ -24,6 +24,8 @@ DEFAULT_BIND = "127.0.0.1:9700"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_TAIL_TIMEOUT_MS = 30_000
 DEFAULT_MAX_TAIL_CONCURRENCY = 64
+# Largest pool a remote client may create: remote creates allocate disk.
+DEFAULT_MAX_POOL_BYTES = 1 << 30
 ACCESS_MODES = ("read-only", "write-only", "read-write")
 SELF_SIGNED_VALIDITY_DAYS = 825
 
@@ -46,6 +48,7 @@ class ServeConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_tail_timeout_ms: int = DEFAULT_MAX_TAIL_TIMEOUT_MS
     max_tail_concurrency: int = DEFAULT_MAX_TAIL_CONCURRENCY
+    max_pool_bytes: int = DEFAULT_MAX_POOL_BYTES
 
 
 @dataclass
@@ -74,6 +77,7 @@ class ResolvedConfig:
     max_body_bytes: int
     max_tail_timeout_ms: int
     max_tail_concurrency: int
+    max_pool_bytes: int = 0
 
     @property
     def allows_read(self) -> bool:
@@ -441,6 +445,7 @@ def resolve(config: ServeConfig, *, self_signed_dir: Path | None = None) -> Reso
     max_body = _positive("--max-body-bytes", config.max_body_bytes, "1048576")
     max_timeout = _positive("--max-tail-timeout-ms", config.max_tail_timeout_ms, "30000")
     max_tails = _positive("--max-tail-concurrency", config.max_tail_concurrency, "64")
+    max_pool = _positive("--max-pool-bytes", config.max_pool_bytes, "1073741824")
 
     token = config.token
     token_file_used = False
@@ -496,6 +501,7 @@ def resolve(config: ServeConfig, *, self_signed_dir: Path | None = None) -> Reso
         max_body_bytes=max_body,
         max_tail_timeout_ms=max_timeout,
         max_tail_concurrency=max_tails,
+        max_pool_bytes=max_pool,
     )
 
 

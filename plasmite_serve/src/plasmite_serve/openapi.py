@@ -45,8 +45,8 @@ POOL_NAME = {"type": "string", "pattern": "^(?!.*\\.\\.)[A-Za-z0-9_][A-Za-z0-9_.
 TAG = {"type": "string", "minLength": 1}
 
 
-def openapi_document(max_tail_timeout_ms: int | None = None) -> dict[str, Any]:
-    """The document; with the server's tail timeout cap, the limit it enforces."""
+def openapi_document(max_tail_timeout_ms: int | None = None, max_pool_bytes: int | None = None) -> dict[str, Any]:
+    """The document; given the server's limits, it states them as schema bounds."""
     timeout_schema: dict[str, Any] = {"type": "integer", "minimum": 0}
     if max_tail_timeout_ms is not None:
         timeout_schema["maximum"] = max_tail_timeout_ms
@@ -162,7 +162,7 @@ def openapi_document(max_tail_timeout_ms: int | None = None) -> dict[str, Any]:
                                     "required": ["pool"],
                                     "properties": {
                                         "pool": _ref("PoolName"),
-                                        "size_bytes": {"type": "integer", "minimum": 65536, "maximum": 1099511627776, "default": 1048576},
+                                        "size_bytes": {"type": "integer", "minimum": 65536, "maximum": max_pool_bytes or 1099511627776, "default": 1048576},
                                     },
                                 }
                             }
