@@ -154,6 +154,15 @@ class PoolFile:
                 # Reserve the blocks now: a sparse pool on a file system that
                 # fills up later would kill its writer with SIGBUS on an mmap
                 # store; reserving turns that into ENOSPC at create.
+                # Refuse up front what cannot fit, rather than half-filling
+                # the file system before fallocate gives up.
+                try:
+                    vfs = os.fstatvfs(fd)
+                    free = vfs.f_bavail * vfs.f_frsize
+                except OSError:
+                    free = None
+                if free is not None and geo.file_size > free:
+                    raise OSError(errno.ENOSPC, f"needs {geo.file_size} bytes, {free} free")
                 try:
                     os.posix_fallocate(fd, 0, geo.file_size)
                 except OSError as exc:
