@@ -91,6 +91,8 @@ def main_rows(R: Results) -> list[list[str]]:
             status = (status + ", CHECK FAILED").strip(", ")
         better = "" if not unit else ("↓" if unit in ("µs", "ms") else "↑")
         note = p.note if p else "not run"
+        if w == "latency_p99" and p is not None:
+            note = slow_bursts(R.get("plasmite", "latency_p50")) or note
         fr = R.get("floor", w)
         cpu = ratio(p.extra.get("cpu_rate") if p else None, fr.extra.get("cpu_rate") if fr else None)
         rows.append([desc, f"{unit} {better}", fmt(pv, unit), fmt(fv, unit), ratio(pv, fv), cpu, tgt, status, note])
@@ -99,6 +101,19 @@ def main_rows(R: Results) -> list[list[str]]:
 
 MAIN_HEAD = ["figure", "unit", "Plasmite", "floor", "Plasmite/floor", "same, per CPU-s", "DESIGN.md target",
              "status", "note"]
+
+
+def slow_bursts(r: Result | None, limit_us: float = 1000.0) -> str:
+    """How many hand-offs took over 1 ms, and in how many runs of consecutive
+    messages: bursts mean the follower was off-CPU for a while, then caught up."""
+    if r is None or not r.extra.get("samples"):
+        return ""
+    xs = r.extra["samples"]
+    slow = [i for i, x in enumerate(xs) if x > limit_us]
+    if not slow:
+        return f"none of {len(xs)} hand-offs over 1 ms"
+    bursts = 1 + sum(1 for a, b in zip(slow, slow[1:]) if b != a + 1)
+    return f"{len(slow)} of {len(xs)} hand-offs over 1 ms, in {bursts} runs of consecutive messages"
 
 
 def peer_rows(R: Results, short: bool = False) -> tuple[list[str], list[list[str]]]:
