@@ -624,6 +624,10 @@ class PlasmiteApp:
         durability = _durability(req.durability)
         tags = req.tags or ()
         data = bytes(req.data)
+        await self._append_and_answer(name, data, tags, durability, send, cors)
+
+    async def _append_and_answer(self, name: str, data: bytes, tags, durability, send, cors) -> None:
+        """Append validated JSON data and answer with its envelope (JSON and Lite3 appends)."""
         if durability is Durability.FAST:
             # Fast path: a cached handle, a few microseconds under the pool lock.
             envelope = self._cached_pool(name).append_json(data, tags, durability)
@@ -667,22 +671,7 @@ class PlasmiteApp:
             if key == "durability":
                 durability = _durability(value)
         tags, data = _lite3_module().parse_message(body)  # Usage error when malformed
-        if durability is Durability.FAST:
-            envelope = self._cached_pool(name).append_json(data, tags, durability)
-        else:
-            path = self._pool_path(name)
-
-            def work():
-                if not path.exists():
-                    raise NotFoundError(f"pool not found: {name}", name, hint="create it first (POST /v0/pools)")
-                pool = self.client.open_pool(str(path))
-                try:
-                    return pool.append_json(data, tags, durability)
-                finally:
-                    pool.close()
-
-            envelope = await self._storage(work)
-        await _send_json(send, b'{"message":' + envelope + b"}", 200, cors)
+        await self._append_and_answer(name, data, tags, durability, send, cors)
 
     async def _get_lite3(self, name: str, seq: int, send, cors) -> None:
         encoder = _lite3_encoder()
