@@ -231,7 +231,7 @@ class Stream:
         if frames[0][0] != exp or frames[-1][0] != exp + len(frames) - 1:
             # A gap or already-seen seqs: let the general path apply the rules.
             self._pos = npos
-            self._requeue(frames)
+            self._fill(frames)  # apply the gap rules to what was scanned
             return [m.raw for m in self.poll(limit)]
         self._pos = npos
         self._expected = frames[-1][0] + 1
@@ -246,10 +246,6 @@ class Stream:
                 cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)).encode()
             out.append(env % (seq, cache[1], frac, tags_raw or b"[]", payload))
         return out
-
-    def _requeue(self, frames: list) -> None:
-        """Run already-scanned frames through the gap and filter rules."""
-        self._fill(frames)
 
     def next_json(self, timeout_ms: int | None = None) -> bytes | None:
         m = self.next(timeout_ms)
