@@ -52,6 +52,32 @@ def _tags_blob(tags) -> bytes:
     return blob
 
 
+_KINDS = {list: "an array", tuple: "an array", str: "a string", bool: "a boolean", int: "a number",
+          float: "a number", type(None): "null"}
+
+
+def require_object(value: Any) -> None:
+    """Refuse message data that is not a JSON object, as upstream does.
+
+    Every message then has a Lite3 form and upstream clients sharing a pool
+    can read it. Called only for values that are not plain dicts, so the
+    append path pays one type test.
+    """
+    if isinstance(value, dict):
+        return
+    try:
+        first = _json_enc(value)[:1]
+    except Exception:  # unencodable: the encoder's own error is reported
+        first = b""
+    if first == b"{":  # msgspec Structs, dataclasses
+        return
+    kind = _KINDS.get(type(value), type(value).__name__)
+    raise UsageError(
+        f"message data must be a JSON object, got {kind}",
+        hint='wrap the value in an object, e.g. {"value": [1, 2, 3]}',
+    )
+
+
 class PoolInfo(NamedTuple):
     name: str
     path: str
@@ -174,6 +200,8 @@ class Pool:
             payload = self._encode(value)
         except (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError):
             payload = encode_json(value)  # raises the Usage error with its hint
+        if type(value) is not dict:
+            require_object(value)
         tags_raw = _tags_blob(tags) if tags else _EMPTY
         pf = self._pf
         if pf is None:
@@ -182,12 +210,19 @@ class Pool:
         return Message(seq, t, tags_raw, payload, self._payload_codec, value)
 
     def append_json(self, payload: bytes | str, tags: Iterable[str] = (), durability: Durability = Durability.FAST) -> bytes:
-        """Append JSON text (validated); returns the committed JSON envelope."""
-        if isinstance(payload, (bytearray, memoryview)):
-            payload = bytes(payload)
+        """Append a JSON object given as UTF-8 bytes (validated); returns the
+        committed JSON envelope. A ``str`` is a TypeError, as upstream's binding."""
+        if type(payload) is not bytes:
+            if isinstance(payload, (bytearray, memoryview)):
+                payload = bytes(payload)
+            else:
+                raise TypeError(f"payload must be bytes (UTF-8 JSON), not {type(payload).__name__}; "
+                                "use .encode() or append() for Python values")
         if not payload:
-            raise UsageError("payload is empty", hint="pass one JSON value, e.g. b'{}'")
+            raise UsageError("payload is empty", hint="pass one JSON object, e.g. b'{}'")
         data = canonical_json(payload)
+        if data[:1] != b"{":
+            require_object(msgspec.json.decode(data))
         if self._codec_obj is not JSON:
             data = self._codec_obj.from_json(data)
         tags_raw = _tags_blob(tags)
@@ -209,6 +244,9 @@ class Pool:
         enc = encode_json if codec is JSON else codec.encode
         tags_raw = _tags_blob(tags) if tags else _EMPTY
         vals = list(values)
+        for v in vals:
+            if type(v) is not dict:
+                require_object(v)
         items = [(tags_raw, enc(v)) for v in vals]
         return self._commit_many(items, vals, durability)
 
@@ -219,6 +257,8 @@ class Pool:
         vals = []
         encoded = []
         for v, tg in items:
+            if type(v) is not dict:
+                require_object(v)
             vals.append(v)
             encoded.append((_tags_blob(tg) if tg else _EMPTY, enc(v)))
         return self._commit_many(encoded, vals, durability)
@@ -226,7 +266,8 @@ class Pool:
     def append_encoded(self, items: list[tuple[bytes, bytes]], durability: Durability = Durability.FAST) -> list[tuple[int, int]]:
         """Low-level batch: ``(tags_blob, payload)`` already in the pool's codec.
 
-        For ingest paths (CLI feed) that validated JSON themselves; returns
+        For ingest paths (CLI feed) that validated JSON (objects only, see
+        ``require_object``) themselves; returns
         ``[(seq, time_ns)]``. ``tags_blob`` is b"" or a JSON array of strings.
         """
         return self._file().append_batch(items, bool(durability))
