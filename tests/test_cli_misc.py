@@ -201,7 +201,7 @@ def test_not_a_pool_file_is_corrupt(pool_dir):
     err = error_of(r)
     assert err["kind"] == "Corrupt" and err["message"]
     listed = json.loads(pls("pool", "list", "--json", pool_dir=pool_dir).stdout)["pools"]
-    assert listed[0]["name"] == "junk" and listed[0]["error"]["kind"] == "Corrupt"
+    assert listed[0]["name"] == "junk" and listed[0]["error"]["error"]["kind"] == "Corrupt"
 
 
 def test_argument_errors_are_usage_envelopes_without_traceback(pool_dir):

@@ -422,6 +422,25 @@ class Pool:
         return f"Pool({str(self.path)!r})"
 
 
+def _check_index_capacity(size_bytes: int, index_capacity: int) -> None:
+    """Refuse an index with more slots than the ring left beside it can ever
+    hold messages (as upstream refuses an index that does not fit): the
+    default geometry, one slot per smallest frame, is the most that is useful."""
+    from .format import plan_geometry
+
+    try:
+        most = plan_geometry(size_bytes).index_capacity
+    except ValueError:
+        return  # a size out of range: PoolFile.create reports it
+    if index_capacity > most:
+        raise UsageError(
+            f"index capacity {index_capacity} leaves too little ring: a pool of {size_bytes} bytes "
+            f"holds at most {most} messages",
+            hint=f"choose an index capacity of at most {most} (the default indexes every message), "
+                 "or a larger pool size",
+        )
+
+
 class Client:
     """Pools in one local directory (default ``~/.plasmite/pools``)."""
 
@@ -446,6 +465,8 @@ class Client:
     ) -> Pool:
         if not isinstance(size_bytes, int) or isinstance(size_bytes, bool) or size_bytes <= 0:
             raise UsageError(f"size_bytes must be a positive integer, got {size_bytes!r}", hint="e.g. 8 * 1024 * 1024")
+        if index_capacity:
+            _check_index_capacity(size_bytes, index_capacity)
         if codec != "json":
             from . import plugins
 

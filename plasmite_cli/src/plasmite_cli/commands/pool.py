@@ -47,19 +47,25 @@ Examples:
   pls pool create chat
   pls pool create --size 8M bar baz
   pls pool create --size 64M --index-capacity 65536 events
+  pls pool create --codec msgpack metrics
   pls pool create --json chat
 
 \b
-Sizes take K/M/G suffixes (1024-based); the default is 1M.""",
+Sizes take K/M/G suffixes (1024-based); the default is 1M. An index with more
+slots than the ring can hold messages is a usage error (the default indexes
+every message). The codec is how payloads are stored; every codec reads and
+writes the same JSON messages.""",
     short_help="Create one or more pools.",
 )
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
 @click.option("--size", metavar="SIZE", help="Pool file size: bytes or K/M/G (default 1M).")
 @click.option("--index-capacity", type=click.IntRange(min=0), metavar="N",
               help="Slots of the seq index (default: sized from the pool; 0 disables).")
+@click.option("--codec", default="json", show_default=True, metavar="NAME",
+              help="Payload codec: json, msgpack, lite3 (plasmite-codecs) or a plugin's.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
-def create(ctx, names, size, index_capacity, as_json):
+def create(ctx, names, size, index_capacity, codec, as_json):
     """Create pools NAME... (AlreadyExists if one exists)."""
     from plasmite_core.client import DEFAULT_POOL_SIZE_BYTES
     from plasmite_core.errors import ErrorKind, PlasmiteError
@@ -73,7 +79,7 @@ def create(ctx, names, size, index_capacity, as_json):
     for name in names:
         _local_only(name, "create")
         try:
-            p = client.create_pool(name, size_bytes, index_capacity=index_capacity)
+            p = client.create_pool(name, size_bytes, index_capacity=index_capacity, codec=codec)
         except PlasmiteError as err:
             if err.kind == ErrorKind.ALREADY_EXISTS:
                 err.message = f"pool already exists: {name}"
@@ -149,14 +155,16 @@ Examples:
   pls pool list --json | jq -r '.pools[].name'
 
 \b
-Files not ending in .plasmite are ignored; a pool that cannot be read is
-listed with an error.""",
+Files not ending in .plasmite are ignored. A pool that cannot be read is
+listed with STATUS ERR and the reason in DETAIL (in JSON: an "error" entry
+holding the error envelope); readable pools show OK.""",
     short_help="List pools in the pool directory.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def list_(ctx, as_json):
     """List the pools in the pool directory."""
+    from plasmite_core.envelope import format_rfc3339
     from plasmite_core.errors import PlasmiteError, from_os_error
 
     from ..output import error_dict
@@ -176,8 +184,13 @@ def list_(ctx, as_json):
         try:
             d = client.pool_info(str(p)).to_dict()
             d["name"] = name
+            try:
+                d["mtime"] = format_rfc3339(p.stat().st_mtime_ns)
+            except OSError:
+                d["mtime"] = None
         except PlasmiteError as err:
-            d = {"name": name, "path": str(p), "error": error_dict(err)}
+            # upstream's entry for an unreadable pool: the error envelope under "error"
+            d = {"name": name, "path": str(p), "error": {"error": error_dict(err)}}
         pools.append(d)
     if as_json:
         emit_json({"pools": pools})
@@ -188,17 +201,19 @@ def list_(ctx, as_json):
     rows = []
     for d in pools:
         if "error" in d:
-            rows.append([d["name"], "-", "-", "-", f"error: {d['error']['message']}"])
+            rows.append([d["name"], "ERR", "-", "-", "-", "-", d["error"]["error"]["message"]])
             continue
         m = d["metrics"]
         rows.append([
             d["name"],
+            "OK",
             human_bytes(d["file_size"]),
             str(m["message_count"]),
             f"{m['utilization']['used_percent']}%",
             human_age(m["age"]["newest_age_ms"]),
+            "",
         ])
-    write_out(table(["NAME", "SIZE", "MESSAGES", "USED", "LAST WRITE"], rows))
+    write_out(table(["NAME", "STATUS", "SIZE", "MESSAGES", "USED", "LAST WRITE", "DETAIL"], rows))
     return 0
 
 
