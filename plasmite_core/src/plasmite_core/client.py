@@ -17,7 +17,7 @@ import msgspec
 
 from .codecs import JSON, canonical_json, encode_json
 from .envelope import Message, format_rfc3339
-from .errors import NotFoundError, PlasmiteError, UsageError, from_os_error
+from .errors import CorruptError, NotFoundError, PlasmiteError, UsageError, from_os_error
 from .pool import PoolFile, delete_pool_file
 from .refs import SUFFIX, default_pool_dir, pool_name_of, resolve_pool_ref
 from .stream import Stream
@@ -441,6 +441,19 @@ def _check_index_capacity(size_bytes: int, index_capacity: int) -> None:
         )
 
 
+def _open_file(path: Path, ref: str | Path | None = None) -> PoolFile:
+    """``PoolFile.open``, telling an upstream Plasmite pool from a corrupt one."""
+    try:
+        return PoolFile.open(path)
+    except CorruptError:
+        from .upstream import not_ours_error, upstream_version
+
+        version = upstream_version(path)
+        if version is None:
+            raise
+        raise not_ours_error(path, version, None if ref is None else str(ref)) from None
+
+
 class Client:
     """Pools in one local directory (default ``~/.plasmite/pools``)."""
 
@@ -474,7 +487,7 @@ class Client:
         return Pool(PoolFile.create(self._path(pool_ref), size_bytes, index_capacity, codec))
 
     def open_pool(self, pool_ref: str | Path) -> Pool:
-        return Pool(PoolFile.open(self._path(pool_ref)))
+        return Pool(_open_file(self._path(pool_ref), pool_ref))
 
     def pool(self, pool_ref: str | Path, size_bytes: int = DEFAULT_POOL_SIZE_BYTES, **options: Any) -> Pool:
         """Open the pool, creating it when missing (safe against a racing creator)."""
@@ -490,7 +503,7 @@ class Client:
             raise
 
     def pool_info(self, pool_ref: str | Path) -> PoolInfo:
-        pf = PoolFile.open(self._path(pool_ref))
+        pf = _open_file(self._path(pool_ref), pool_ref)
         try:
             return _info_of(pf)
         finally:
@@ -509,7 +522,7 @@ class Client:
         out = []
         for p in entries:
             try:
-                pf = PoolFile.open(p)
+                pf = _open_file(p)
             except PlasmiteError:
                 continue
             try:

@@ -70,8 +70,19 @@ def doctor(ctx, pool, check_all, as_json, repair):
     reports = []
     from plasmite_core.errors import CorruptError
 
+    from plasmite_core.upstream import not_ours_error, upstream_version
+
     for name, path in targets:
-        if repair:
+        version = upstream_version(path)
+        if version is not None:
+            err = not_ours_error(path, version, name)
+            if pool:
+                raise err
+            rep = check_pool(path)  # listed as unreadable here, with the way out
+            rep.issues[:] = []
+            rep.add("upstream_format", err.message, 0)
+            rep.notes.append(err.hint)
+        elif repair:
             try:
                 rep = repair_pool(path)
             except CorruptError as err:  # not repairable (e.g. a damaged header)
@@ -118,9 +129,12 @@ def _upstream_fields(name: str, rep) -> dict:
     issues = [{"code": i.code, "message": i.message, "seq": None, "offset": i.offset} for i in rep.issues]
     hints = []
     if not rep.ok:
-        if all(i.code != "header" for i in rep.issues):  # a damaged header cannot be repaired
+        if any(i.code == "upstream_format" for i in rep.issues):
+            hints.append(f"convert it with `pls pool import {name}`")
+        elif all(i.code != "header" for i in rep.issues):  # a damaged header cannot be repaired
             hints.append(f"run `pls doctor {name} --repair` to keep every intact message up to the first damaged one")
-        hints.append("restore the pool file from a backup, or delete and recreate it")
+        else:
+            hints.append("restore the pool file from a backup, or delete and recreate it")
     return {
         "pool_ref": name,
         "path": rep.path,

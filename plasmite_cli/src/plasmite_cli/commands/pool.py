@@ -1,4 +1,4 @@
-"""``pls pool create|info|list|delete``: manage pool files.
+"""``pls pool create|info|list|delete|import``: manage pool files.
 
 Human output is a short table or summary; ``--json`` gives the stable machine
 shape (pool info as in upstream's pool-info JSON). ``delete`` is best effort:
@@ -21,6 +21,7 @@ Examples:
   pls pool info chat --json
   pls pool list
   pls pool delete chat logs
+  pls pool import chat          # convert an upstream Plasmite pool
 
 \b
 Pools live in ~/.plasmite/pools unless --dir DIR (or PLASMITE_DIR) says
@@ -214,6 +215,62 @@ def list_(ctx, as_json):
             "",
         ])
     write_out(table(["NAME", "STATUS", "SIZE", "MESSAGES", "USED", "LAST WRITE", "DETAIL"], rows))
+    return 0
+
+
+@pool.command(
+    "import",
+    epilog="""\b
+Examples:
+  pls pool import chat                  # convert ~/.plasmite/pools/chat.plasmite in place
+  pls pool import ./old/chat.plasmite chat
+  pls pool import chat chat2 --size 8M --json
+
+\b
+SOURCE is a pool file written by upstream Plasmite (format 3), given by name
+or path. Every retained message keeps its seq, time, tags and data, and new
+appends continue its numbering. Without NAME, or when NAME is SOURCE itself,
+the file is converted in place and the original is kept beside it as
+NAME.plasmite.upstream-v3.bak. The new pool has the source's file size
+unless --size says otherwise (a smaller pool keeps the newest messages that
+fit and says how many it dropped). Needs the lite3 codec (plasmite-codecs).""",
+    short_help="Convert an upstream Plasmite pool file into this format.",
+)
+@click.argument("source", metavar="SOURCE", shell_complete=complete_pool)
+@click.argument("name", metavar="[NAME]", required=False)
+@click.option("--size", metavar="SIZE", help="Size of the new pool: bytes or K/M/G (default: the source's).")
+@click.option("--index-capacity", type=click.IntRange(min=0), metavar="N",
+              help="Slots of the seq index (default: sized from the pool).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.pass_context
+def import_(ctx, source, name, size, index_capacity, as_json):
+    """Convert the upstream pool SOURCE into pool NAME (default: in place)."""
+    from plasmite_core.refs import resolve_pool_ref
+    from plasmite_core.upstream import import_pool
+
+    from ..parsing import parse_size
+
+    _local_only(source, "import")
+    state = get_state(ctx)
+    src = resolve_pool_ref(source, state.pool_dir)
+    if name is not None:
+        _local_only(name, "import")
+    dest = src if name is None else resolve_pool_ref(name, state.pool_dir)
+    size_bytes = parse_size(size) if size is not None else None
+    rep = import_pool(src, dest, size_bytes, index_capacity, source_ref=source)
+    out = {"source": rep.source, "pool": name or source, "path": rep.path, "messages": rep.messages,
+           "first_seq": rep.first_seq, "last_seq": rep.last_seq, "dropped_oldest": rep.dropped_oldest,
+           "backup": rep.backup}
+    if as_json:
+        emit_json({"imported": out})
+        return 0
+    seqs = f"seq {rep.first_seq}..{rep.last_seq}" if rep.messages else "no messages"
+    lines = [f"imported {out['pool']}: {rep.messages} messages ({seqs})", f"  path: {rep.path}"]
+    if rep.backup:
+        lines.append(f"  original kept as {rep.backup}")
+    if rep.dropped_oldest:
+        lines.append(f"  dropped the {rep.dropped_oldest} oldest messages that did not fit; use a larger --size to keep them")
+    write_out("\n".join(lines) + "\n")
     return 0
 
 
