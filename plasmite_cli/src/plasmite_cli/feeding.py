@@ -103,13 +103,13 @@ def ingest_stream(handle, fd: int, pool_ref: str, *, mode: str, errors: str, tag
     engine = None
 
     def on_values(values: list) -> None:
-        for i, v in enumerate(values):
-            if type(v) is not dict:
-                # Store the records before it, then stop (as upstream: whatever --errors says).
-                if i:
-                    on_values(values[:i])
-                    engine.outcome.ok += i
-                _reject_non_object(v, engine.outcome.total + 1)
+        if set(map(type, values)) - _DICT_ONLY:
+            i, v = next((i, v) for i, v in enumerate(values) if type(v) is not dict)
+            # Store the records before it, then stop (as upstream: whatever --errors says).
+            if i:
+                on_values(values[:i])
+                engine.outcome.ok += i
+            _reject_non_object(v, engine.outcome.total + 1)
         if append_encoded is not None:
             # Local JSON pool: encode here and skip building Message objects.
             done = append_encoded(values, durability, retries, delay_s)
@@ -140,6 +140,9 @@ def ingest_stream(handle, fd: int, pool_ref: str, *, mode: str, errors: str, tag
                {"total": outcome.total, "ok": outcome.ok, "failed": outcome.failed,
                 "pool_path": str(getattr(handle, "path", pool_ref))})
     return outcome
+
+
+_DICT_ONLY = {dict}
 
 
 def _reject_non_object(value, index: int | None = None) -> None:
