@@ -70,7 +70,10 @@ def upstream_version(path: str | os.PathLike) -> int | None:
         return None
     if len(head) < 8 or head[:4] != MAGIC or head[4:] == OWN_MAGIC_TAIL:
         return None
-    return struct.unpack_from("<I", head, 4)[0]
+    version = struct.unpack_from("<I", head, 4)[0]
+    # A plausible version only: a damaged "POOL" in this project's magic is
+    # a corrupt pool of ours, not a foreign one.
+    return version if 1 <= version <= 255 else None
 
 
 def not_ours_error(path: str | os.PathLike, version: int, ref: str | None = None) -> UsageError:
