@@ -132,3 +132,16 @@ def test_empty_and_other_versions(client, pool_dir):
     r = pls("pool", "import", "old", pool_dir=pool_dir)
     assert r.returncode == 2 and "format 2" in error_of(r)["message"]
     assert jsonl(pls("pool", "list", "--json", pool_dir=pool_dir).stdout)
+
+
+def test_a_damaged_upstream_frame_is_corrupt_and_nothing_is_written(pool_dir):
+    write_upstream_pool(pool_dir / "dmg.plasmite", messages(10))
+    path = pool_dir / "dmg.plasmite"
+    raw = bytearray(path.read_bytes())
+    at = raw.rfind(b"PLSMCMIT")  # the newest frame's commit marker
+    raw[at : at + 8] = b"\0" * 8
+    path.write_bytes(bytes(raw))
+    r = pls("pool", "import", "dmg", pool_dir=pool_dir)
+    err = error_of(r)
+    assert r.returncode == 7 and err["kind"] == "Corrupt" and err["seq"] == 10
+    assert path.read_bytes() == bytes(raw) and sorted(p.name for p in pool_dir.iterdir()) == ["dmg.plasmite"]
