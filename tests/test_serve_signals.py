@@ -4,7 +4,6 @@ a graceful shutdown that ends open tails cleanly, and exits 0."""
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import signal
 import subprocess
