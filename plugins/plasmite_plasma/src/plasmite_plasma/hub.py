@@ -1,0 +1,197 @@
+"""The fan-out: follow the pools, hand each event to the subscribers of its type.
+
+One asyncio task per followed pool reads new messages and dispatches them to
+per-subscriber queues, indexed by subscription key so an event costs a few
+dict look-ups whatever the number of subscribers. A subscriber whose queue
+overflows is closed rather than allowed to stall the others: an SSE client
+reconnects with ``Last-Event-ID`` and replays what it missed from the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Iterable
+
+from .events import BadEvent, Event, from_message, matches, type_keys
+from .metrics import Metrics
+
+QUEUE_SIZE = 4096
+REPLAY_CHUNK = 512
+
+
+class Subscriber:
+    __slots__ = ("transport", "types", "queue", "closed", "reason")
+
+    def __init__(self, transport: str, types: Iterable[str]) -> None:
+        self.transport = transport
+        self.types = frozenset(types)
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE_SIZE)
+        self.closed = False
+        self.reason = ""
+
+    def deliver(self, event: Event) -> None:
+        if self.closed:
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.close("too slow: its queue of undelivered events overflowed")
+
+    def close(self, reason: str = "") -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.reason = reason
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
+
+    async def get(self) -> Event | None:
+        """The next event, or None once closed."""
+        return await self.queue.get()
+
+
+class Hub:
+    def __init__(self, pools: list[tuple[str, Any]], type_from: str, metrics: Metrics, log: logging.Logger) -> None:
+        self.refs = [ref for ref, _ in pools]
+        self.pools = [pool for _, pool in pools]
+        self.type_from = type_from
+        self.metrics = metrics
+        self.log = log
+        self.position: list[int] = [0] * len(pools)
+        self.healthy: list[bool] = [False] * len(pools)
+        self._by_key: dict[str, set[Subscriber]] = {}
+        self._tasks: list[asyncio.Task] = []
+
+    # ------------------------------------------------------------ following
+    async def start(self) -> None:
+        for i, pool in enumerate(self.pools):
+            last = (await asyncio.to_thread(pool.bounds))[1]
+            self.position[i] = last or 0
+            self.healthy[i] = True
+            self._tasks.append(asyncio.create_task(self._follow(i), name=f"plasma-follow-{self.refs[i]}"))
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._tasks.clear()
+        for subs in list(self._by_key.values()):
+            for s in list(subs):
+                s.close("the gateway is shutting down")
+
+    async def _follow(self, i: int) -> None:
+        pool = self.pools[i]
+        while True:
+            try:
+                async for m in pool.atail(since_seq=self.position[i] + 1):
+                    self.healthy[i] = True
+                    self.dispatch(i, m.seq, m.data, m.tags)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # an unreadable pool: report, retry
+                if self.healthy[i]:
+                    self.log.error("pool unreadable", extra={"fields": {"pool": self.refs[i], "error": str(exc)}})
+                self.healthy[i] = False
+                await asyncio.sleep(1.0)
+
+    def dispatch(self, i: int, seq: int, data: Any, tags: list[str] | None) -> None:
+        self.position[i] = seq
+        try:
+            etype, data_json = from_message(data, tags, self.type_from)
+        except BadEvent as exc:
+            self.metrics.skipped.labels(source="pool").inc()
+            self.log.info("skipped a message that is not a Plasma event",
+                          extra={"fields": {"pool": self.refs[i], "seq": seq, "error": str(exc)}})
+            return
+        event = Event(etype, data_json, tuple(self.position))
+        self.metrics.events.inc()
+        targets: set[Subscriber] = set()
+        for key in type_keys(etype):
+            subs = self._by_key.get(key)
+            if subs:
+                targets |= subs
+        sent = {"sse": 0, "grpc": 0}
+        for s in targets:
+            s.deliver(event)
+            sent[s.transport] = sent.get(s.transport, 0) + 1
+        for transport, n in sent.items():
+            if n:
+                self.metrics.sent.labels(transport=transport).inc(n)
+
+    # ---------------------------------------------------------- subscribers
+    def subscribe(self, transport: str, types: Iterable[str]) -> Subscriber:
+        sub = Subscriber(transport, types)
+        self._index(sub)
+        self.metrics.connect(transport, +1)
+        return sub
+
+    def resubscribe(self, sub: Subscriber, types: Iterable[str]) -> None:
+        self._unindex(sub)
+        sub.types = frozenset(types)
+        self._index(sub)
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        self._unindex(sub)
+        sub.close()
+        self.metrics.connect(sub.transport, -1)
+
+    def _index(self, sub: Subscriber) -> None:
+        for t in sub.types:
+            self._by_key.setdefault(t, set()).add(sub)
+
+    def _unindex(self, sub: Subscriber) -> None:
+        for t in sub.types:
+            subs = self._by_key.get(t)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._by_key[t]
+
+    # --------------------------------------------------------------- replay
+    async def replay(self, sub: Subscriber, since: tuple[int, ...], upto: tuple[int, ...]):
+        """Events after ``since`` up to ``upto`` (both per pool) that match
+        ``sub``, with the position to use as each one's id. Live events after
+        ``upto`` are already queued for ``sub``, so nothing is lost or repeated."""
+        pos = list(since)
+        for i, pool in enumerate(self.pools):
+            start = since[i] + 1
+            while start <= upto[i]:
+                batch = await asyncio.to_thread(_read, pool, start, min(REPLAY_CHUNK, upto[i] - start + 1))
+                if not batch:
+                    break
+                for seq, data, tags in batch:
+                    if seq > upto[i]:
+                        break
+                    pos[i] = seq
+                    try:
+                        etype, data_json = from_message(data, tags, self.type_from)
+                    except BadEvent:
+                        continue
+                    if matches(etype, sub.types):
+                        yield Event(etype, data_json, tuple(pos))
+                start = batch[-1][0] + 1
+            pos[i] = max(pos[i], upto[i])
+
+    # --------------------------------------------------------------- health
+    async def check(self) -> list[str]:
+        """Problems with the pools, empty when all are readable now."""
+        problems = []
+        for i, pool in enumerate(self.pools):
+            try:
+                await asyncio.wait_for(asyncio.to_thread(pool.bounds), 5.0)
+            except Exception as exc:
+                problems.append(f"pool {self.refs[i]}: {exc or type(exc).__name__}")
+                continue
+            if not self.healthy[i]:
+                problems.append(f"pool {self.refs[i]}: the follower is retrying")
+        return problems
+
+
+def _read(pool, start: int, n: int) -> list[tuple[int, Any, list[str]]]:
+    return [(m.seq, m.data, m.tags) for m in pool.tail(since_seq=start, max_messages=n, timeout_ms=0)]
