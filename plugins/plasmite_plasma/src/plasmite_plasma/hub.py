@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Any, Iterable
 
 from .events import BadEvent, Event, from_message, matches, type_keys
@@ -184,13 +185,24 @@ class Hub:
         problems = []
         for i, pool in enumerate(self.pools):
             try:
-                await asyncio.wait_for(asyncio.to_thread(pool.bounds), 5.0)
+                await asyncio.wait_for(asyncio.to_thread(_probe, pool), 5.0)
             except Exception as exc:
                 problems.append(f"pool {self.refs[i]}: {exc or type(exc).__name__}")
                 continue
             if not self.healthy[i]:
                 problems.append(f"pool {self.refs[i]}: the follower is retrying")
         return problems
+
+
+def _probe(pool) -> None:
+    """Read the pool's bounds; for a local pool also check that its file is
+    still the one at its path (a deleted or replaced file is unhealthy)."""
+    pool.bounds()
+    path, pf = getattr(pool, "path", None), getattr(pool, "_pf", None)
+    if path is not None and pf is not None:
+        st = os.stat(path)
+        if st.st_ino != os.fstat(pf.fd).st_ino:
+            raise OSError(f"{path} was replaced since the gateway opened it")
 
 
 def _read(pool, start: int, n: int) -> list[tuple[int, Any, list[str]]]:
