@@ -307,3 +307,44 @@ def test_hc_is_500_when_a_pool_is_unreadable(tmp_path):
         os.unlink(tmp_path / "plasma.plasmite")
         status, body, _ = get(g.url + "/hc")
         assert status == 500 and b"plasma" in body
+
+
+def test_tls_for_sse_and_grpc_when_cert_and_key_are_given(tmp_path):
+    import ssl
+
+    import grpc
+
+    serve_config = pytest.importorskip("plasmite_serve.config")
+    cert, key, _ = serve_config.generate_self_signed("127.0.0.1")
+    (tmp_path / "cert.pem").write_bytes(cert)
+    (tmp_path / "key.pem").write_bytes(key)
+    env = {"PLASMA_TLS_CERT_FILE": str(tmp_path / "cert.pem"), "PLASMA_TLS_KEY_FILE": str(tmp_path / "key.pem")}
+    with GatewayProcess(tmp_path, env=env) as g:
+        ctx = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+        with urllib.request.urlopen(g.url + "/hc", timeout=20, context=ctx) as r:
+            assert g.url.startswith("https://") and r.status == 200
+        creds = grpc.ssl_channel_credentials(root_certificates=cert)
+        sub = GrpcSub(f"localhost:{g.grpc_port}", creds)
+        try:
+            sub.send(["secure"])
+            wait_until(lambda: gateway_saw_request(g, ["secure"]))
+            Client(tmp_path).pool("plasma").append(plasma_event("secure", 1))
+            assert sub.take(1) == [("secure", "1")]
+        finally:
+            sub.close()
+        plain = GrpcSub(g.grpc_target)  # a plaintext client is refused
+        try:
+            plain.send(["secure"])
+            wait_until(lambda: plain.status is not None)
+            assert plain.status == grpc.StatusCode.UNAVAILABLE
+        finally:
+            plain.close()
+
+
+def test_pls_start_up_does_not_load_the_gateway_stack():
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "plasmite_cli", "plasma", "--help"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "Plasma" in r.stdout
+    loaded = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in r.stderr.splitlines() if "|" in line}
+    assert "plasmite_plasma" in loaded
+    assert not loaded & {"grpc", "uvicorn", "prometheus_client", "redis", "google"}, loaded

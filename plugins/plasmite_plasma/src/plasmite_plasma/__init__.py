@@ -14,8 +14,17 @@ Mount the ASGI apps yourself::
 
 from __future__ import annotations
 
-from .app import create_app, create_metrics_app
-from .config import PlasmaConfig, resolve
-from .gateway import Gateway
-
 __all__ = ["Gateway", "PlasmaConfig", "create_app", "create_metrics_app", "resolve"]
+
+_HOMES = {"Gateway": "gateway", "PlasmaConfig": "config", "resolve": "config",
+          "create_app": "app", "create_metrics_app": "app"}
+
+
+def __getattr__(name: str):
+    # Lazy: `pls` imports this package to register `pls plasma`, and must not
+    # pay for uvicorn, prometheus-client or grpc on every start-up.
+    if name in _HOMES:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
