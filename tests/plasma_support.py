@@ -13,8 +13,13 @@ import time
 class SSE:
     """An SSE connection read on a thread; frames land in ``self.frames``."""
 
-    def __init__(self, port: int, query: str, headers: dict | None = None, timeout: float = 30.0) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port: int, query: str, headers: dict | None = None, timeout: float = 30.0,
+                 paused: bool = False) -> None:
+        self.sock = socket.socket()
+        if paused:  # a small receive buffer, not read until resume(): a subscriber that falls behind
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.settimeout(timeout)
+        self.sock.connect(("127.0.0.1", port))
         hdrs = {"Host": f"127.0.0.1:{port}", "Accept": "text/event-stream", **(headers or {})}
         req = f"GET /?{query} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
         self.sock.sendall(req.encode())
@@ -30,8 +35,11 @@ class SSE:
             self.headers[k.strip().lower()] = v.strip()
         self.frames: queue.Queue = queue.Queue()
         self.raw: list[str] = []
-        if self.status == 200:
-            threading.Thread(target=self._read, daemon=True).start()
+        if self.status == 200 and not paused:
+            self.resume()
+
+    def resume(self) -> None:
+        threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
         frame: dict = {}

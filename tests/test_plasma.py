@@ -348,3 +348,74 @@ def test_pls_start_up_does_not_load_the_gateway_stack():
     loaded = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in r.stderr.splitlines() if "|" in line}
     assert "plasmite_plasma" in loaded
     assert not loaded & {"grpc", "uvicorn", "prometheus_client", "redis", "google"}, loaded
+
+
+def test_the_asgi_apps_mount_in_another_server_without_lifespan(tmp_path):
+    import threading
+
+    import uvicorn
+
+    from plasmite_plasma import Gateway, create_app, create_metrics_app, resolve
+    from plasmite_plasma.testing import free_port
+
+    cfg = resolve({"PLASMA_POOL_DIR": str(tmp_path), "PLASMA_POOLS": "a,b", "PLASMA_ACCESS_LOG_OUT": "discard",
+                   "PLASMA_ERROR_LOG_OUT": "discard"})
+    gateway = Gateway(cfg)
+    main, metrics = create_app(gateway), create_metrics_app(gateway)
+
+    async def host_app(scope, receive, send):  # a host application routing a prefix to the metrics app
+        if scope["type"] == "http" and scope["path"].startswith("/ops/"):
+            return await metrics({**scope, "path": scope["path"][4:]}, receive, send)
+        return await main(scope, receive, send)
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(host_app, host="127.0.0.1", port=port, lifespan="off", log_config=None))
+    t = threading.Thread(target=server.run, daemon=True)
+    t.start()
+    try:
+        wait_until(lambda: server.started)
+        assert get(f"http://127.0.0.1:{port}/hc")[0] == 200
+        s = SSE(port, "eventType=x")
+        try:
+            Client(tmp_path).pool("b").append(plasma_event("x", "from b"))
+            got = s.events(1)
+            Client(tmp_path).pool("a").append(plasma_event("x:y", "from a"))
+            got += s.events(1)
+            assert [f["json"]["data"] for f in got] == ["from b", "from a"]
+            assert [f["id"] for f in got] == ["0.1", "1.1"]  # one seq per followed pool
+        finally:
+            s.close()
+        again = SSE(port, "eventType=x", {"Last-Event-ID": "0.1"})  # saw b's event, missed a's
+        try:
+            assert [f["json"]["data"] for f in again.events(1)] == ["from a"]
+            assert again.quiet(0.5) == []
+        finally:
+            again.close()
+        status, body, _ = get(f"http://127.0.0.1:{port}/ops/metrics/plasma")
+        assert status == 200 and "connections_sse" in json.loads(body)
+    finally:
+        server.should_exit = True
+        t.join(20)
+
+
+def test_a_subscriber_that_falls_behind_catches_up_from_the_pool(tmp_path):
+    pool = Client(tmp_path).pool("plasma", 64 * 1024 * 1024)
+    with GatewayProcess(tmp_path, env={"PLASMA_ACCESS_LOG_OUT": "discard"}) as g:
+        slow = SSE(g.port, "eventType=bulk", paused=True)
+        fast = SSE(g.port, "eventType=bulk")
+        try:
+            blob = "x" * 2000
+            total = 6000  # more than a subscriber's queue (4096) and any socket buffer
+            for lo in range(0, total, 500):
+                pool.append_many([plasma_event("bulk", {"i": i, "pad": blob}) for i in range(lo, lo + 500)])
+            assert [f["json"]["data"]["i"] for f in fast.events(total, timeout=120)] == list(range(total))
+            slow.resume()
+            got = slow.events(total, timeout=120)
+            assert [f["json"]["data"]["i"] for f in got] == list(range(total))
+            seqs = [int(f["id"]) for f in got]
+            assert seqs == list(range(seqs[0], seqs[0] + total))
+            assert slow.quiet(0.5) == []
+        finally:
+            slow.close()
+            fast.close()
+        assert any(e["msg"].startswith("a subscriber fell behind") for e in g.error_log())

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs
 
 from .events import HEARTBEAT, event_id, parse_event_id
 from .gateway import Gateway
+from .hub import LAG
 from .logs import request_fields
 from .metrics import CONTENT_TYPE_LATEST
 
@@ -134,7 +135,7 @@ def create_app(gateway: Gateway):
 
         hub = gateway.hub
         sub = hub.subscribe("sse", types)
-        upto = tuple(hub.position)
+        upto = sub.position
         heartbeat = HEARTBEAT in sub.types
         disconnected = asyncio.Event()
 
@@ -171,9 +172,22 @@ def create_app(gateway: Gateway):
                     continue
                 if ev is None:
                     break
-                await send({"type": "http.response.body", "body": ev.sse_bytes(event_id(ev.position)),
-                            "more_body": True})
-                sent += 1
+                if ev is LAG:
+                    async for old in hub.catch_up(sub):
+                        await send({"type": "http.response.body", "body": old.sse_bytes(event_id(old.position)),
+                                    "more_body": True})
+                        sent += 1
+                    continue
+                frames = [ev.sse_bytes(event_id(ev.position))]
+                while len(frames) < 256 and not sub.queue.empty():  # a backlog goes out in one write
+                    more = sub.queue.get_nowait()
+                    if more is None or more is LAG:
+                        sub.queue.put_nowait(more)
+                        break
+                    sub.position = more.position
+                    frames.append(more.sse_bytes(event_id(more.position)))
+                await send({"type": "http.response.body", "body": b"".join(frames), "more_body": True})
+                sent += len(frames)
             if not disconnected.is_set():
                 await send({"type": "http.response.body", "body": b""})
         except OSError:
@@ -195,6 +209,7 @@ def create_metrics_app(gateway: Gateway):
             return await _lifespan(gateway, receive, send)
         if scope["type"] != "http":
             return
+        await gateway.start()
         path = scope["path"]
         m = gateway.metrics
         if path == "/metrics/plasma":

@@ -3,7 +3,7 @@
 Each ``Request`` on the stream replaces the subscription (an empty one
 unsubscribes, keeping the stream open); ``forceClose`` or the client closing
 its side ends the stream with OK, as Plasma does. A subscriber too slow to
-keep up is ended with RESOURCE_EXHAUSTED rather than holding the others back.
+keep up catches up from the pool (see ``hub``) instead of holding others back.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import grpc
 
 from . import stream_pb2_grpc
 from .gateway import Gateway
+from .hub import LAG
 
 _TYPE_MAX_CHARS = 256
 
@@ -56,14 +57,16 @@ class StreamService(stream_pb2_grpc.StreamServiceServicer):
                 ev = await sub.get()
                 if ev is None:
                     break
+                if ev is LAG:
+                    async for old in hub.catch_up(sub):
+                        await context.write(old.grpc_payload())
+                        sent += 1
+                    continue
                 await context.write(ev.grpc_payload())
                 sent += 1
             if bad:
                 code = grpc.StatusCode.INVALID_ARGUMENT
                 await context.abort(code, bad[0])
-            if sub.reason.startswith("too slow"):
-                code = grpc.StatusCode.RESOURCE_EXHAUSTED
-                await context.abort(code, "subscriber too slow: its queue of undelivered events overflowed")
         except asyncio.CancelledError:
             code = grpc.StatusCode.CANCELLED
             raise

@@ -3,8 +3,9 @@
 One asyncio task per followed pool reads new messages and dispatches them to
 per-subscriber queues, indexed by subscription key so an event costs a few
 dict look-ups whatever the number of subscribers. A subscriber whose queue
-overflows is closed rather than allowed to stall the others: an SSE client
-reconnects with ``Last-Event-ID`` and replays what it missed from the pool.
+overflows never stalls the others: its queue is replaced by one ``LAG``
+marker, and its writer catches up by reading the pool itself (``catch_up``)
+before taking live events again, so it loses nothing either.
 """
 
 from __future__ import annotations
@@ -19,25 +20,31 @@ from .metrics import Metrics
 
 QUEUE_SIZE = 4096
 REPLAY_CHUNK = 512
+LAG = Event("", "null")  # queue marker: "you fell behind, read the pool"
 
 
 class Subscriber:
-    __slots__ = ("transport", "types", "queue", "closed", "reason")
+    __slots__ = ("transport", "types", "queue", "closed", "reason", "lagging", "position")
 
-    def __init__(self, transport: str, types: Iterable[str]) -> None:
+    def __init__(self, transport: str, types: Iterable[str], position: tuple[int, ...]) -> None:
         self.transport = transport
         self.types = frozenset(types)
         self.queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE_SIZE)
         self.closed = False
         self.reason = ""
+        self.lagging = False
+        self.position = position  # of the last event handed to the writer (its resume point)
 
     def deliver(self, event: Event) -> None:
-        if self.closed:
+        if self.closed or self.lagging:
             return
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
-            self.close("too slow: its queue of undelivered events overflowed")
+            self.lagging = True
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(LAG)
 
     def close(self, reason: str = "") -> None:
         if self.closed:
@@ -49,8 +56,11 @@ class Subscriber:
         self.queue.put_nowait(None)
 
     async def get(self) -> Event | None:
-        """The next event, or None once closed."""
-        return await self.queue.get()
+        """The next event (``LAG`` after an overflow), or None once closed."""
+        ev = await self.queue.get()
+        if ev is not None and ev is not LAG:
+            self.position = ev.position
+        return ev
 
 
 class Hub:
@@ -127,7 +137,7 @@ class Hub:
 
     # ---------------------------------------------------------- subscribers
     def subscribe(self, transport: str, types: Iterable[str]) -> Subscriber:
-        sub = Subscriber(transport, types)
+        sub = Subscriber(transport, types, tuple(self.position))
         self._index(sub)
         self.metrics.connect(transport, +1)
         return sub
@@ -155,6 +165,16 @@ class Hub:
                     del self._by_key[t]
 
     # --------------------------------------------------------------- replay
+    def catch_up(self, sub: Subscriber):
+        """After ``LAG``: the events ``sub`` missed, read from the pool. Live
+        delivery resumes at once for events after the current position."""
+        since, upto = sub.position, tuple(self.position)
+        self.log.debug("a subscriber fell behind; catching up from the pool", extra={"fields": {
+            "transport": sub.transport, "from": list(since), "to": list(upto)}})
+        sub.lagging = False
+        sub.position = upto
+        return self.replay(sub, since, upto)
+
     async def replay(self, sub: Subscriber, since: tuple[int, ...], upto: tuple[int, ...]):
         """Events after ``since`` up to ``upto`` (both per pool) that match
         ``sub``, with the position to use as each one's id. Live events after
