@@ -419,3 +419,33 @@ def test_a_subscriber_that_falls_behind_catches_up_from_the_pool(tmp_path):
             slow.close()
             fast.close()
         assert any(e["msg"].startswith("a subscriber fell behind") for e in g.error_log())
+
+
+def test_a_pool_url_is_followed_through_its_transport(tmp_path):
+    """Replicas on other hosts follow one pool: here over pls serve's http transport."""
+    testing = pytest.importorskip("plasmite_serve.testing")
+    from plasmite_serve.client import RemoteClient
+
+    (tmp_path / "server").mkdir()
+    (tmp_path / "gw").mkdir()
+    with testing.ServerProcess(tmp_path / "server") as server:
+        remote = RemoteClient(server.base_url).create_pool("shared")
+        remote.append(plasma_event("remote", "old"))
+        env = {"PLASMA_POOLS": f"{server.base_url}/shared"}
+        with GatewayProcess(tmp_path / "gw", env=env) as g1, GatewayProcess(tmp_path / "gw", env=env) as g2:
+            subs = [SSE(g.port, "eventType=remote") for g in (g1, g2)]
+            try:
+                remote.append(plasma_event("remote:x", "new"))
+                for s in subs:
+                    f = s.events(1)[0]
+                    assert (f["json"]["data"], f["id"]) == ("new", "2")
+                replay = SSE(g2.port, "eventType=remote", {"Last-Event-ID": "0"})
+                try:
+                    assert [f["json"]["data"] for f in replay.events(2)] == ["old", "new"]
+                finally:
+                    replay.close()
+                assert get(g1.url + "/hc")[0] == 200
+            finally:
+                for s in subs:
+                    s.close()
+        assert not (tmp_path / "gw" / "plasma.plasmite").exists()  # no local pool was made

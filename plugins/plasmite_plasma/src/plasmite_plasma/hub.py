@@ -226,4 +226,7 @@ def _probe(pool) -> None:
 
 
 def _read(pool, start: int, n: int) -> list[tuple[int, Any, list[str]]]:
-    return [(m.seq, m.data, m.tags) for m in pool.tail(since_seq=start, max_messages=n, timeout_ms=0)]
+    # A local read returns what is there at once; a remote tail needs a moment
+    # for its request even though the n messages already exist.
+    wait = 0 if hasattr(pool, "_pf") else 2000
+    return [(m.seq, m.data, m.tags) for m in pool.tail(since_seq=start, max_messages=n, timeout_ms=wait)]
