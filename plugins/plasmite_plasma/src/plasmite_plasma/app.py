@@ -163,13 +163,15 @@ def create_app(gateway: Gateway):
                     sent += 1
             next_beat = time.monotonic() + cfg.sse_heartbeat
             while not disconnected.is_set():
-                try:
-                    ev = await asyncio.wait_for(sub.get(), max(0.0, next_beat - time.monotonic()))
-                except asyncio.TimeoutError:
-                    next_beat = time.monotonic() + cfg.sse_heartbeat
-                    if heartbeat:
+                if not heartbeat:  # no timer per event: fan-out to many subscribers stays cheap
+                    ev = await sub.get()
+                else:
+                    try:
+                        ev = await asyncio.wait_for(sub.get(), max(0.0, next_beat - time.monotonic()))
+                    except asyncio.TimeoutError:
+                        next_beat = time.monotonic() + cfg.sse_heartbeat
                         await send({"type": "http.response.body", "body": b":heartbeat \n\n", "more_body": True})
-                    continue
+                        continue
                 if ev is None:
                     break
                 if ev is LAG:
