@@ -449,3 +449,28 @@ def test_a_pool_url_is_followed_through_its_transport(tmp_path):
                 for s in subs:
                     s.close()
         assert not (tmp_path / "gw" / "plasma.plasmite").exists()  # no local pool was made
+
+
+def test_committed_grpc_stubs_match_the_proto(tmp_path):
+    """The regeneration command in the plugin's README reproduces what matters
+    in the committed stubs: the serialized descriptor (names, field numbers)
+    and the method path a Plasma client calls."""
+    pytest.importorskip("grpc_tools")
+    import pathlib
+
+    import plasmite_plasma
+
+    src = pathlib.Path(plasmite_plasma.__file__).parent.parent
+    r = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{src}", f"--python_out={tmp_path}",
+                        f"--grpc_python_out={tmp_path}", str(src / "plasmite_plasma" / "stream.proto")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+
+    def lines(root, name, needle):
+        text = (root / "plasmite_plasma" / name).read_text()
+        return [ln.strip() for ln in text.splitlines() if needle in ln]
+
+    descriptor = lines(src, "stream_pb2.py", "AddSerializedFile")
+    assert descriptor and descriptor == lines(tmp_path, "stream_pb2.py", "AddSerializedFile")
+    method = lines(src, "stream_pb2_grpc.py", "/proto.StreamService/Events")
+    assert method and method == lines(tmp_path, "stream_pb2_grpc.py", "/proto.StreamService/Events")
