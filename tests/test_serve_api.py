@@ -260,7 +260,7 @@ def test_tail_terminal_error_line_after_start(server):
         sock = socket.create_connection((host, int(port)))
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.sendall(b"GET /v0/pools/lapped/tail?since_seq=1&gap_policy=error&timeout_ms=20000 HTTP/1.1\r\n"
-                     b"Host: x\r\nConnection: close\r\n\r\n")
+                     b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n")
         head = b""
         while b"\r\n\r\n" not in head:
             head += sock.recv(1)

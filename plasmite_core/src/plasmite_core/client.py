@@ -358,6 +358,21 @@ class Pool:
             prev = m.time_ns
             yield m
 
+    # ------------------------------------------------------------ try-lock
+    def try_lock(self) -> bool:
+        """Take the pool's writer lock now if it is free; never waits.
+
+        For callers that must not block (an event loop): the lock belongs to
+        this handle's open file, so this handle's next append goes through at
+        once while other processes wait. Release it with :meth:`unlock`
+        (an append releases it too).
+        """
+        return self._file().try_exclusive()
+
+    def unlock(self) -> None:
+        """Release the writer lock taken by :meth:`try_lock` (harmless when not held)."""
+        self._file().unlock()
+
     # ------------------------------------------------------------- lifetime
     def close(self) -> None:
         pf, self._pf = self._pf, None

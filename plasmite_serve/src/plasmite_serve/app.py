@@ -55,6 +55,9 @@ from plasmite_core.client import Durability
 from plasmite_core.refs import validate_pool_name
 
 from .config import ResolvedConfig, ServeConfig, resolve
+from ._uvicorn import effective_max_connections
+from .locking import acquire_async, acquire_blocking
+from .guard import GuardError, HostPolicy, check_host, check_origin, require_json, require_type
 
 PROTOCOL_VERSION = b"0"
 TAIL_RECHECK_S = 1.0  # an idle tail rechecks its deadline and server shutdown this often
@@ -227,6 +230,9 @@ class PlasmiteApp:
         self._pool_prefix = str(self.pool_dir) + os.sep
         self._token_header = config.token.encode() if config.token else None
         self._cors = set(config.cors_origins)
+        self._hosts = HostPolicy(config.host, config.allowed_hosts)
+        # Each cached pool holds a descriptor: leave most of the limit to connections.
+        self._pool_cache_size = min(POOL_CACHE_SIZE, max(16, effective_max_connections(1 << 20) // 2))
         self._pools: OrderedDict[str, _PoolHandle] = OrderedDict()
         self._client = None
         self._storage_pool: ThreadPoolExecutor | None = None
@@ -240,6 +246,13 @@ class PlasmiteApp:
             openapi_document(
                 max_tail_timeout_ms=self.config.max_tail_timeout_ms,
                 max_pool_bytes=getattr(self.config, "max_pool_bytes", None) or None,
+                connection_limits={
+                    "idle_timeout_ms": config.idle_timeout_ms,
+                    "head_timeout_ms": config.head_timeout_ms,
+                    "body_timeout_ms": config.body_timeout_ms,
+                    "max_connections": effective_max_connections(config.max_connections),
+                    "lock_timeout_ms": config.lock_timeout_ms,
+                },
             )
         )
 
@@ -318,7 +331,7 @@ class PlasmiteApp:
         self._evict(name)
         pool = self.client.open_pool(str(path))
         handle = self._pools[name] = _PoolHandle(pool, st.st_dev, st.st_ino)
-        while len(self._pools) > POOL_CACHE_SIZE:
+        while len(self._pools) > self._pool_cache_size:
             old_name = next(iter(self._pools))
             self._evict(old_name)
         return handle
@@ -362,19 +375,28 @@ class PlasmiteApp:
     async def _http(self, scope, receive, send) -> None:
         method = scope["method"]
         headers = scope["headers"]
-        origin = None
+        origin = host = fetch_site = None
         for key, value in headers:
-            if key == b"origin":
+            if key == b"host":
+                host = value
+            elif key == b"origin":
                 origin = value.decode("latin-1")
+            elif key == b"sec-fetch-site":
+                fetch_site = value
         cors_headers = self._cors_headers(origin)
         try:
+            # Security guards first, before anything is read or written (guard.py).
+            check_host(self._hosts, host)
             segments = _segments(scope)
             if method == "OPTIONS":
                 await self._preflight(origin, headers, send)
                 return
+            check_origin(method, origin, fetch_site, scope.get("scheme", "http"), host, self._cors)
             await self._route(method, segments, scope, receive, send, cors_headers)
         except HttpError as exc:
             await _send_error(send, exc.error, exc.status, cors_headers + exc.headers)
+        except GuardError as exc:
+            await _send_error(send, exc.error, exc.status, cors_headers)
         except PlasmiteError as exc:
             await _send_error(send, exc, exc.kind.http_status, cors_headers)
         except Exception as exc:  # never a traceback on the wire
@@ -467,11 +489,13 @@ class PlasmiteApp:
                         return await self._list(send, cors)
                     if method == "POST":
                         self._require(read=False)
+                        require_json(_header(scope, b"content-type"))
                         body = await _read_body(scope, receive, self.config.max_body_bytes)
                         return await self._create(body, send, cors)
                     _method_not_allowed(method, "GET, POST")
                 if n == 3 and seg[2] == "open" and method == "POST":
                     self._require(read=True)
+                    require_json(_header(scope, b"content-type"))
                     body = await _read_body(scope, receive, self.config.max_body_bytes)
                     return await self._open(body, send, cors)
                 if n == 3:
@@ -488,6 +512,7 @@ class PlasmiteApp:
                     _expect(method, "POST")
                     self._require(read=False)
                     name = _pool_name(seg[2])
+                    require_json(_header(scope, b"content-type"))
                     body = await _read_body(scope, receive, self.config.max_body_bytes)
                     return await self._append(name, body, send, cors)
                 if n == 5 and action == "messages":
@@ -502,6 +527,8 @@ class PlasmiteApp:
                     _expect(method, "POST")
                     self._require(read=False)
                     name = _pool_name(seg[2])
+                    require_type(_header(scope, b"content-type"), LITE3_TYPE.decode(),
+                                 "send Content-Type: application/x-plasmite-lite3 (or POST JSON to /append)")
                     body = await _read_body(scope, receive, self.config.max_body_bytes)
                     return await self._append_lite3(name, body, scope, send, cors)
                 if n == 6 and action == "messages" and seg[5] == "lite3":
@@ -628,9 +655,17 @@ class PlasmiteApp:
 
     async def _append_and_answer(self, name: str, data: bytes, tags, durability, send, cors) -> None:
         """Append validated JSON data and answer with its envelope (JSON and Lite3 appends)."""
+        timeout_ms = self.config.lock_timeout_ms
         if durability is Durability.FAST:
-            # Fast path: a cached handle, a few microseconds under the pool lock.
-            envelope = self._cached_pool(name).append_json(data, tags, durability)
+            # Fast path: a cached handle, a few microseconds under the pool lock,
+            # which is taken without waiting so the loop never blocks on it (locking.py).
+            pool = self._cached_pool(name)
+            if not pool.try_lock():
+                pool = await acquire_async(lambda: self._cached_pool(name), name, timeout_ms)
+            try:
+                envelope = pool.append_json(data, tags, durability)
+            finally:
+                pool.unlock()
         else:
             path = self._pool_path(name)
 
@@ -639,7 +674,11 @@ class PlasmiteApp:
                     raise NotFoundError(f"pool not found: {name}", name, hint="create it first (POST /v0/pools)")
                 pool = self.client.open_pool(str(path))
                 try:
-                    return pool.append_json(data, tags, durability)
+                    acquire_blocking(pool, name, timeout_ms)
+                    try:
+                        return pool.append_json(data, tags, durability)
+                    finally:
+                        pool.unlock()
                 finally:
                     pool.close()
 
@@ -658,12 +697,7 @@ class PlasmiteApp:
     # ---- Lite3 byte endpoints
 
     async def _append_lite3(self, name: str, body: bytes, scope, send, cors) -> None:
-        ctype = _header(scope, b"content-type")
-        if ctype is not None and not ctype.lower().startswith(LITE3_TYPE):
-            raise UsageError(
-                f"invalid content-type for a Lite3 append: {ctype.decode('latin-1')!r}",
-                hint="send Content-Type: application/x-plasmite-lite3 (or POST JSON to /append)",
-            )
+        """The Content-Type was checked before the body was read."""
         if not body:
             raise UsageError("lite3 payload is required", hint='send the Lite3 document of {"meta":{"tags":[...]},"data":{...}}')
         durability = Durability.FAST
