@@ -71,7 +71,7 @@ def effective_max_connections(requested: int) -> int:
         return requested
     if soft == resource.RLIM_INFINITY:
         return requested
-    return max(8, min(requested, soft // 2))
+    return min(requested, max(8, soft // 2))
 
 
 def raise_descriptor_limit() -> None:
@@ -105,9 +105,10 @@ def protocol_class(*, idle_timeout_ms: int, head_timeout_ms: int, body_timeout_m
     connection records its phase and since when; a sweep every half second
     closes those past the head, body or idle timeout (408 when no response
     has started). Beyond ``max_connections`` a new connection makes room by
-    closing the oldest connection still waiting for a request head (else the
-    oldest idle one); when every connection is busy with a request it is
-    answered 503 and closed at once. Returns None when httptools is missing.
+    closing the oldest connection still sending a request head, else the
+    oldest idle one, else the oldest still sending a body; when every
+    connection has a request in progress (a tail, say) the new one is answered
+    503 and closed at once. Returns None when httptools is missing.
     """
     try:
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -151,16 +152,15 @@ def protocol_class(*, idle_timeout_ms: int, head_timeout_ms: int, body_timeout_m
                 sweeping["timer"] = loop.call_later(SWEEP_S, sweep, self.connections, loop)
 
         def _make_room(self) -> None:
-            oldest_head = oldest_idle = None
+            # Oldest first, in this order: still sending a head, idle, still sending a body.
+            oldest = {_HEAD: None, _IDLE: None, _BODY: None}
             for conn in self.connections:
-                if conn is self:
-                    continue
                 phase = getattr(conn, "_phase", _ACTIVE)
-                if phase == _HEAD and (oldest_head is None or conn._since < oldest_head._since):
-                    oldest_head = conn
-                elif phase == _IDLE and (oldest_idle is None or conn._since < oldest_idle._since):
-                    oldest_idle = conn
-            victim = oldest_head or oldest_idle
+                if phase in oldest and conn is not self:
+                    best = oldest[phase]
+                    if best is None or conn._since < best._since:
+                        oldest[phase] = conn
+            victim = oldest[_HEAD] or oldest[_IDLE] or oldest[_BODY]
             if victim is not None:
                 victim._phase = _ACTIVE  # closing; not a candidate again
                 victim.transport.close()
