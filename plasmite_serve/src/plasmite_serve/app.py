@@ -7,8 +7,12 @@ request rate), and a tail forwards the core's raw JSON envelopes in batches.
 A tail takes what is ready without waiting, on the loop, and when nothing is
 ready awaits the core's ``Stream.anext()``, which sleeps on one shared waiter
 thread per pool: 64 idle tails cost no threads of their own, and a client
-disconnect ends its tail at once. Operations that can block for longer
+disconnect ends its tail at once. An append takes the pool's writer lock
+without waiting and, when another process holds it, retries without blocking
+the loop up to a bound (``locking.py``). Operations that can block for longer
 (create/open/delete/list/info, flushed appends) run in a bounded worker pool.
+Every request first passes the Host, Origin and Content-Type guards of
+``guard.py``.
 Both budgets are admission limits: beyond them the server answers Busy/423 at
 once instead of queueing.
 
