@@ -355,3 +355,48 @@ def test_browser_dns_rebinding_reads_and_writes_nothing(tmp_path, browser_launch
             assert status == 403 and "host not allowed" in text, (key, results)
             assert "seeded" not in text
         assert pool_state(tmp_path) == before
+
+
+def test_mounted_apps_pass_the_same_guards(tmp_path):
+    """PlasmiteApp.mount(): an extra ASGI app under /extra sees the Host, Origin, token and access checks."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = tmp_path / "mounted.py"
+    script.write_text(textwrap.dedent(
+        f"""
+        import json, socket, uvicorn
+        from plasmite_serve import create_app
+        app = create_app(pool_dir={str(tmp_path / 'pools')!r}, token="tok", access="read-only")
+
+        async def extra(scope, receive, send):
+            body = json.dumps({{"root_path": scope["root_path"], "path": scope["path"]}}).encode()
+            await send({{"type": "http.response.start", "status": 200, "headers": []}})
+            await send({{"type": "http.response.body", "body": body}})
+
+        app.mount("extra", extra, access="read")
+        app.mount("/writes", extra, access="write")
+        sock = socket.socket(); sock.bind(("127.0.0.1", 0)); sock.listen(64)
+        print(sock.getsockname()[1], flush=True)
+        uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off")).run(sockets=[sock])
+        """
+    ))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(proc.stdout.readline())
+
+        class S:
+            address = f"127.0.0.1:{port}"
+
+        auth = {"Authorization": "Bearer tok"}
+        status, out = call(S, "GET", "/extra/x/y", headers=auth)
+        assert status == 200 and out == {"root_path": "/extra", "path": "/extra/x/y"}
+        assert call(S, "GET", "/extra/x")[0] == 401
+        assert call(S, "GET", "/extra/x", headers=auth, host="rebinding.attacker.example")[0] == 403
+        assert call(S, "POST", "/extra/x", b"{}", {**auth, **JSON, "Origin": EVIL})[0] == 403
+        status, out = call(S, "POST", "/writes/x", b"{}", {**auth, **JSON})
+        assert status == 403 and "read-only" in out["error"]["message"]
+    finally:
+        proc.terminate()
+        proc.wait(10)

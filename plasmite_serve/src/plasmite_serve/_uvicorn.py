@@ -10,8 +10,6 @@ turn and sends them together at the end of the turn.
 
 from __future__ import annotations
 
-import asyncio
-
 
 class _CoalescingTransport:
     __slots__ = ("_transport", "_loop", "_parts", "_scheduled")

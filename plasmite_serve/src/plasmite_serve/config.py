@@ -470,7 +470,7 @@ def resolve(config: ServeConfig, *, self_signed_dir: Path | None = None) -> Reso
     body_timeout = _positive("--body-timeout-ms", config.body_timeout_ms, "30000")
     max_connections = _positive("--max-connections", config.max_connections, "1024")
     lock_timeout = _positive("--lock-timeout-ms", config.lock_timeout_ms, "5000")
-    from .guard import normalize_allowed_host
+    from .security import normalize_allowed_host
 
     allowed_hosts: list[str] = []
     for entry in config.allowed_hosts or ():

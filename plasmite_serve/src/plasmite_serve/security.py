@@ -1,4 +1,6 @@
-"""Request guards against cross-site writes and DNS rebinding.
+"""Who may do what: Host, Origin and Content-Type guards, bearer tokens, access modes, CORS.
+
+Guards against cross-site writes and DNS rebinding:
 
 A developer's laptop always has a browser open, so a server bound to loopback
 is still reachable by every web page the user visits: a page may send "simple"
@@ -18,28 +20,26 @@ effect:
   cross-site is refused too. Non-browser clients send neither.
 - JSON endpoints require a JSON ``Content-Type`` and the Lite3 append its own
   type (415 otherwise): no form or ``text/plain`` body is ever parsed.
+
+Then, on ``/v0`` routes, the bearer token (compared in constant time) and the
+route's access rule (read or write against ``--access``); CORS grants go to
+the exact ``--cors-origin`` origins only.
 """
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import re
 
 from plasmite_core.errors import PermissionDeniedError, UsageError
 
+from .wire import PROTOCOL_VERSION, HttpError
+
 SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))
 _DEFAULT_PORTS = {"http": ":80", "https": ":443"}
 _CACHE_LIMIT = 256
 _NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?")
-
-
-class GuardError(Exception):
-    """A refusal with its HTTP status (403 or 415)."""
-
-    def __init__(self, error, status: int) -> None:
-        super().__init__(error.message)
-        self.error = error
-        self.status = status
 
 
 def split_host(value: str) -> str | None:
@@ -143,7 +143,7 @@ def check_host(policy: HostPolicy, host: bytes | None) -> None:
         f"if clients really reach this server as {name!r}, start it with --allowed-host {name}"
         if name else "send a valid Host header"
     )
-    raise GuardError(PermissionDeniedError(f"forbidden: host not allowed: {shown!r}", hint=hint), 403)
+    raise HttpError(PermissionDeniedError(f"forbidden: host not allowed: {shown!r}", hint=hint), 403)
 
 
 def own_origin(scheme: str, host: bytes) -> str:
@@ -162,7 +162,7 @@ def check_origin(method: str, origin: str | None, fetch_site: bytes | None, sche
         return
     if origin is None:
         if fetch_site in (b"cross-site", b"same-site"):
-            raise GuardError(PermissionDeniedError(
+            raise HttpError(PermissionDeniedError(
                 "forbidden: cross-site request refused (Sec-Fetch-Site: " + fetch_site.decode() + ")",
                 hint="state changes are accepted from this server's own pages and --cors-origin origins only",
             ), 403)
@@ -172,7 +172,7 @@ def check_origin(method: str, origin: str | None, fetch_site: bytes | None, sche
         return
     if host is not None and lowered == own_origin(scheme, host):
         return
-    raise GuardError(PermissionDeniedError(
+    raise HttpError(PermissionDeniedError(
         f"forbidden: cross-origin {method} from {origin[:200]!r} refused",
         hint="the server operator can allow a browser origin with --cors-origin",
     ), 403)
@@ -190,7 +190,7 @@ def require_json(content_type: bytes | None) -> None:
     if kind == "application/json" or (kind is not None and kind.startswith("application/") and kind.endswith("+json")):
         return
     got = "no Content-Type" if kind is None else f"Content-Type {kind!r}"
-    raise GuardError(UsageError(
+    raise HttpError(UsageError(
         f"unsupported media type: this endpoint takes JSON, got {got}",
         hint="send Content-Type: application/json (curl: --json, or -H 'content-type: application/json')",
     ), 415)
@@ -202,4 +202,88 @@ def require_type(content_type: bytes | None, expected: str, hint: str) -> None:
     if kind == expected:
         return
     got = "no Content-Type" if kind is None else f"Content-Type {kind!r}"
-    raise GuardError(UsageError(f"unsupported media type: this endpoint takes {expected}, got {got}", hint=hint), 415)
+    raise HttpError(UsageError(f"unsupported media type: this endpoint takes {expected}, got {got}", hint=hint), 415)
+
+
+# ------------------------------------------------------------ token, access
+
+
+def check_token(expected: bytes | None, scope) -> None:
+    """401 unless the request carries ``Authorization: Bearer <expected>`` (once)."""
+    if expected is None:
+        return
+    values = [v for k, v in scope["headers"] if k == b"authorization"]
+    if not values:
+        raise HttpError(
+            PermissionDeniedError("missing bearer token", hint="send Authorization: Bearer <token>"),
+            401, [(b"www-authenticate", b"Bearer")],
+        )
+    scheme, _, presented = values[0].partition(b" ") if len(values) == 1 else (b"", b"", b"")
+    # The scheme is case-insensitive (RFC 7235); the token is compared in constant time.
+    if scheme.lower() != b"bearer" or not hmac.compare_digest(presented, expected):
+        raise HttpError(
+            PermissionDeniedError("invalid bearer token", hint="check the token (or --token-file) you are using"),
+            401, [(b"www-authenticate", b'Bearer error="invalid_token"')],
+        )
+
+
+def check_access(config, read: bool) -> None:
+    """403 when ``--access`` forbids the route's kind of operation."""
+    if config.allows_read if read else config.allows_write:
+        return
+    what = "read" if read else "write"
+    raise HttpError(
+        PermissionDeniedError(
+            f"forbidden: access mode {config.access} disallows {what} operations",
+            hint="the server operator can change it with --access",
+        ),
+        403,
+    )
+
+
+# ---------------------------------------------------------------------- CORS
+
+_EXPOSED = b"plasmite-version, plasmite-seq, plasmite-time-ns"
+_METHODS = b"GET, POST, DELETE, OPTIONS"
+
+
+def cors_headers(cors: set[str], origin: str | None) -> list:
+    """The CORS grant for an allowed origin (on every response, errors included)."""
+    if origin is not None and origin in cors:
+        return [
+            (b"access-control-allow-origin", origin.encode("latin-1")),
+            (b"access-control-expose-headers", _EXPOSED),
+            (b"vary", b"origin"),
+        ]
+    return [(b"vary", b"origin")] if cors else []
+
+
+async def preflight(cors: set[str], origin: str | None, headers, send) -> None:
+    """Answer a CORS preflight: 204 for an allowed origin, 403 otherwise."""
+    wants = any(k == b"access-control-request-method" for k, _ in headers)
+    if origin is None or not wants:
+        raise HttpError(
+            UsageError("OPTIONS is only answered as a CORS preflight"), 405, [(b"allow", _METHODS)],
+        )
+    if origin not in cors:
+        raise HttpError(
+            PermissionDeniedError(
+                f"origin not allowed: {origin}", hint="the server operator can allow it with --cors-origin"
+            ),
+            403,
+        )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 204,
+            "headers": [
+                (b"access-control-allow-origin", origin.encode("latin-1")),
+                (b"access-control-allow-methods", _METHODS),
+                (b"access-control-allow-headers", b"authorization, content-type"),
+                (b"access-control-max-age", b"600"),
+                (b"vary", b"origin"),
+                (b"plasmite-version", PROTOCOL_VERSION),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": b""})
