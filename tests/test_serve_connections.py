@@ -89,6 +89,13 @@ def test_head_body_and_idle_timeouts(tmp_path):
             s.close()
         with Client(tmp_path) as c, c.open_pool("p") as p:
             assert p.bounds() == (None, None)  # the half-sent append stored nothing
+        # The limits are published in the OpenAPI description.
+        host, port = server.address.rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        conn.request("GET", "/openapi.json")
+        text = json.loads(conn.getresponse().read())["info"]["description"]
+        conn.close()
+        assert "idle for 2000 ms" in text and "within 1000 ms" in text and "within 1500 ms" in text
 
 
 def test_connection_cap_makes_room_or_answers_503(tmp_path):
