@@ -170,9 +170,11 @@ def test_loopback_hosts_are_accepted(server, host):
 
 def test_allowed_host_flag(tmp_path):
     seeded(tmp_path)
-    with ServerProcess(tmp_path, "--allowed-host", "pools.example.com", "--allowed-host", ".lan") as s:
+    with ServerProcess(tmp_path, "--allowed-host", "pools.example.com", "--allowed-host", ".lan",
+                       "--allowed-host", "[FD00::1]", "--allowed-host", "10.1.1.2") as s:
         for host, status in [("pools.example.com:9700", 200), ("POOLS.EXAMPLE.COM", 200), ("x.pools.example.com", 403),
-                             ("lan", 200), ("box.lan:1", 200), ("evillan", 403), ("10.1.1.1", 403)]:
+                             ("lan", 200), ("box.lan:1", 200), ("evillan", 403), ("10.1.1.1", 403),
+                             ("10.1.1.2:80", 200), ("[fd00:0::1]:9700", 200), ("[fd00::2]", 403)]:
             got, out = call(s, "GET", "/v0/pools", host=host)
             assert got == status, (host, out)
         _, out = call(s, "GET", "/v0/pools", host="other.example")

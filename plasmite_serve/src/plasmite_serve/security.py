@@ -1,7 +1,5 @@
 """Who may do what: Host, Origin and Content-Type guards, bearer tokens, access modes, CORS.
 
-Guards against cross-site writes and DNS rebinding:
-
 A developer's laptop always has a browser open, so a server bound to loopback
 is still reachable by every web page the user visits: a page may send "simple"
 requests (a form, or ``fetch`` with a ``text/plain`` body) to
@@ -118,7 +116,7 @@ class HostPolicy:
             return False
         if ip.version == 6 and ip.ipv4_mapped is not None:
             ip = ip.ipv4_mapped
-        return ip.is_loopback or self.all_interfaces or ip == self.bound
+        return ip.is_loopback or self.all_interfaces or ip == self.bound or str(ip) in self.names
 
     def allows(self, value: bytes) -> bool:
         """Whether a raw ``Host`` header value is acceptable (cached: a server sees few distinct values)."""
