@@ -51,7 +51,7 @@ from .config import (
     write_private,
 )
 
-from ._uvicorn import effective_max_connections, raise_descriptor_limit
+from ._uvicorn import effective_max_connections, protocol_class, raise_descriptor_limit
 
 READY_FILE_ENV = "PLASMITE_SERVE_READY_FILE"
 
@@ -471,6 +471,12 @@ def run_server(config: ServeConfig) -> None:
     try:
         cfg = resolve(config, self_signed_dir=Path(tmp) if tmp else None)
         raise_descriptor_limit()
+        protocol = protocol_class(idle_timeout_ms=cfg.idle_timeout_ms, head_timeout_ms=cfg.head_timeout_ms,
+                                  body_timeout_ms=cfg.body_timeout_ms,
+                                  max_connections=effective_max_connections(cfg.max_connections))
+        if protocol is None:
+            raise IoError("the server needs httptools (its slow-connection guards are built on it)",
+                          hint="pip install httptools (uvicorn[standard] includes it)")
         app = PlasmiteApp(cfg)
         sock = _bind_socket(cfg.host, cfg.port)
         port = sock.getsockname()[1]
@@ -480,14 +486,6 @@ def run_server(config: ServeConfig) -> None:
             Path(tmp_ready).write_text(format_hostport(cfg.host, port))
             os.replace(tmp_ready, ready)
         click.echo(_banner(cfg, port, sys.stderr.isatty()), err=True)
-        from ._uvicorn import protocol_class
-
-        protocol = protocol_class(idle_timeout_ms=cfg.idle_timeout_ms, head_timeout_ms=cfg.head_timeout_ms,
-                                  body_timeout_ms=cfg.body_timeout_ms,
-                                  max_connections=effective_max_connections(cfg.max_connections))
-        if protocol is None:
-            raise IoError("the server needs httptools (its slow-connection guards are built on it)",
-                          hint="pip install httptools (uvicorn[standard] includes it)")
         uv_config = uvicorn.Config(
             app,
             http=protocol,
