@@ -69,6 +69,9 @@ Notes:
   - Non-loopback binds need --allow-non-loopback; with write access they also
     need --token-file and TLS (or --insecure-no-tls for demos).
   - Clients send `Authorization: Bearer <token>` when a token is set.
+  - Host must name the server (add --allowed-host NAME for DNS names); state
+    changes from other browser origins need --cors-origin; JSON bodies need
+    Content-Type: application/json.
   - The web UI is at /ui; the OpenAPI document at /openapi.json.
 """
 
