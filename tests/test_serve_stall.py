@@ -136,3 +136,33 @@ def test_stopped_lock_holder_does_not_freeze_the_server(pools):
     with Client(pools) as c, c.open_pool("stuck") as p:
         assert [m.data for m in p.tail(since_seq=1, timeout_ms=0)] == [
             {"before": 1}, "warm", "after", "normal", "flushed"]
+
+
+BUSY_WRITER = r"""
+import sys, time
+from plasmite import Client
+with Client(sys.argv[1]) as c, c.open_pool("stuck") as p:
+    print("writing", flush=True)
+    end = time.monotonic() + float(sys.argv[2])
+    n = 0
+    while time.monotonic() < end:
+        p.append({"local": n})
+        n += 1
+    print(n, flush=True)
+"""
+
+
+def test_server_appends_get_through_a_busy_local_writer(pools):
+    """Taking the lock by polling must not starve: a local process appending in a tight loop
+    (the lock free only between its appends) does not make server appends Busy."""
+    with ServerProcess(pools, "--lock-timeout-ms", "5000") as server:
+        writer = subprocess.Popen([sys.executable, "-c", BUSY_WRITER, str(pools), "6"], stdout=subprocess.PIPE,
+                                  text=True)
+        try:
+            assert writer.stdout.readline().strip() == "writing"
+            statuses = [call(server, "POST", "/v0/pools/stuck/append", {"data": i})[0] for i in range(200)]
+            assert writer.poll() is None, "the local writer finished before the server's appends"
+        finally:
+            writer.kill()
+            writer.wait(10)
+        assert statuses == [200] * 200

@@ -20,7 +20,7 @@ import time
 from plasmite_core.errors import BusyError
 
 FIRST_RETRY_S = 0.0005
-LONGEST_RETRY_S = 0.02
+LONGEST_RETRY_S = 0.005
 
 
 def lock_holder(path: str) -> int | None:
