@@ -51,7 +51,7 @@ from .config import (
     write_private,
 )
 
-from ._uvicorn import effective_max_connections, protocol_class, raise_descriptor_limit
+from ._uvicorn import effective_max_connections, graceful_server_class, protocol_class, raise_descriptor_limit
 
 READY_FILE_ENV = "PLASMITE_SERVE_READY_FILE"
 
@@ -73,6 +73,7 @@ Notes:
     changes from other browser origins need --cors-origin; JSON bodies need
     Content-Type: application/json.
   - The web UI is at /ui; the OpenAPI document at /openapi.json.
+  - SIGTERM or Ctrl-C stops it gracefully (open tails end cleanly); exit 0.
 """
 
 
@@ -465,7 +466,7 @@ def _banner(cfg: ResolvedConfig, port: int, verbose: bool) -> str:
 
 
 def run_server(config: ServeConfig) -> None:
-    """Validate, bind, print the banner and serve until SIGINT/SIGTERM."""
+    """Validate, bind, print the banner and serve until SIGINT/SIGTERM (then exit 0)."""
     import uvicorn
 
     from .app import PlasmiteApp
@@ -502,12 +503,8 @@ def run_server(config: ServeConfig) -> None:
             ssl_certfile=str(cfg.tls.cert_path) if cfg.tls else None,
             ssl_keyfile=str(cfg.tls.key_path) if cfg.tls else None,
         )
-        class _Server(uvicorn.Server):
-            def handle_exit(self, sig, frame) -> None:
-                app.begin_shutdown()  # open tails end within one slice instead of being cancelled
-                super().handle_exit(sig, frame)
-
-        server = _Server(uv_config)
+        # SIGTERM/SIGINT: open tails end within one slice, then a graceful stop and exit 0.
+        server = graceful_server_class(app.begin_shutdown)(uv_config)
         try:
             server.run(sockets=[sock])
         finally:
