@@ -72,7 +72,7 @@ def test_foreign_origin_cannot_change_anything(server, origin, ctype):
     headers = {"Origin": origin}
     if ctype:
         headers["Content-Type"] = ctype
-    for method, path, body in [("POST", "/v0/pools/victim/append", b'{"data":"csrf"}'),
+    for method, path, body in [("POST", "/v0/pools/victim/append", b'{"data":{"csrf":1}}'),
                                ("POST", "/v0/pools", b'{"pool":"csrf-created","size_bytes":1073741824}'),
                                ("DELETE", "/v0/pools/victim", None),
                                ("POST", "/v0/pools/victim/append_lite3", b"\x06x")]:
@@ -84,7 +84,8 @@ def test_foreign_origin_cannot_change_anything(server, origin, ctype):
 
 def test_cross_site_fetch_metadata_without_origin_is_refused(server):
     before = pool_state(server.pool_dir)
-    status, out = call(server, "POST", "/v0/pools/victim/append", {"data": 1}, {**JSON, "Sec-Fetch-Site": "cross-site"})
+    status, out = call(server, "POST", "/v0/pools/victim/append", {"data": {"n": 1}},
+                       {**JSON, "Sec-Fetch-Site": "cross-site"})
     assert status == 403 and out["error"]["kind"] == "Permission"
     assert pool_state(server.pool_dir) == before
 
@@ -93,7 +94,7 @@ def test_cross_site_fetch_metadata_without_origin_is_refused(server):
 def test_json_endpoints_need_a_json_content_type(server, ctype):
     before = pool_state(server.pool_dir)
     headers = {"Content-Type": ctype} if ctype else {}
-    for path, body in [("/v0/pools/victim/append", b'{"data":"no type"}'), ("/v0/pools", b'{"pool":"untyped"}'),
+    for path, body in [("/v0/pools/victim/append", b'{"data":{"no":"type"}}'), ("/v0/pools", b'{"pool":"untyped"}'),
                        ("/v0/pools/open", b'{"pool":"victim"}')]:
         status, out = call(server, "POST", path, body, headers)
         assert status == 415 and out["error"]["kind"] == "Usage" and "application/json" in out["error"]["hint"], path
@@ -108,7 +109,7 @@ def test_own_origin_allowed_origins_and_plain_clients_still_write(server):
         status, out = call(server, "POST", "/v0/pools/victim/append", {"data": {"ok": True}}, headers)
         assert status == 200 and out["message"]["data"] == {"ok": True}, headers
     # A page served as localhost:PORT is the server's own origin when it sends that Host.
-    status, _ = call(server, "POST", "/v0/pools/victim/append", {"data": 2},
+    status, _ = call(server, "POST", "/v0/pools/victim/append", {"data": {"n": 2}},
                      {**JSON, "Origin": f"http://localhost:{port}"}, host=f"localhost:{port}")
     assert status == 200
     # Reads from any origin are answered (without a CORS grant a page cannot read them).
@@ -119,9 +120,9 @@ def test_tokens_keep_working_and_do_not_bypass_the_origin_check(tmp_path):
     seeded(tmp_path)
     with ServerProcess(tmp_path, "--token", "tok") as s:
         auth = {**JSON, "Authorization": "Bearer tok"}
-        assert call(s, "POST", "/v0/pools/victim/append", {"data": 1}, auth)[0] == 200
-        assert call(s, "POST", "/v0/pools/victim/append", {"data": 1}, JSON)[0] == 401
-        status, out = call(s, "POST", "/v0/pools/victim/append", {"data": 1}, {**auth, "Origin": EVIL})
+        assert call(s, "POST", "/v0/pools/victim/append", {"data": {"n": 1}}, auth)[0] == 200
+        assert call(s, "POST", "/v0/pools/victim/append", {"data": {"n": 1}}, JSON)[0] == 401
+        status, out = call(s, "POST", "/v0/pools/victim/append", {"data": {"n": 1}}, {**auth, "Origin": EVIL})
         assert status == 403 and "cross-origin" in out["error"]["message"]
         with Client(tmp_path) as c, c.open_pool("victim") as p:
             assert p.bounds() == (1, 2)
@@ -132,7 +133,7 @@ def test_tokens_keep_working_and_do_not_bypass_the_origin_check(tmp_path):
 
 REBOUND = [("GET", "/v0/pools", None), ("GET", "/v0/pools/victim/messages/1", None),
            ("GET", "/v0/pools/victim/tail?timeout_ms=0", None), ("GET", "/v0/ui/pools/victim/events?timeout_ms=0", None),
-           ("POST", "/v0/pools/victim/append", b'{"data":"rebound"}'), ("DELETE", "/v0/pools/victim", None),
+           ("POST", "/v0/pools/victim/append", b'{"data":{"rebound":1}}'), ("DELETE", "/v0/pools/victim", None),
            ("GET", "/healthz", None), ("GET", "/ui", None), ("OPTIONS", "/v0/pools", None)]
 
 
@@ -201,21 +202,21 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 CSRF_PAGE = """<!doctype html><html><body>
 <iframe name="sink"></iframe>
 <form id="f" method="POST" action="{target}/v0/pools/victim/append" enctype="text/plain" target="sink">
-<input name='{{"data":"csrf-form","x":"' value='"}}'></form>
+<input name='{{"data":{{"csrf":"form"}},"x":"' value='"}}'></form>
 <form id="g" method="POST" action="{target}/v0/pools" target="sink">
 <input name="pool" value="csrf-form-pool"></form>
 <script>
 (async () => {{
   const t = "{target}";
   const tries = [
-    fetch(t + "/v0/pools/victim/append", {{method: "POST", mode: "no-cors", body: '{{"data":"csrf-fetch"}}'}}),
+    fetch(t + "/v0/pools/victim/append", {{method: "POST", mode: "no-cors", body: '{{"data":{{"csrf":"fetch"}}}}'}}),
     fetch(t + "/v0/pools", {{method: "POST", mode: "no-cors",
           headers: {{"Content-Type": "text/plain"}}, body: '{{"pool":"csrf-pool","size_bytes":1073741824}}'}}),
-    fetch(t + "/v0/pools/victim/append", {{method: "POST", mode: "no-cors", body: new Blob(['{{"data":"blob"}}'])}}),
-    fetch(t + "/v0/pools/victim/append", {{method: "POST", body: '{{"data":"cors-mode"}}'}}),
+    fetch(t + "/v0/pools/victim/append", {{method: "POST", mode: "no-cors", body: new Blob(['{{"data":{{"csrf":"blob"}}}}'])}}),
+    fetch(t + "/v0/pools/victim/append", {{method: "POST", body: '{{"data":{{"csrf":"cors-mode"}}}}'}}),
     fetch(t + "/v0/pools/victim", {{method: "DELETE"}}),
     fetch(t + "/v0/pools/victim/append", {{method: "POST", headers: {{"Content-Type": "application/json"}},
-          body: '{{"data":"preflighted"}}'}}),
+          body: '{{"data":{{"csrf":"preflighted"}}}}'}}),
   ];
   const results = await Promise.allSettled(tries);
   document.getElementById("f").submit();
@@ -316,7 +317,7 @@ REBIND_PAGE = """<!doctype html><html><body><script>
   const out = {};
   for (const [name, method, path, body] of [
       ["list", "GET", "/v0/pools", null], ["get", "GET", "/v0/pools/victim/messages/1", null],
-      ["append", "POST", "/v0/pools/victim/append", '{"data":"rebound"}'],
+      ["append", "POST", "/v0/pools/victim/append", '{"data":{"rebound":1}}'],
       ["delete", "DELETE", "/v0/pools/victim", null]]) {
     const init = {method};
     if (body) { init.body = body; init.headers = {"Content-Type": "application/json"}; }

@@ -85,14 +85,15 @@ def pools(tmp_path):
 
 def test_stopped_lock_holder_does_not_freeze_the_server(pools):
     with ServerProcess(pools, "--lock-timeout-ms", "2000") as server:
-        assert call(server, "POST", "/v0/pools/stuck/append", {"data": "warm"})[0] == 200  # handle cached
+        assert call(server, "POST", "/v0/pools/stuck/append", {"data": {"k": "warm"}})[0] == 200  # handle cached
         holder = LockHolder(pools / "stuck.plasmite")
         try:
             holder.stop()
             stuck = {}
 
             def stuck_append(key, durability):
-                stuck[key] = call(server, "POST", "/v0/pools/stuck/append", {"data": key, "durability": durability})
+                stuck[key] = call(server, "POST", "/v0/pools/stuck/append",
+                                  {"data": {"k": key}, "durability": durability})
 
             threads = [threading.Thread(target=stuck_append, args=(k, d)) for k, d in (("fast", "fast"),
                                                                                          ("flush", "flush"))]
@@ -102,7 +103,7 @@ def test_stopped_lock_holder_does_not_freeze_the_server(pools):
             # The event loop is free: health, other pools, listing, reads of the stuck pool.
             probes = {
                 "healthz": lambda: call(server, "GET", "/healthz"),
-                "append other": lambda: call(server, "POST", "/v0/pools/other/append", {"data": "free"}),
+                "append other": lambda: call(server, "POST", "/v0/pools/other/append", {"data": {"k": "free"}}),
                 "get other": lambda: call(server, "GET", "/v0/pools/other/messages/1"),
                 "list": lambda: call(server, "GET", "/v0/pools"),
                 "get stuck": lambda: call(server, "GET", "/v0/pools/stuck/messages/1"),
@@ -121,21 +122,21 @@ def test_stopped_lock_holder_does_not_freeze_the_server(pools):
             # An append that starts while the holder is stopped completes once it lets go.
             later = {}
             t = threading.Thread(target=lambda: later.update(r=call(server, "POST", "/v0/pools/stuck/append",
-                                                                     {"data": "after"})))
+                                                                     {"data": {"k": "after"}})))
             t.start()
             time.sleep(0.3)
             holder.cont()
             holder.release()
             t.join(20)
-            assert later["r"][0] == 200 and later["r"][1]["message"]["data"] == "after"
+            assert later["r"][0] == 200 and later["r"][1]["message"]["data"] == {"k": "after"}
         finally:
             holder.close()
         # All is normal afterwards: appends of both kinds go through, nothing was half-written.
-        assert call(server, "POST", "/v0/pools/stuck/append", {"data": "normal"})[0] == 200
-        assert call(server, "POST", "/v0/pools/stuck/append", {"data": "flushed", "durability": "flush"})[0] == 200
+        assert call(server, "POST", "/v0/pools/stuck/append", {"data": {"k": "normal"}})[0] == 200
+        assert call(server, "POST", "/v0/pools/stuck/append", {"data": {"k": "flushed"}, "durability": "flush"})[0] == 200
     with Client(pools) as c, c.open_pool("stuck") as p:
         assert [m.data for m in p.tail(since_seq=1, timeout_ms=0)] == [
-            {"before": 1}, "warm", "after", "normal", "flushed"]
+            {"before": 1}, {"k": "warm"}, {"k": "after"}, {"k": "normal"}, {"k": "flushed"}]
 
 
 BUSY_WRITER = r"""
@@ -160,7 +161,7 @@ def test_server_appends_get_through_a_busy_local_writer(pools):
                                   text=True)
         try:
             assert writer.stdout.readline().strip() == "writing"
-            statuses = [call(server, "POST", "/v0/pools/stuck/append", {"data": i})[0] for i in range(200)]
+            statuses = [call(server, "POST", "/v0/pools/stuck/append", {"data": {"i": i}})[0] for i in range(200)]
             assert writer.poll() is None, "the local writer finished before the server's appends"
         finally:
             writer.kill()
