@@ -65,6 +65,12 @@ class PlasmiteGroup(click.Group):
             from .main import StdoutClosed
 
             raise StdoutClosed() from None
+        except KeyboardInterrupt:
+            # Past click, whose handler writes a bare newline to stderr
+            # (non-TTY stderr carries one JSON object per line).
+            from .main import Interrupted
+
+            raise Interrupted() from None
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         cmd = self.commands.get(cmd_name)
