@@ -214,13 +214,16 @@ def holder_pid(path: Path) -> int | None:
 def admin_lock(directory: Path, timeout: float) -> Iterator[bool]:
     """Hold the pool directory's admin lock within ``timeout`` seconds, else Busy.
 
-    Yields True when held; False when the lock file cannot be created (a
-    read-only directory), in which case the operation still runs under the
-    write lock alone, as nothing can be created or deleted there anyway.
+    Yields True when held; False when the directory does not exist or the
+    lock file cannot be created there (read-only, another user's), in which
+    case the operation runs under the write lock alone.
     """
     from filelock import FileLock, Timeout
 
-    lock = FileLock(str(Path(directory) / ADMIN_LOCK_NAME), mode=0o666)
+    if not Path(directory).is_dir():  # filelock would create it
+        yield False
+        return
+    lock = FileLock(str(Path(directory) / ADMIN_LOCK_NAME))
     try:
         lock.acquire(timeout=timeout)
         held = True
