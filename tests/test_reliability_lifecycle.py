@@ -150,7 +150,7 @@ def test_api_lock_wait_is_bounded_for_every_thread(pool_dir):
             for th in threads:
                 th.join(30)
             assert len(results) == 4
-            assert max(results) < 3  # not 4 x 0.5 s in a queue plus slack... each within its own bound
+            assert max(results) < 3  # each within its own bound, not 4 x 0.5 s queued (plus slack)
             pool.lock_timeout = 0
             with pytest.raises(BusyError):
                 pool.append({"x": 1})
@@ -249,6 +249,7 @@ def _kill_during_create(pool_dir: Path, attempts: int = 30) -> list[Path]:
         left = [pool_dir / e for e in os.listdir(pool_dir) if e.startswith(prefix) and e.endswith(".tmp")]
         if left:
             return left
+        (pool_dir / f"{name}.plasmite").unlink(missing_ok=True)  # finished before the kill: free the space
     pytest.skip("could not kill a creator while it allocated")
 
 

@@ -421,6 +421,9 @@ class PoolFile:
                 _flock(self.fd, _LOCK_EX_NB)
             except BlockingIOError:
                 _wait_lock(self.fd, self.lock_timeout, self.path, tlock, True)
+            except BaseException:
+                tlock.release()
+                raise
         try:
             try:
                 if _faults:
@@ -534,6 +537,9 @@ class PoolFile:
                 _flock(self.fd, _LOCK_EX_NB)
             except BlockingIOError:
                 _wait_lock(self.fd, self.lock_timeout, self.path, tlock, True)
+            except BaseException:
+                tlock.release()
+                raise
         try:
             try:
                 if _faults:
