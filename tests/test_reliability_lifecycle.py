@@ -314,7 +314,7 @@ def test_admin_operations_wait_bounded_for_the_directory_lock(pool_dir):
         for args in (("pool", "create", "other"), ("pool", "delete", "keep")):
             r = pls(pool_dir, *args, env=env, timeout=30)
             assert r.returncode == 5, (args, r.stderr)
-            assert "directory is busy" in (r.stdout + r.stderr).decode()
+            assert f"directory is busy: process {holder.pid}" in (r.stdout + r.stderr).decode()
         from plasmite_core.doctor import repair_pool
 
         with pytest.raises(BusyError):

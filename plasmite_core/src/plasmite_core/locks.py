@@ -223,13 +223,17 @@ def admin_lock(directory: Path, timeout: float) -> Iterator[bool]:
     if not Path(directory).is_dir():  # filelock would create it
         yield False
         return
-    lock = FileLock(str(Path(directory) / ADMIN_LOCK_NAME))
+    lock_path = Path(directory) / ADMIN_LOCK_NAME
+    lock = FileLock(str(lock_path))
     try:
         lock.acquire(timeout=timeout)
         held = True
     except Timeout:
+        pid = holder_pid(lock_path)
+        who = "another process" if pid is None else f"process {pid}{_describe(pid)}"
         raise BusyError(
-            f"pool directory is busy: another process is creating, deleting or repairing a pool in {directory}",
+            f"pool directory is busy: {who} is creating, deleting or repairing a pool in {directory} "
+            f"(waited {timeout:g} s)",
             str(directory), hint=f"retry shortly, or set {ENV_VAR} (seconds) to wait longer",
         ) from None
     except OSError:

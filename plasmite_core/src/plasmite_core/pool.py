@@ -893,7 +893,8 @@ def delete_pool_file(path: Path, lock_timeout: float | None = None) -> None:
         try:
             pf.lock()
             try:
-                if os.fstat(pf.fd).st_ino != os.stat(path).st_ino:
+                mine, now = os.fstat(pf.fd), os.stat(path)
+                if (mine.st_dev, mine.st_ino) != (now.st_dev, now.st_ino):
                     raise BusyError(f"pool was replaced while being deleted: {path}", str(path),
                                     hint="retry the delete")
                 _unlink(path)
