@@ -162,6 +162,7 @@ def test_lock_timeout_values(pool_dir, monkeypatch):
     monkeypatch.setenv("PLASMITE_LOCK_TIMEOUT", "250ms")
     assert Client(pool_dir).lock_timeout == 0.25
     assert Client(pool_dir, lock_timeout="2s").lock_timeout == 2.0
+    assert Client(pool_dir, lock_timeout=1e300).lock_timeout == threading.TIMEOUT_MAX
     for bad in (-1, "soon", float("nan"), True):
         with pytest.raises(UsageError):
             Client(pool_dir, lock_timeout=bad)

@@ -99,7 +99,7 @@ def parse_timeout(value: object, source: str = "lock_timeout") -> float:
             f"invalid {source}: {value!r}",
             hint="give seconds (5, 0.5) or a duration (500ms, 5s, 1m); 0 means do not wait",
         )
-    return secs
+    return min(secs, threading.TIMEOUT_MAX)
 
 
 def resolve_timeout(value: object = None) -> float:
