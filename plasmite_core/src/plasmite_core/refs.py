@@ -77,6 +77,7 @@ def validate_pool_name(name: str) -> str:
         raise UsageError(
             f"invalid pool name {name!r}",
             hint="pool names use letters, digits, '-', '_' and '.', at most 128 characters, "
-            "with no path separators or '..'",
+            "with no path separators or '..'; a local file of another name is opened by its path "
+            "(one that contains '/', e.g. ./my-file.plasmite)",
         )
     return name
