@@ -234,7 +234,8 @@ def test_api_writer_refuses_a_deleted_or_replaced_pool(pool_dir):
 
 # -------------------------------------------------- item 5: killed creators
 def _kill_during_create(pool_dir: Path, attempts: int = 30) -> list[Path]:
-    """SIGKILL `pls pool create pN --size 256M` as soon as its temp file exists."""
+    """SIGKILL `pls pool create pN --size 256M` once its temp file has its size
+    (while it allocates)."""
     for n in range(attempts):
         name = f"p{n}"
         proc = subprocess.Popen([*PLS, "--dir", str(pool_dir), "pool", "create", name, "--size", "256M"],
@@ -242,7 +243,7 @@ def _kill_during_create(pool_dir: Path, attempts: int = 30) -> list[Path]:
         prefix = f".{name}.plasmite."
         try:
             while proc.poll() is None:
-                if any(e.startswith(prefix) for e in os.listdir(pool_dir)):
+                if any(e.startswith(prefix) and _size(pool_dir / e) for e in os.listdir(pool_dir)):
                     proc.kill()
                     break
         finally:
@@ -252,6 +253,13 @@ def _kill_during_create(pool_dir: Path, attempts: int = 30) -> list[Path]:
             return left
         (pool_dir / f"{name}.plasmite").unlink(missing_ok=True)  # finished before the kill: free the space
     pytest.skip("could not kill a creator while it allocated")
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def test_temp_files_of_killed_creators_are_reported_and_removed(pool_dir):

@@ -151,7 +151,7 @@ Examples:
 \b
 Files not ending in .plasmite are ignored; a pool that cannot be read is
 listed with an error. Hidden temp files that killed `pool create` runs left
-behind are removed (`pls doctor --all` reports them).""",
+behind are removed (`pls doctor` reports them).""",
     short_help="List pools in the pool directory.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
