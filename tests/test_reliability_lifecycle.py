@@ -9,6 +9,7 @@ pool, leaves temp files, or answers with the wrong error kind.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -312,7 +313,7 @@ HOLD_ADMIN = textwrap.dedent(
 
 
 def test_admin_operations_wait_bounded_for_the_directory_lock(pool_dir):
-    """create, delete and repair serialize on the pool directory's filelock and
+    """create, delete, import and repair serialize on the pool directory's filelock and
     answer Busy (exit 5) when it stays taken longer than the bound."""
     assert pls(pool_dir, "pool", "create", "keep").returncode == 0
     holder = subprocess.Popen([PY, "-c", HOLD_ADMIN, str(pool_dir / ".plasmite.lock")],
@@ -320,7 +321,13 @@ def test_admin_operations_wait_bounded_for_the_directory_lock(pool_dir):
     try:
         assert holder.stdout.readline() == b"held\n"
         env = {"PLASMITE_LOCK_TIMEOUT": "300ms"}
-        for args in (("pool", "create", "other"), ("pool", "delete", "keep")):
+        commands = [("pool", "create", "other"), ("pool", "delete", "keep")]
+        if importlib.util.find_spec("plasmite_codecs") is not None:
+            from upstream_pool_fixture import write_upstream_pool
+
+            write_upstream_pool(pool_dir / "up.plasmite", [(time.time_ns(), [], {"n": 1})])
+            commands.append(("pool", "import", "up", "imported"))
+        for args in commands:
             r = pls(pool_dir, *args, env=env, timeout=30)
             assert r.returncode == 5, (args, r.stderr)
             assert f"directory is busy: process {holder.pid}" in (r.stdout + r.stderr).decode()
@@ -334,6 +341,7 @@ def test_admin_operations_wait_bounded_for_the_directory_lock(pool_dir):
         holder.stdin.close()
         holder.wait(timeout=20)
     assert not (pool_dir / "other.plasmite").exists() and (pool_dir / "keep.plasmite").exists()
+    assert not (pool_dir / "imported.plasmite").exists()
     assert pls(pool_dir, "pool", "delete", "keep").returncode == 0
 
 

@@ -1,8 +1,9 @@
 """Temp files that pool creators leave behind when they die.
 
-``create`` allocates a pool as ``.NAME.plasmite.PID.TID.tmp`` and links it
-into place; a creator killed while allocating (a full-size file) leaves that
-file behind, invisible to ``pool list`` and eating disk space. The next create
+``create`` allocates a pool as ``.NAME.plasmite.PID.TID.tmp`` (``pool
+import`` writes ``.NAME.plasmite.PID.import.tmp``) and links it into place;
+a creator killed while allocating (a full-size file) leaves that file behind,
+invisible to ``pool list`` and eating disk space. The next create
 or list in the directory removes the temp files whose creator process is gone
 (under the directory's admin lock), and ``pls doctor --all`` reports them.
 
@@ -19,7 +20,8 @@ import threading
 from pathlib import Path
 from typing import NamedTuple
 
-_TEMP = re.compile(r"\.(?P<pool>.+\.plasmite)\.(?P<pid>\d+)\.(?P<tid>\d+)\.tmp")
+# create: .NAME.plasmite.PID.TID.tmp; pool import: .NAME.plasmite.PID.import.tmp
+_TEMP = re.compile(r"\.(?P<pool>.+\.plasmite)\.(?P<pid>\d+)\.(?:\d+|import)\.tmp")
 
 
 class Leftover(NamedTuple):
