@@ -84,7 +84,7 @@ def pools(tmp_path):
 
 
 def test_stopped_lock_holder_does_not_freeze_the_server(pools):
-    with ServerProcess(pools, "--lock-timeout-ms", "2000") as server:
+    with ServerProcess(pools, "--lock-timeout-ms", "4000") as server:
         assert call(server, "POST", "/v0/pools/stuck/append", {"data": {"k": "warm"}})[0] == 200  # handle cached
         holder = LockHolder(pools / "stuck.plasmite")
         try:
@@ -111,14 +111,14 @@ def test_stopped_lock_holder_does_not_freeze_the_server(pools):
             for name, probe in probes.items():
                 (status, _, fastest), slowest = best_of(3, probe)
                 assert status == 200, name
-                assert fastest < 0.1 and slowest < 1.5, (name, fastest, slowest)
+                assert fastest < 0.1 and slowest < 1.0, (name, fastest, slowest)
             for t in threads:
                 t.join(20)
             for key in ("fast", "flush"):
                 status, out, elapsed = stuck[key]
                 assert status == 423 and out["error"]["kind"] == "Busy", (key, out)
                 assert str(holder.proc.pid) in out["error"]["message"] + out["error"]["hint"]
-                assert 1.9 < elapsed < 8, (key, elapsed)  # the bound, not forever
+                assert 3.9 < elapsed < 12, (key, elapsed)  # the bound, not forever
             # An append that starts while the holder is stopped completes once it lets go.
             later = {}
             t = threading.Thread(target=lambda: later.update(r=call(server, "POST", "/v0/pools/stuck/append",

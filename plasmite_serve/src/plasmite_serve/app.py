@@ -203,7 +203,8 @@ class PlasmiteApp:
             from plasmite_core.client import Client
 
             self.pool_dir.mkdir(parents=True, exist_ok=True)
-            self._client = Client(self.pool_dir)
+            # Every lock wait of the storage workers (flushed appends, create, delete) is bounded alike.
+            self._client = Client(self.pool_dir, lock_timeout=self.config.lock_timeout_ms / 1000.0)
         return self._client
 
     def _storage_executor(self) -> ThreadPoolExecutor:

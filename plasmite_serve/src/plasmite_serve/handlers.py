@@ -14,7 +14,7 @@ import msgspec
 from plasmite_core.client import DEFAULT_POOL_SIZE_BYTES, Durability
 from plasmite_core.errors import NotFoundError, UsageError
 
-from .locking import acquire_async, acquire_blocking
+from .locking import acquire_async
 from .wire import decode_body, durability, json_encode, pool_name, send_json
 
 
@@ -130,7 +130,7 @@ async def append_and_answer(app, req, name: str, data: bytes, tags, mode) -> Non
         # which is taken without waiting so the loop never blocks on it.
         pool = app.cached_pool(name)
         if not pool.try_lock():
-            pool = await acquire_async(lambda: app.cached_pool(name), name, timeout_ms)
+            pool = await acquire_async(lambda: app.cached_pool(name), timeout_ms)
         try:
             envelope = pool.append_json(data, tags, mode)
         finally:
@@ -141,13 +141,9 @@ async def append_and_answer(app, req, name: str, data: bytes, tags, mode) -> Non
         def work():
             if not path.exists():
                 raise not_found(name, "create it first (POST /v0/pools)")
-            pool = app.client.open_pool(str(path))
+            pool = app.client.open_pool(str(path))  # the client's lock_timeout bounds the wait
             try:
-                acquire_blocking(pool, name, timeout_ms)
-                try:
-                    return pool.append_json(data, tags, mode)
-                finally:
-                    pool.unlock()
+                return pool.append_json(data, tags, mode)
             finally:
                 pool.close()
 
