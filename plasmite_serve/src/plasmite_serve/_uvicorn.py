@@ -56,10 +56,10 @@ SWEEP_S = 0.5
 def effective_max_connections(requested: int) -> int:
     """The connection cap actually used: at most half the descriptor limit.
 
-    The other half stays for pool files, tails' wake-up threads, the
-    listening socket and the new connections that are answered 503 or make
-    room, so descriptors never run out (an exhausted limit makes accept()
-    fail and every request reset).
+    The other half stays for pool files (the app caches at most a quarter of
+    the limit), the listening socket and the new connections that are
+    answered 503 or make room, so descriptors never run out (an exhausted
+    limit makes accept() fail and every request reset).
     """
     try:
         import resource
