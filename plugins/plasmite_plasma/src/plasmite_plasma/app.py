@@ -216,7 +216,7 @@ def create_metrics_app(gateway: Gateway):
         m = gateway.metrics
         if path == "/metrics/plasma":
             await _respond(send, 200, json.dumps(m.plasma()).encode() + b"\n", "application/json")
-        elif path in ("/metrics/python", "/metrics/runtime"):
+        elif path == "/metrics/python":
             await _respond(send, 200, json.dumps(m.runtime()).encode() + b"\n", "application/json")
         elif path == "/metrics":
             await _respond(send, 200, m.prometheus(), CONTENT_TYPE_LATEST)
