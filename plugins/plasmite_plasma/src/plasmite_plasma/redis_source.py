@@ -82,7 +82,7 @@ class RedisSource:
                         await asyncio.wait_for(ps.ping(), max(self.cfg.redis_timeout, 1.0))
                         continue
                     if msg.get("type") == "message":
-                        self._record(msg)
+                        await self._record(msg)
             except asyncio.CancelledError:
                 await client.aclose()
                 raise
@@ -105,7 +105,7 @@ class RedisSource:
                 pass
             await asyncio.sleep(self.cfg.redis_retry_interval)
 
-    def _record(self, msg: dict) -> None:
+    async def _record(self, msg: dict) -> None:
         channel = msg["channel"].decode("utf-8", "replace") if isinstance(msg["channel"], bytes) else msg["channel"]
         raw = msg["data"]
         try:
@@ -117,7 +117,10 @@ class RedisSource:
                 "channel": channel, "payload": text[:1000], "error": str(exc)}})
             return
         try:
-            self.pool.append(value, [channel])
+            if hasattr(self.pool, "_pf"):
+                self.pool.append(value, [channel])  # a local append takes microseconds
+            else:
+                await asyncio.to_thread(self.pool.append, value, [channel])  # a remote one a round trip
         except Exception as exc:
             self.log.error("failed to record a channel message into the pool", extra={"fields": {
                 "channel": channel, "error": str(exc)}})
