@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 MAGIC = b"PLSMPOOL"
 FORMAT_VERSION = 1
@@ -216,29 +216,28 @@ def choose_state(raw_pair: bytes | memoryview) -> State | None:
 
 
 class Placement(NamedTuple):
-    """Where a batch of frames goes: pads to write, frame positions, the new
-    head, and how far the tail must advance first (frames evicted)."""
+    """Where frames go: the pads to write, each frame's logical position, the
+    new head, and ``need``, the position the tail must reach before anything
+    is written (old frames below it are evicted)."""
 
     pads: list[tuple[int, int]]  # (logical pos, length)
     positions: list[int]
     head: int
-    tail: int
-    evicted_messages: int
+    need: int
 
 
-def plan_placement(
-    head: int,
-    tail: int,
-    ring_size: int,
-    lengths: list[int],
-    frame_at: Callable[[int], tuple[int, bool]],
-) -> Placement:
-    """Place frames after ``head``, wrapping with a pad where needed, and evict
-    from ``tail`` until the live span fits the ring.
+def plan_placement(head: int, ring_size: int, lengths: list[int] | tuple[int, ...]) -> Placement:
+    """Place frames after ``head``, wrapping with a pad where a frame does not
+    fit before the ring end; the one planner of single appends and batches.
 
-    ``frame_at(pos)`` returns ``(length, is_message)`` of the live frame at a
-    logical position (used only for eviction). Raises ValueError when a frame
-    is larger than the ring or the batch does not fit at all.
+    The live span after the write is ``[need, new head)``, never longer than
+    the ring. Usually ``need <= head``: old frames from the tail up to ``need``
+    are evicted. When even evicting every old frame is not enough (a frame
+    that wraps after a pad and is nearly as large as the ring), every old frame
+    goes, the span starts at the first new frame and the pad before it is not
+    written: ``need`` is then that frame's position, past the old head.
+    Raises ValueError when a frame is larger than the ring, or when the batch
+    would have to evict its own frames.
     """
     pads: list[tuple[int, int]] = []
     positions: list[int] = []
@@ -252,14 +251,11 @@ def plan_placement(
             pos += room
         positions.append(pos)
         pos += n
-    if pos - head > ring_size:
-        raise ValueError("batch larger than the ring")
-    evicted = 0
-    new_tail = tail
-    while pos - new_tail > ring_size:
-        length, is_message = frame_at(new_tail)
-        if length <= 0:
-            raise ValueError("zero-length frame at tail")
-        new_tail += length
-        evicted += is_message
-    return Placement(pads, positions, pos, new_tail, evicted)
+    need = pos - ring_size
+    if need > head:
+        first = positions[0]
+        if need > first:
+            raise ValueError("batch larger than the ring")
+        need = first
+        pads = [p for p in pads if p[0] >= first]
+    return Placement(pads, positions, pos, need)

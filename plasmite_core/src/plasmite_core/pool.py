@@ -68,6 +68,7 @@ _time_ns = time.time_ns
 _LOCK_EX = fcntl.LOCK_EX
 _LOCK_UN = fcntl.LOCK_UN
 _flock = fcntl.flock
+_plan = F.plan_placement
 
 SCAN_CHUNK = 256 * 1024
 
@@ -329,8 +330,11 @@ class PoolFile:
             str(self.path), hint="create a larger pool (e.g. --size 64M) or send a smaller message",
         )
 
-    def _evict(self, tail: int, oldest: int, need: int) -> tuple[int, int]:
-        """Advance the tail over whole frames until ``tail >= need``."""
+    def _evict(self, tail: int, oldest: int, need: int, head: int, newest: int) -> tuple[int, int]:
+        """Advance the tail over whole frames until ``tail >= need``; a ``need``
+        at or past ``head`` drops every old frame (see ``plan_placement``)."""
+        if need >= head:
+            return need, newest + 1
         mm = self.mm
         R = self.ring_size
         ro = self.ring_offset
@@ -397,18 +401,28 @@ class PoolFile:
                     t = ntime
                 body = _REST.pack(seq, t, len(payload), len(tags), 1, 0) + tags + payload
                 phys = head % R
-                room = R - phys
-                end = (head + room if room < flen else head) + flen
-                if end - tail > R:
-                    tail, oldest = self._evict(tail, oldest, end - R)
+                if R - phys >= flen:
+                    # No wrap: the planner's answer, inlined for the hot path.
+                    end = head + flen
+                    need = end - R
+                    pads = None
+                else:
+                    plan = _plan(head, R, (flen,))
+                    end = plan.head
+                    need = plan.need
+                    pads = plan.pads
+                    phys = 0
+                if need > tail:
+                    tail, oldest = self._evict(tail, oldest, need, head, newest)
                     gen += 1
-                    self._publish(gen, head, tail, newest, oldest, ntime)
+                    self._publish(gen, head, tail if tail < head else head, newest, oldest, ntime)
                     if _faults:
                         _fault("evict_published")
                 ro = self.ring_offset
-                if room < flen:
-                    mm[ro + phys : ro + phys + 8] = _CRC_PAD.pack(room, _PAD)
-                    phys = 0
+                if pads:
+                    p, room = pads[0]
+                    p %= R
+                    mm[ro + p : ro + p + 8] = _CRC_PAD.pack(room, _PAD)
                     if _faults:
                         _fault("pad_written")
                 if _faults:
@@ -471,14 +485,6 @@ class PoolFile:
             i = j
         return out
 
-    def _frame_at(self, pos: int) -> tuple[int, bool]:
-        R = self.ring_size
-        phys = pos % R
-        flen, crc = _CRC_PAD.unpack_from(self.mm, self.ring_offset + phys)
-        if flen < 8 or flen & 7 or phys + flen > R:
-            raise self._corrupt("frame length out of range at the ring tail", self.ring_offset + phys)
-        return flen, crc != _PAD
-
     def _append_chunk(self, items, lengths, flush) -> list[tuple[int, int]]:
         mm = self.mm
         ro = self.ring_offset
@@ -492,14 +498,14 @@ class PoolFile:
                     _fault("locked")
                 gen, head, tail, newest, oldest, ntime = self._locked_state()
                 try:
-                    plan = F.plan_placement(head, tail, R, lengths, self._frame_at)
+                    plan = _plan(head, R, lengths)
                 except ValueError as exc:
                     raise UsageError(f"batch does not fit the ring: {exc}", str(self.path)) from None
-                if plan.tail != tail:
+                if plan.need > tail:
                     # Check the frames being evicted are what the state says.
-                    tail, oldest = self._evict(tail, oldest, plan.tail)
+                    tail, oldest = self._evict(tail, oldest, plan.need, head, newest)
                     gen += 1
-                    self._publish(gen, head, tail, newest, oldest, ntime)
+                    self._publish(gen, head, tail if tail < head else head, newest, oldest, ntime)
                     if _faults:
                         _fault("evict_published")
                 for pos, room in plan.pads:
