@@ -200,27 +200,43 @@ class Pool:
         tags: Iterable[str] | None = None,
         durability: Durability = Durability.FAST,
     ) -> list[Message]:
-        """Append many values under one lock per ring-half; all share ``tags``.
+        """Append many values in order; all share ``tags`` (per-message tags:
+        ``append_many_tagged``).
 
-        Items may also be ``(value, tags)`` pairs when ``tags`` is None and
-        ``pairs=True`` is wanted: use ``append_many_tagged``.
+        A batch whose frames (32 bytes + tags + payload, rounded up to 8 each)
+        total at most half the pool's ring is written under one lock: its seqs
+        are contiguous, no other writer's message lands between them. A larger
+        batch is split into such chunks, written in order; other writers'
+        messages may land between chunks. Values are encoded before anything
+        is written, so a bad value stores nothing. When a later chunk fails,
+        the PlasmiteError raised carries ``committed``: the Messages already
+        stored (``[]`` when none were).
         """
         codec = self._codec_obj
         enc = encode_json if codec is JSON else codec.encode
-        tags_raw = _tags_blob(tags) if tags else _EMPTY
-        vals = list(values)
-        items = [(tags_raw, enc(v)) for v in vals]
+        try:
+            tags_raw = _tags_blob(tags) if tags else _EMPTY
+            vals = list(values)
+            items = [(tags_raw, enc(v)) for v in vals]
+        except PlasmiteError as exc:
+            exc.committed = []
+            raise
         return self._commit_many(items, vals, durability)
 
     def append_many_tagged(self, items: Iterable[tuple[Any, Iterable[str] | None]], durability: Durability = Durability.FAST) -> list[Message]:
-        """Append ``(value, tags)`` pairs in one batch."""
+        """Append ``(value, tags)`` pairs in order, chunked and reported on
+        failure like ``append_many``."""
         codec = self._codec_obj
         enc = encode_json if codec is JSON else codec.encode
         vals = []
         encoded = []
-        for v, tg in items:
-            vals.append(v)
-            encoded.append((_tags_blob(tg) if tg else _EMPTY, enc(v)))
+        try:
+            for v, tg in items:
+                vals.append(v)
+                encoded.append((_tags_blob(tg) if tg else _EMPTY, enc(v)))
+        except PlasmiteError as exc:
+            exc.committed = []
+            raise
         return self._commit_many(encoded, vals, durability)
 
     def append_encoded(self, items: list[tuple[bytes, bytes]], durability: Durability = Durability.FAST) -> list[tuple[int, int]]:
@@ -228,14 +244,21 @@ class Pool:
 
         For ingest paths (CLI feed) that validated JSON themselves; returns
         ``[(seq, time_ns)]``. ``tags_blob`` is b"" or a JSON array of strings.
+        Chunked like ``append_many``; on failure the error's ``committed``
+        holds the ``(seq, time_ns)`` receipts already stored.
         """
         return self._file().append_batch(items, bool(durability))
 
     def _commit_many(self, items, vals, durability) -> list[Message]:
         if not items:
             return []
-        receipts = self._file().append_batch(items, bool(durability))
         pc = self._payload_codec
+        try:
+            receipts = self._file().append_batch(items, bool(durability))
+        except PlasmiteError as exc:
+            done = getattr(exc, "committed", None) or []
+            exc.committed = [Message(seq, t, tr, pl, pc, v) for (seq, t), (tr, pl), v in zip(done, items, vals)]
+            raise
         return [Message(seq, t, tags_raw, payload, pc, v) for (seq, t), (tags_raw, payload), v in zip(receipts, items, vals)]
 
     # ----------------------------------------------------------------- read

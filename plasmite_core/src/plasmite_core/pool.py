@@ -460,7 +460,14 @@ class PoolFile:
         return seq, t
 
     def append_batch(self, items: list[tuple[bytes, bytes]], flush: bool = False) -> list[tuple[int, int]]:
-        """Append many (tags, payload) under one lock; returns [(seq, time_ns)]."""
+        """Append many (tags, payload) in order; returns [(seq, time_ns)].
+
+        Frames are written in chunks of at most half the ring (a frame larger
+        than that is a chunk of its own), each under one lock with contiguous
+        seqs, so a batch never evicts its own messages; other writers' messages
+        may land between chunks. A PlasmiteError raised by a later chunk
+        carries ``committed``: the receipts of the chunks already stored.
+        """
         if self._closed or not self.writable:
             self._check_writable()
         R = self.ring_size
@@ -475,14 +482,18 @@ class PoolFile:
         # evicts its own messages.
         i = 0
         n = len(items)
-        while i < n:
-            j = i
-            total = 0
-            while j < n and (j == i or total + lengths[j] <= R // 2):
-                total += lengths[j]
-                j += 1
-            out.extend(self._append_chunk(items[i:j], lengths[i:j], flush))
-            i = j
+        try:
+            while i < n:
+                j = i
+                total = 0
+                while j < n and (j == i or total + lengths[j] <= R // 2):
+                    total += lengths[j]
+                    j += 1
+                out.extend(self._append_chunk(items[i:j], lengths[i:j], flush))
+                i = j
+        except PlasmiteError as exc:
+            exc.committed = out
+            raise
         return out
 
     def _append_chunk(self, items, lengths, flush) -> list[tuple[int, int]]:
