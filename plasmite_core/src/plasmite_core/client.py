@@ -16,7 +16,7 @@ from typing import Any, AsyncIterator, Iterable, Iterator, NamedTuple
 import msgspec
 
 from .codecs import JSON, canonical_json, encode_json
-from .envelope import Message, format_rfc3339
+from .envelope import Message, format_rfc3339, stored_envelope
 from .errors import NotFoundError, PlasmiteError, UsageError, from_os_error
 from .pool import PoolFile, delete_pool_file
 from .refs import SUFFIX, default_pool_dir, pool_name_of, resolve_pool_ref
@@ -157,6 +157,7 @@ class Pool:
         self._encode = msgspec.json.Encoder().encode if codec is JSON else codec.encode
         # Messages decode JSON payloads directly (None = the fast JSON path).
         self._payload_codec = None if getattr(codec, "is_json", False) else codec
+        self._message = Message.bound(pf)  # messages read from this pool name it in Corrupt errors
         self.path = pf.path
         self.name = pool_name_of(pf.path)
         self.codec = pf.codec_name
@@ -192,6 +193,8 @@ class Pool:
             data = self._codec_obj.from_json(data)
         tags_raw = _tags_blob(tags)
         seq, t = self._file().append(tags_raw, data, bool(durability))
+        if self._payload_codec is None:
+            return stored_envelope(seq, t, tags_raw, data)
         return Message(seq, t, tags_raw, data, self._payload_codec).raw
 
     def append_many(
@@ -268,7 +271,7 @@ class Pool:
             raise UsageError(f"seq must be a non-negative integer, got {seq!r}")
         fr = self._file().get_frame(seq)
         if fr is not None:
-            return Message(fr[0], fr[1], fr[2], fr[3], self._payload_codec)
+            return self._message(fr[0], fr[1], fr[2], fr[3], self._payload_codec)
         raise NotFoundError(
             f"message not found: seq {seq} is not in the pool", seq=seq,
             hint="`pls pool info` shows the retained range (bounds)",

@@ -358,6 +358,23 @@ class PoolFile:
             hint="run `pls doctor` on the pool; new appends are refused until it is repaired",
         )
 
+    def damaged_message(self, seq: int, what: str) -> CorruptError:
+        """The Corrupt error for a frame whose checksum holds but whose
+        payload or tags are not valid for the codec (a forged or foreign write)."""
+        offset = None
+        try:
+            pos = self.locate(seq, self.read_state())
+            if pos is not None:
+                offset = self.ring_offset + pos % self.ring_size
+        except PlasmiteError:
+            pass
+        where = "" if offset is None else f" at offset {offset}"
+        return CorruptError(
+            f"corrupt pool {self.path}: message seq {seq}{where}: {what}", str(self.path), seq=seq, offset=offset,
+            hint="its checksum holds, so the bytes were written as they are (a forged or foreign write); "
+            "`pls doctor --deep` lists such messages and `pls doctor --repair --deep` drops them",
+        )
+
     def _locked_state(self) -> tuple:
         """State for a writer holding the lock: the cached copy of what this
         handle last published when no other writer has published since

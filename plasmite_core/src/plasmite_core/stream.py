@@ -18,8 +18,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 import msgspec
 
-from .envelope import _ENVELOPE, Message, _bsec_cache
-from .errors import RetentionGapError, UsageError
+from .envelope import _ENVELOPE, Message, _bsec_cache, check_frames
+from .errors import PlasmiteError, RetentionGapError, UsageError
 
 _json_str = msgspec.json.encode
 _json_decode = msgspec.json.decode
@@ -69,6 +69,8 @@ class Stream:
         self._pool = pool
         pf = self._pf = pool._file()
         self._codec = pool._payload_codec
+        self._message = pool._message
+        self._error = None  # a Corrupt error met after the messages before it were delivered
         self._max = max_messages
         self._error_on_gap = error_on_gap
         self._on_gap = on_gap
@@ -111,9 +113,10 @@ class Stream:
         tags = self._tags
         codec = self._codec
         where = self._where
+        msg = self._message
         if exp is not None and tags is None and where is None and frames[0][0] == exp and frames[-1][0] == exp + len(frames) - 1:
             # Fast path: contiguous, unfiltered (the common follow/read case).
-            buf.extend([Message(seq, t, tr, pl, codec) for seq, t, tr, pl in frames])
+            buf.extend([msg(seq, t, tr, pl, codec) for seq, t, tr, pl in frames])
             self._expected = frames[-1][0] + 1
             return
         for seq, t, tags_raw, payload in frames:
@@ -130,7 +133,7 @@ class Stream:
             exp = seq + 1
             if tags is not None and not tags(tags_raw):
                 continue
-            m = Message(seq, t, tags_raw, payload, codec)
+            m = msg(seq, t, tags_raw, payload, codec)
             if where is not None and not where(m):
                 continue
             buf.append(m)
@@ -222,6 +225,9 @@ class Stream:
         pf = self._pf
         if pf.closed:
             raise UsageError("pool is closed", hint="keep the pool open while its streams are in use")
+        if self._error is not None:
+            self._done = True
+            raise self._error
         pos = self._pos
         frames, npos = pf.scan(pos, limit)
         if not frames:
@@ -234,6 +240,17 @@ class Stream:
             self._fill(frames)  # apply the gap rules to what was scanned
             return [m.raw for m in self.poll(limit)]
         self._pos = npos
+        bad = check_frames(frames)
+        if bad is not None:
+            # Deliver what precedes the damaged frame; the next call raises.
+            try:
+                self._message(*frames[bad]).raw
+            except PlasmiteError as exc:
+                self._error = exc
+                frames = frames[:bad]
+                if not frames:
+                    self._done = True
+                    raise
         self._expected = frames[-1][0] + 1
         self._delivered += len(frames)
         cache = _bsec_cache
