@@ -15,6 +15,7 @@ from typing import Any, AsyncIterator, Iterable, Iterator, NamedTuple
 
 import msgspec
 
+from . import format as F
 from .codecs import JSON, canonical_json, encode_json
 from .envelope import Message, format_rfc3339, stored_envelope
 from .errors import NotFoundError, PlasmiteError, UsageError, from_os_error
@@ -118,8 +119,9 @@ class PoolInfo(NamedTuple):
 def _info_of(pf: PoolFile) -> PoolInfo:
     st = pf.read_state()
     geo = pf.header.geometry
-    empty = st.count == 0
-    oldest_t = None if empty else pf.frame_time(st.oldest, st)
+    count, oldest, newest = F.retained(st, pf.lost())  # net of what repairs dropped
+    empty = count == 0
+    oldest_t = None if empty else pf.frame_time(oldest, st)
     used = st.head - st.tail
     return PoolInfo(
         name=pool_name_of(pf.path),
@@ -130,9 +132,9 @@ def _info_of(pf: PoolFile) -> PoolInfo:
         index_size_bytes=geo.index_capacity * 4,
         ring_offset=geo.ring_offset,
         ring_size=geo.ring_size,
-        oldest_seq=None if empty else st.oldest,
-        newest_seq=None if empty else st.newest,
-        message_count=st.count,
+        oldest_seq=None if empty else oldest,
+        newest_seq=None if empty else newest,
+        message_count=count,
         codec=pf.codec_name,
         format_version=pf.header.version,
         used_bytes=used,
@@ -284,8 +286,9 @@ class Pool:
         return _info_of(self._file())
 
     def bounds(self) -> tuple[int | None, int | None]:
-        st = self._file().read_state()
-        return (None, None) if st.count == 0 else (st.oldest, st.newest)
+        pf = self._file()
+        count, oldest, newest = F.retained(pf.read_state(), pf.lost())
+        return (None, None) if count == 0 else (oldest, newest)
 
     # ---------------------------------------------------------------- lite3
     def append_lite3(self, payload: bytes, durability: Durability = Durability.FAST) -> int:

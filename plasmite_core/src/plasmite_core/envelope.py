@@ -27,11 +27,19 @@ from .errors import CorruptError, PlasmiteError, UsageError
 
 _json_decode = msgspec.json.decode
 _json_encode = msgspec.json.encode
-_one_value = msgspec.json.Decoder(msgspec.Raw).decode  # exactly one JSON value, else DecodeError
+_skip_value = msgspec.json.Decoder(msgspec.Raw).decode  # one JSON value, else DecodeError
 _tags_decode = msgspec.json.Decoder(list[str]).decode
 _lines_one_value = msgspec.json.Decoder(msgspec.Raw).decode_lines
 _lines_tags = msgspec.json.Decoder(list[str]).decode_lines
-_DecodeError = msgspec.DecodeError
+_DecodeError = (msgspec.DecodeError, UnicodeDecodeError)
+
+
+def _one_value(payload: bytes) -> None:
+    """DecodeError/UnicodeDecodeError unless ``payload`` is exactly one JSON
+    value in UTF-8 (the skip-parse does not check UTF-8 inside strings)."""
+    _skip_value(payload)
+    if not payload.isascii():
+        payload.decode()
 
 _sec_cache: list = [None, ""]
 _bsec_cache: list = [None, b""]
@@ -117,6 +125,8 @@ def check_frames(frames: list) -> int | None:
     tags = list(filter(None, map(_tags_of, frames)))
     try:
         ok = blob.count(b"\n") == n - 1 and len(_lines_one_value(blob)) == n
+        if ok and not blob.isascii():
+            blob.decode()
         if ok and tags:
             tblob = b"\n".join(tags)
             ok = tblob.count(b"\n") == len(tags) - 1 and len(_lines_tags(tblob)) == len(tags)

@@ -42,6 +42,56 @@ STATE_PAIR = struct.Struct("<QQQQQQII8xQQQQQQII")
 NOTIFY_COUNTER_OFFSET = 256
 WAITER_DEADLINE_OFFSET = 264
 
+# Repair record: seq ranges a repair dropped (damaged frames), so `info` can
+# count what is really retained. Written only by repair, under the lock; all
+# zeros (no record) in a pool never repaired, and ignored by older readers.
+#   n I | crc I (CRC-32 of n and the ranges) | n x (first Q | last Q)
+LOST_OFFSET = 512
+LOST_HEAD = struct.Struct("<II")
+LOST_RANGE = struct.Struct("<QQ")
+LOST_MAX = (1024 - LOST_OFFSET - LOST_HEAD.size) // LOST_RANGE.size  # 31
+
+
+def pack_lost(ranges: list[tuple[int, int]]) -> bytes:
+    """The repair record for ``ranges`` (the newest LOST_MAX are kept)."""
+    ranges = sorted(ranges)[-LOST_MAX:]
+    body = b"".join(LOST_RANGE.pack(a, b) for a, b in ranges)
+    n = struct.pack("<I", len(ranges))
+    return n + struct.pack("<I", zlib.crc32(n + body)) + body
+
+
+def parse_lost(buf: bytes | memoryview) -> list[tuple[int, int]]:
+    """Seq ranges dropped by repairs ([] when none, or when the record fails its CRC)."""
+    n, crc = LOST_HEAD.unpack_from(buf, LOST_OFFSET)
+    if not n or n > LOST_MAX:
+        return []
+    start = LOST_OFFSET + LOST_HEAD.size
+    body = bytes(buf[start : start + n * LOST_RANGE.size])
+    if zlib.crc32(struct.pack("<I", n) + body) != crc:
+        return []
+    return [LOST_RANGE.unpack_from(body, i * LOST_RANGE.size) for i in range(n)]
+
+
+def retained(st: "State", lost: list[tuple[int, int]]) -> tuple[int, int, int]:
+    """(count, oldest, newest) of the messages a state retains, net of the
+    seqs repairs dropped; count 0 when none."""
+    oldest, newest = st.oldest, st.newest
+    for a, b in sorted(lost, reverse=True):
+        if a <= newest <= b:
+            newest = a - 1
+    for a, b in sorted(lost):
+        if a <= oldest <= b:
+            oldest = b + 1
+    if oldest > newest:
+        return 0, oldest, newest
+    count = newest - oldest + 1
+    for a, b in lost:
+        lo, hi = max(a, oldest), min(b, newest)
+        if lo <= hi:
+            count -= hi - lo + 1
+    return count, oldest, newest
+
+
 # Frame: len I | crc I | seq Q | time_ns Q | payload_len I | tags_len H | kind B | flags B
 # then tags (JSON array text, empty meaning []), then payload, padded to 8 bytes.
 FRAME_HEAD = struct.Struct("<IIQQIHBB")

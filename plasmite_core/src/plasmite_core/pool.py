@@ -308,6 +308,10 @@ class PoolFile:
     def read_state(self) -> F.State:
         return F.State(*self._state_fields())
 
+    def lost(self) -> list[tuple[int, int]]:
+        """Seq ranges that repairs dropped (see ``format.retained``)."""
+        return F.parse_lost(self.mm)
+
     def _publish(self, gen: int, head: int, tail: int, newest: int, oldest: int, ntime: int) -> None:
         body = _STATE_BODY.pack(gen, head, tail, newest, oldest, ntime)
         off = _SA if gen & 1 else _SB
@@ -342,20 +346,27 @@ class PoolFile:
             phys = tail % R
             flen, crc, seq = _LEN_SEQ.unpack_from(mm, ro + phys) if R - phys >= 16 else (*_CRC_PAD.unpack_from(mm, ro + phys), 0)
             if crc == _PAD:
-                if flen != R - phys:
-                    raise self._corrupt("bad pad frame", ro + phys)
+                if flen < 8 or flen & 7 or phys + flen > R:
+                    raise self._corrupt("bad pad frame", ro + phys, appending=True)
                 tail += flen
                 continue
             if flen < _MIN_FRAME or flen & 7 or phys + flen > R or seq < oldest:
-                raise self._corrupt(f"frame at the ring tail is damaged (seq {seq}, expected {oldest})", ro + phys)
+                raise self._corrupt(
+                    f"frame at the ring tail is damaged (seq {seq}, expected {oldest})", ro + phys, appending=True
+                )
             tail += flen
             oldest = seq + 1  # a repaired pool may have a hole in its seqs
         return tail, oldest
 
-    def _corrupt(self, what: str, offset: int) -> CorruptError:
+    def _corrupt(self, what: str, offset: int, appending: bool = False) -> CorruptError:
+        if appending:
+            hint = ("appends are refused until the pool is repaired: the ring must overwrite this frame next; "
+                    "`pls doctor --repair` keeps every frame that verifies")
+        else:
+            hint = ("`pls doctor --repair` keeps every frame that verifies and drops this one (followers see a gap); "
+                    "appends go on until the ring has to overwrite the damaged frame")
         return CorruptError(
-            f"corrupt pool {self.path}: {what} at offset {offset}", str(self.path), offset=offset,
-            hint="run `pls doctor` on the pool; new appends are refused until it is repaired",
+            f"corrupt pool {self.path}: {what} at offset {offset}", str(self.path), offset=offset, hint=hint,
         )
 
     def damaged_message(self, seq: int, what: str) -> CorruptError:
@@ -636,8 +647,10 @@ class PoolFile:
         while pos < head:
             phys = pos % R
             flen, crc = _CRC_PAD.unpack_from(mm, ro + phys)
-            if flen < 8 or flen & 7:
-                return None
+            if flen < (8 if crc == _PAD else _MIN_FRAME) or flen & 7 or phys + flen > R:
+                if pos < self._state_fields()[2]:
+                    return None  # overwritten while walking: the seq is no longer retained
+                raise self._corrupt("frame length out of range", ro + phys)
             if crc != _PAD and R - phys >= 16:
                 (fseq,) = struct.unpack_from("<Q", mm, ro + phys + 8)
                 if fseq == seq:
@@ -767,11 +780,12 @@ class PoolFile:
                     flen, crc = _CRC_PAD.unpack_from(buf, off)
                     seq = t = pl = tl = 0
                 if crc == _PAD:
-                    if phys + off + flen != R:
+                    # The ring-end pad, or one a repair wrote over dropped frames.
+                    if flen < 8 or flen & 7 or phys + off + flen > R or pos + flen > head:
                         raise self._corrupt("bad pad frame", base + off)
                     off += flen
                     pos += flen
-                    break
+                    continue
                 if flen < _MIN_FRAME or flen & 7 or phys + off + flen > R:
                     raise self._corrupt("frame length out of range", base + off)
                 if off + flen > n:

@@ -212,6 +212,9 @@ class Stream:
         the frames, with no Message objects: the path of ``pls follow --jsonl``
         and the HTTP tail.
         """
+        if self._error is not None:
+            self._done = True
+            raise self._error
         if (
             self._buf
             or self._done
@@ -221,13 +224,10 @@ class Stream:
             or self._expected is None
             or self._max is not None
         ):
-            return [m.raw for m in self.poll(limit)]
+            return self._raws(self.poll(limit))
         pf = self._pf
         if pf.closed:
             raise UsageError("pool is closed", hint="keep the pool open while its streams are in use")
-        if self._error is not None:
-            self._done = True
-            raise self._error
         pos = self._pos
         frames, npos = pf.scan(pos, limit)
         if not frames:
@@ -238,7 +238,7 @@ class Stream:
             # A gap or already-seen seqs: let the general path apply the rules.
             self._pos = npos
             self._fill(frames)  # apply the gap rules to what was scanned
-            return [m.raw for m in self.poll(limit)]
+            return self._raws(self.poll(limit))
         self._pos = npos
         bad = check_frames(frames)
         if bad is not None:
@@ -262,6 +262,21 @@ class Stream:
                 cache[0] = sec
                 cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)).encode()
             out.append(env % (seq, cache[1], frac, tags_raw or b"[]", payload))
+        return out
+
+    def _raws(self, messages: list[Message]) -> list[bytes]:
+        """Envelopes of ``messages``; one that turns out damaged ends the
+        list, and the next ``poll_json`` raises its Corrupt error."""
+        out = []
+        for m in messages:
+            try:
+                out.append(m.raw)
+            except PlasmiteError as exc:
+                if not out:
+                    self._done = True
+                    raise
+                self._error = exc
+                break
         return out
 
     def next_json(self, timeout_ms: int | None = None) -> bytes | None:

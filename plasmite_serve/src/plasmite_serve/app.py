@@ -808,7 +808,9 @@ class PlasmiteApp:
                         chunk = _frame(batch, sse) if batch else b""
                 except PlasmiteError as exc:
                     if not lite3:  # a Lite3 stream has no error frame: it just ends
-                        await _send_chunk(send, _terminal_error(exc, sse), more=True)
+                        # the envelopes drained before the error go first
+                        done = _frame(pending, sse) if pending else b""
+                        await _send_chunk(send, done + _terminal_error(exc, sse), more=True)
                     break
                 pending = []
                 if count:
