@@ -295,7 +295,7 @@ def repair_pool(path: str | os.PathLike, deep: bool = False) -> Report:
                 (flen,) = struct.unpack_from("<I", mm, ro + last_pos % R)
                 head = last_pos + flen
                 new = F.State(st.gen + 2, head, good[0][0], max(last_seq, st.newest), good[0][1], last_t)
-                lost = _lost_ranges(good, good[0][1], new.newest)
+                lost = _lost_ranges(good, min(st.oldest, good[0][1]), new.newest)
             else:
                 new = F.State(st.gen + 2, st.tail, st.tail, st.newest, st.newest + 1, st.newest_time)
                 if st.oldest <= st.newest:
