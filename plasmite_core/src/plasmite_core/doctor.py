@@ -233,7 +233,8 @@ def _check_open(pf: PoolFile, report: Report, deep: bool) -> None:
     icap = pf.index_capacity
     if icap and report.ok:
         R = pf.ring_size
-        window = good[-icap:]
+        # the slots of the newest icap seqs (a repaired pool may have holes)
+        window = [g for g in good[-icap:] if g[1] > good[-1][1] - icap]
         for pos, seq, _ in window:
             (v,) = F.INDEX_ENTRY.unpack_from(mm, pf.index_offset + (seq % icap) * 4)
             if v != ((pos % R) >> 3) + 1:
@@ -321,7 +322,7 @@ def repair_pool(path: str | os.PathLike, deep: bool = False) -> Report:
                 for a, b in lost:
                     for seq in range(max(a, b - icap + 1), b + 1):
                         F.INDEX_ENTRY.pack_into(mm, pf.index_offset + (seq % icap) * 4, 0)
-                for pos, seq, _ in good[-icap:]:
+                for pos, seq, _ in [g for g in good[-icap:] if g[1] > good[-1][1] - icap]:
                     F.INDEX_ENTRY.pack_into(mm, pf.index_offset + (seq % icap) * 4, ((pos % R) >> 3) + 1)
             mm.flush()
         finally:
