@@ -272,7 +272,9 @@ class Message:
             if self._codec is None and payload:
                 if self._data is _NO:
                     try:
-                        _one_value(payload)
+                        _skip_value(payload)  # inlined _one_value (hot path)
+                        if not payload.isascii():
+                            payload.decode()
                     except _DecodeError as exc:
                         raise self._damaged("payload is not valid json", exc) from None
             else:

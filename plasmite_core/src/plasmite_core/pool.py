@@ -373,12 +373,13 @@ class PoolFile:
         """The Corrupt error for a frame whose checksum holds but whose
         payload or tags are not valid for the codec (a forged or foreign write)."""
         offset = None
-        try:
-            pos = self.locate(seq, self.read_state())
-            if pos is not None:
-                offset = self.ring_offset + pos % self.ring_size
-        except PlasmiteError:
-            pass
+        if not self._closed:
+            try:
+                pos = self.locate(seq, self.read_state())
+                if pos is not None:
+                    offset = self.ring_offset + pos % self.ring_size
+            except (PlasmiteError, ValueError):
+                pass  # damaged elsewhere too, or unmapped: report without an offset
         where = "" if offset is None else f" at offset {offset}"
         return CorruptError(
             f"corrupt pool {self.path}: message seq {seq}{where}: {what}", str(self.path), seq=seq, offset=offset,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator
 
 import msgspec
@@ -24,6 +25,7 @@ from .errors import PlasmiteError, RetentionGapError, UsageError
 _json_str = msgspec.json.encode
 _json_decode = msgspec.json.decode
 _BATCH = 512
+_time_of = itemgetter(1)
 _GAP = object()
 
 
@@ -255,6 +257,16 @@ class Stream:
         self._delivered += len(frames)
         cache = _bsec_cache
         env = _ENVELOPE
+        times = list(map(_time_of, frames))
+        sec = min(times) // 1_000_000_000
+        if max(times) // 1_000_000_000 == sec:
+            # One second for the whole batch (the usual case): format its text once.
+            if cache[0] != sec:
+                cache[0] = sec
+                cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)).encode()
+            stamp = cache[1]
+            base = sec * 1_000_000_000
+            return [env % (seq, stamp, t - base, tags_raw or b"[]", payload) for seq, t, tags_raw, payload in frames]
         out = []
         for seq, t, tags_raw, payload in frames:
             sec, frac = divmod(t, 1_000_000_000)
