@@ -3,8 +3,8 @@
 With frame 5 of 12 damaged: ``pls doctor --repair`` keeps every frame that
 verifies (it resynchronises past the damaged one) and reports the lost seqs;
 ``pool info`` shows the repaired state; the hints say what really happens
-(appends go on until the ring has to overwrite the damaged frame, then they
-are refused); a read of a damaged frame is Corrupt wherever it happens.
+(appends go on, and are refused once the ring must overwrite a frame whose
+length is damaged); a read of a damaged frame is Corrupt wherever it happens.
 """
 
 from __future__ import annotations

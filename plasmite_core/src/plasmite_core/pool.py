@@ -360,11 +360,11 @@ class PoolFile:
 
     def _corrupt(self, what: str, offset: int, appending: bool = False) -> CorruptError:
         if appending:
-            hint = ("appends are refused until the pool is repaired: the ring must overwrite this frame next; "
-                    "`pls doctor --repair` keeps every frame that verifies")
+            hint = ("appends are refused until the pool is repaired: the ring must overwrite this frame next "
+                    "and cannot step over it; `pls doctor --repair` keeps every frame that verifies")
         else:
             hint = ("`pls doctor --repair` keeps every frame that verifies and drops this one (followers see a gap); "
-                    "appends go on until the ring has to overwrite the damaged frame")
+                    "appends go on meanwhile, unless the ring reaches a frame it cannot step over")
         return CorruptError(
             f"corrupt pool {self.path}: {what} at offset {offset}", str(self.path), offset=offset, hint=hint,
         )
