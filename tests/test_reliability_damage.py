@@ -141,3 +141,39 @@ def test_appends_to_a_damaged_pool_go_on_until_the_ring_reaches_the_damage(pool_
         for _ in range(2000):
             pool.append({"fill": "y" * 200})  # the ring wraps over the repaired span
     assert check_pool(path).ok
+
+
+def test_a_shortened_ring_end_pad_is_found_by_doctor(pool_dir):
+    """Pads may sit inside the ring since repairs write them, so a ring-end pad
+    whose length shrank lands on stale bytes (old frames, old pads): doctor
+    must still report it, whatever it lands on."""
+    from plasmite_core import format as F
+
+    with Client(pool_dir) as c, c.create_pool("w", 64 * 1024) as pool:
+        pf = pool._file()
+        R = pf.ring_size
+        i = 0
+        while True:  # wrap several times with varied sizes, until the live span holds a pad
+            pool.append({"i": i, "pad": "z" * (i * 37 % 700)})
+            i += 1
+            st = pf.read_state()
+            if st.head > 5 * R and st.tail % R > st.head % R:
+                break
+        pad_off = pf.ring_offset + st.tail % R
+        while True:  # the ring-end pad of the live span
+            flen, crc = struct.unpack_from("<II", pf.mm, pad_off)
+            if crc == F.PAD_MARK:
+                break
+            pad_off += flen
+    path = pool_dir / "w.plasmite"
+    original = path.read_bytes()
+    (flen,) = struct.unpack_from("<I", original, pad_off)
+    assert flen >= 16
+    for shorter in range(8, flen, 8):
+        data = bytearray(original)
+        struct.pack_into("<I", data, pad_off, shorter)
+        path.write_bytes(bytes(data))
+        assert not check_pool(path).ok, shorter
+        assert repair_pool(path).ok
+    path.write_bytes(original)
+    assert check_pool(path).ok

@@ -156,8 +156,13 @@ def _walk(pf: PoolFile, st: F.State, report: Report | None, deep: bool = False, 
     while pos < st.head:
         what = _inspect(pf, pos, st.head, last_seq, st.newest)
         if what[0] == "pad":
-            pos += what[1]
-            continue
+            # Writers pad only to the ring end; a repair pads over dropped
+            # frames, always up to a frame it kept. Anything else is damage
+            # (e.g. a shortened ring-end pad landing on stale bytes).
+            if (pos % R) + what[1] == R or _inspect(pf, pos + what[1], st.head, last_seq, st.newest)[0] == "msg":
+                pos += what[1]
+                continue
+            what = ("bad", "bad_pad", f"pad of {what[1]} bytes inside the ring is not followed by a message")
         if what[0] == "bad":
             report and report.add(what[1], what[2], ro + pos % R)
             damaged = True
@@ -311,6 +316,9 @@ def repair_pool(path: str | os.PathLike, deep: bool = False) -> Report:
             for start, end in regions:
                 if start < new.tail or end > new.head:
                     continue
+                nxt = _inspect(pf, end, new.head, 0, 1 << 63)
+                if nxt[0] == "pad":
+                    end += nxt[1]  # one pad up to the ring end, not two in a row
                 while start < end:
                     n = min(end - start, R - start % R)
                     F.FRAME_PREFIX.pack_into(mm, ro + start % R, n, F.PAD_MARK)
