@@ -186,7 +186,7 @@ def _walk(pf: PoolFile, st: F.State, report: Report | None, deep: bool = False, 
                 pos += flen
                 continue
         if seq > last_seq + 1 and report is not None and good:
-            why = "lost to damaged frames" if damaged else "dropped by an earlier repair"
+            why = "lost to damaged frames" if damaged else "dropped by a repair"
             report.notes.append(f"seqs {last_seq + 1}..{seq - 1} are missing ({why})")
         if t < last_t:
             report and report.add("time_order", f"seq {seq} is older than the message before it", ro + pos % R)
