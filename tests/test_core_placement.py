@@ -11,6 +11,8 @@ independent of ``plan_placement``.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from plasmite import Client
@@ -57,18 +59,18 @@ class ModelRing:
         return [s for _, _, s in self.frames]
 
 
-def _payload(plen: int, seq_hint: int) -> str:
-    """A JSON string value whose encoding is exactly ``plen`` bytes."""
-    body = f"{seq_hint}:".ljust(plen - 2, "x")
-    assert len(body) == plen - 2
-    return body
+def _payload(plen: int, seq_hint: int) -> dict:
+    """A JSON object whose encoding is exactly ``plen`` bytes."""
+    body = f"{seq_hint}:".ljust(plen - 8, "x")  # {"p":"..."}
+    assert len(body) == plen - 8
+    return {"p": body}
 
 
 def _sizes(ring: int):
     top = ring - 32  # the largest payload (no tags) whose frame fits the ring
     return st.lists(
         st.one_of(
-            st.integers(8, 200),
+            st.integers(24, 200),
             st.integers(200, ring // 2),
             st.integers(top - 600, top),
         ),
@@ -137,7 +139,7 @@ def test_a_wrapping_frame_nearly_the_ring_size_is_stored(pool_dir, small, big, p
     """The issue's reproductions: a 64 KiB pool, some small messages, then one
     that fits the ring but must wrap. It was refused as Corrupt (append),
     "batch larger than the ring" (append_many, pls feed)."""
-    payload = "y" * (big - 2)
+    payload = {"p": "y" * (big - 8)}  # encoded: exactly ``big`` bytes
     with Client(pool_dir) as c, c.create_pool("p", POOL_SIZE) as pool:
         for i in range(small):
             pool.append({"i": i})
@@ -146,7 +148,7 @@ def test_a_wrapping_frame_nearly_the_ring_size_is_stored(pool_dir, small, big, p
         elif path == "append_many":
             seq = pool.append_many([payload])[0].seq
         else:
-            line = ('"' + payload + '"\n').encode()
+            line = (json.dumps(payload) + "\n").encode()
             r = pls("feed", "p", pool_dir=pool_dir, input=line, timeout=120)
             assert r.returncode == 0, r.stderr
             seq = small + 1

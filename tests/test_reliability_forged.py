@@ -45,7 +45,7 @@ def forge(path, seq, *, payload: bytes | None = None, tags: bytes | None = None)
     return off
 
 
-# Payloads of 8 bytes, like the stored "abcdef": each breaks the envelope in
+# Payloads of 8 bytes, like the stored {"a":12}: each breaks the envelope in
 # its own way (a structure change that is still valid JSON, invalid JSON,
 # bytes that are not UTF-8).
 FORGED = {
@@ -59,7 +59,7 @@ FORGED = {
 def _pool(pool_dir, name="f"):
     with Client(pool_dir) as c, c.create_pool(name, 256 * 1024) as pool:
         for i in range(1, 13):
-            pool.append("abcdef", ["t"] if i % 2 else None)  # payload `"abcdef"`: 8 bytes
+            pool.append({"a": 12}, ["t"] if i % 2 else None)  # payload `{"a":12}`: 8 bytes
     return pool_dir / f"{name}.plasmite"
 
 
@@ -79,14 +79,14 @@ def test_forged_payload_is_corrupt_in_the_api(pool_dir, kind):
             with pytest.raises(CorruptError) as ei:
                 read()
             _assert_corrupt(ei.value, path, 5, off)
-        assert pool.get(4).data == "abcdef" and pool.get(6).data == "abcdef"
+        assert pool.get(4).data == {"a": 12} and pool.get(6).data == {"a": 12}
         # tails: decoded, raw, and the batched raw path deliver 1..4 then fail
         got = []
         with pytest.raises(CorruptError) as ei:
             for m in pool.tail(since_seq=1, timeout_ms=0):
                 got.append(m.data)
         _assert_corrupt(ei.value, path, 5, off)
-        assert got == ["abcdef"] * 4
+        assert got == [{"a": 12}] * 4
         stream = pool.open_stream(since_seq=1, timeout_ms=0)
         with pytest.raises(CorruptError):
             list(stream)  # iterates raw envelopes
@@ -103,7 +103,7 @@ def test_forged_tags_are_corrupt_in_the_api(pool_dir):
     off = forge(path, 3, tags=b'["t"],1')  # seq 3 has tags ["t"] (5 bytes): keep the frame length
     with Client(pool_dir) as c, c.open_pool("f") as pool:
         m = pool.get(3)
-        assert m.data == "abcdef"
+        assert m.data == {"a": 12}
         for read in (lambda: m.tags, lambda: m.meta, lambda: m.raw):
             with pytest.raises(CorruptError) as ei:
                 read()
