@@ -17,7 +17,6 @@ followers see the lost messages as a gap.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import struct
 import zlib
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from . import format as F
+from . import locks
 from .errors import CorruptError, PlasmiteError
 from .pool import PoolFile
 
@@ -260,15 +260,23 @@ def _lost_ranges(good: list, first: int, newest: int) -> list[tuple[int, int]]:
     return out
 
 
-def repair_pool(path: str | os.PathLike, deep: bool = False) -> Report:
-    """Repair in place under the writer lock: keep every frame that verifies
-    (with ``deep``: and decodes), cover the damaged spans between them with
-    pad frames, record the lost seqs, and rebuild the state and the index.
+def repair_pool(path: str | os.PathLike, lock_timeout: float | None = None, *, deep: bool = False) -> Report:
+    """Repair in place under the directory's admin lock and the pool's write
+    lock (each waited for within ``lock_timeout``, then Busy): keep every
+    frame that verifies (with ``deep``: and decodes), cover the damaged spans
+    between them with pad frames, record the lost seqs, and rebuild the state
+    and the index.
 
     Seqs are never reused: the next append continues after the newest seq
     ever published, so followers see the lost messages as a gap.
     """
     path = Path(path)
+    timeout = locks.resolve_timeout(lock_timeout)
+    with locks.admin_lock(path.parent, timeout):
+        return _repair(path, timeout, deep)
+
+
+def _repair(path: Path, timeout: float, deep: bool) -> Report:
     before = check_pool(path, deep)
     if before.ok:
         return before
@@ -277,10 +285,10 @@ def repair_pool(path: str | os.PathLike, deep: bool = False) -> Report:
             f"cannot repair {path}: its header is damaged", str(path), offset=0,
             hint="restore the pool from a backup, or delete and recreate it",
         )
-    pf = PoolFile.open(path)
+    pf = PoolFile.open(path, timeout)
     lost: list[tuple[int, int]] = []
     try:
-        fcntl.flock(pf.fd, fcntl.LOCK_EX)
+        pf.lock()
         try:
             st = pf.read_state()
             R = pf.ring_size
@@ -334,7 +342,7 @@ def repair_pool(path: str | os.PathLike, deep: bool = False) -> Report:
                     F.INDEX_ENTRY.pack_into(mm, pf.index_offset + (seq % icap) * 4, ((pos % R) >> 3) + 1)
             mm.flush()
         finally:
-            fcntl.flock(pf.fd, fcntl.LOCK_UN)
+            pf.unlock()
     finally:
         pf.close()
     after = check_pool(path, deep)
