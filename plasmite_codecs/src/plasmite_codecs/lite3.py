@@ -1491,6 +1491,7 @@ class Lite3Codec:
     """The ``lite3`` payload codec (see the plugin hooks)."""
 
     name = "lite3"
+    is_json = False
 
     encode = staticmethod(encode)
     decode = staticmethod(decode)

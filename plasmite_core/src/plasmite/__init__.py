@@ -1,7 +1,9 @@
 """Plasmite: persistent JSON message pools backed by plain files.
 
 ``from plasmite import Client, Durability`` — a drop-in for upstream's Python
-binding, running on the pure-Python engine of ``plasmite_core``. Remote pools
+binding, running on the pure-Python engine of ``plasmite_core``. Plugin authors find
+here ``hookimpl``, ``Message`` and the contracts of ``plasmite_core.protocols``
+(``TransportClient``, ``PoolHandle``, ``StreamHandle``, ``Capability``, ...). Remote pools
 (``RemoteClient``) come from ``plasmite-serve`` when it is installed.
 """
 
@@ -27,6 +29,19 @@ from plasmite_core.errors import (
     PlasmiteError,
     RetentionGapError,
     UsageError,
+)
+from plasmite_core.hooks import hookimpl
+from plasmite_core.protocols import (
+    TRANSPORT_OPTIONS,
+    Capability,
+    Codec,
+    FilterFactory,
+    PoolHandle,
+    PoolInfoLike,
+    Predicate,
+    StreamHandle,
+    TransportClient,
+    TransportFactory,
 )
 from plasmite_core.refs import default_pool_dir
 from plasmite_core.stream import Stream
@@ -75,5 +90,16 @@ __all__ = [
     "DEFAULT_POOL_SIZE_BYTES",
     "default_pool_dir",
     "parse_message",
+    "hookimpl",
+    "Capability",
+    "Codec",
+    "FilterFactory",
+    "PoolHandle",
+    "PoolInfoLike",
+    "Predicate",
+    "StreamHandle",
+    "TransportClient",
+    "TransportFactory",
+    "TRANSPORT_OPTIONS",
     "__version__",
 ]

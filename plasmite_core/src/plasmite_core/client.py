@@ -19,6 +19,7 @@ from .codecs import JSON, canonical_json, encode_json
 from .envelope import Message, format_rfc3339
 from .errors import NotFoundError, PlasmiteError, UsageError, from_os_error
 from .pool import PoolFile, delete_pool_file
+from .protocols import Capability
 from .refs import SUFFIX, default_pool_dir, pool_name_of, resolve_pool_ref
 from .stream import Stream
 
@@ -145,6 +146,11 @@ def _info_of(pf: PoolFile) -> PoolInfo:
 class Pool:
     """An open pool. Thread-safe for appends; streams are per-thread objects."""
 
+    capabilities = frozenset({
+        Capability.ENCODED_APPEND, Capability.SINCE_TIME, Capability.WHERE,
+        Capability.LOCAL_READS, Capability.JSON_BATCHES,
+    })
+
     def __init__(self, pf: PoolFile) -> None:
         self._pf: PoolFile | None = pf
         if pf.codec_name == "json":
@@ -156,7 +162,7 @@ class Pool:
         self._codec_obj = codec
         self._encode = msgspec.json.Encoder().encode if codec is JSON else codec.encode
         # Messages decode JSON payloads directly (None = the fast JSON path).
-        self._payload_codec = None if getattr(codec, "is_json", False) else codec
+        self._payload_codec = None if codec.is_json else codec
         self.path = pf.path
         self.name = pool_name_of(pf.path)
         self.codec = pf.codec_name
