@@ -7,6 +7,8 @@ that a refused credential can be checked too).
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from plasmite_core.client import Client
@@ -19,3 +21,30 @@ class TestLocalTransport(TransportConformance):
     @pytest.fixture
     def transport(self, tmp_path):
         return TransportUnderTest(connect=lambda: Client(tmp_path))
+
+
+def _dead_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def http_server(tmp_path_factory):
+    from plasmite_serve.testing import ServerProcess
+
+    with ServerProcess(tmp_path_factory.mktemp("kit-http"), "--token", TOKEN) as server:
+        yield server
+
+
+class TestHttpTransport(TransportConformance):
+    @pytest.fixture
+    def transport(self, http_server):
+        from plasmite_core import plugins
+
+        factory = plugins.transport("http")
+        return TransportUnderTest(
+            connect=lambda: factory(http_server.base_url, token=TOKEN),
+            unreachable=lambda: factory(f"http://127.0.0.1:{_dead_port()}", token=TOKEN),
+            unauthorized=lambda: factory(http_server.base_url, token="wrong-token"),
+        )

@@ -36,7 +36,9 @@ def run_feed(state, pool: str, data: str | None, *, tags=(), file: str | None = 
         raise UsageError("both DATA and --file given", hint="use only one of DATA, --file, or stdin")
     size = parsing.parse_size(create_size, flag="--create-size") if create_size is not None else None
     delay_s = parsing.parse_duration_ms(retry_delay, flag="--retry-delay") / 1000 if retry_delay else 0.05
-    dur = parsing.parse_durability(durability)
+    from plasmite_core.durability import parse_durability
+
+    dur = parse_durability(durability)
     tag_list = list(tags)
 
     stdin_is_tty = _isatty(sys.stdin)

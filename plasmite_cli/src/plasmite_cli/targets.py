@@ -57,6 +57,8 @@ def remote_pool(ref: str, cmd: str, *, token: str | None = None, token_file: str
         raise UsageError(f"no transport for {scheme}:// pool refs is installed", hint=hint) from None
     opts: dict[str, Any] = {}
     if token_file:
+        from plasmite_core.tokens import read_token_file
+
         token = read_token_file(token_file)
     if token:
         opts["token"] = token
@@ -74,19 +76,6 @@ def remote_pool(ref: str, cmd: str, *, token: str | None = None, token_file: str
         if err.kind == ErrorKind.NOT_FOUND and not err.hint:
             err.hint = f"no pool {name!r} on {base}; create it on the server side first"
         raise
-
-
-def read_token_file(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            token = fh.read().strip()
-    except OSError as exc:
-        from plasmite_core.errors import from_os_error
-
-        raise from_os_error(exc, path, action="read token file") from None
-    if not token:
-        raise UsageError(f"token file is empty: {path}", hint="write the bearer token into the file")
-    return token
 
 
 def reject_remote_flags(cmd: str, token: Any = None, token_file: Any = None,

@@ -9,15 +9,16 @@ it run unchanged; ``append_many``, ``atail`` and pool admin calls are additions.
 from __future__ import annotations
 
 import time as _time
-from enum import IntEnum
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterable, Iterator, NamedTuple
 
 import msgspec
 
 from .codecs import JSON, canonical_json, encode_json
+from .durability import Durability
 from .envelope import Message, format_rfc3339
 from .errors import NotFoundError, PlasmiteError, UsageError, from_os_error
+from .pacing import check_speed, paced
 from .pool import PoolFile, delete_pool_file
 from .protocols import Capability
 from .refs import SUFFIX, default_pool_dir, pool_name_of, resolve_pool_ref
@@ -28,11 +29,6 @@ DEFAULT_POOL_SIZE = DEFAULT_POOL_SIZE_BYTES
 
 _json_enc = msgspec.json.encode
 _EMPTY = b""
-
-
-class Durability(IntEnum):
-    FAST = 0
-    FLUSH = 1
 
 
 def _tags_blob(tags) -> bytes:
@@ -352,17 +348,9 @@ class Pool:
         **options: Any,
     ) -> Iterator[Message]:
         """Yield messages with their original spacing divided by ``speed``
-        (``speed=0``: as fast as possible)."""
-        if speed < 0:
-            raise UsageError("replay speed must be >= 0", hint="use 1 for original timing, 0 for no delay")
-        prev = None
-        for m in self.tail(since_seq, max_messages, timeout_ms, tags, **options):
-            if prev is not None and speed > 0:
-                delay = (m.time_ns - prev) / 1e9 / speed
-                if delay > 0:
-                    _time.sleep(delay)
-            prev = m.time_ns
-            yield m
+        (``speed=0``: as fast as possible); see ``pacing``."""
+        check_speed(speed)
+        return paced(self.tail(since_seq, max_messages, timeout_ms, tags, **options), speed)
 
     # ------------------------------------------------------------- lifetime
     def close(self) -> None:

@@ -173,6 +173,21 @@ class Message:
         return f"Message(seq={self.seq}, time={self.time_rfc3339!r}, tags={self.tags!r}, data={self.data!r})"
 
 
+def seq_of(raw: bytes) -> int:
+    """The seq of an envelope, read from the compact form's prefix without decoding."""
+    if raw.startswith(b'{"seq":'):
+        end = raw.find(b",", 7)
+        if end > 7:
+            try:
+                return int(raw[7:end])
+            except ValueError:
+                pass
+    try:
+        return int(msgspec.json.decode(raw)["seq"])
+    except Exception:
+        raise UsageError(f"not a message envelope: {bytes(raw[:80])!r}") from None
+
+
 def parse_message(payload: bytes | bytearray | memoryview | str) -> Message:
     """Parse a JSON envelope (as returned by ``get_json``) into a Message."""
     raw = payload.encode() if isinstance(payload, str) else bytes(payload)

@@ -155,8 +155,9 @@ class StreamHandle(Protocol):
     ``timeout_ms`` for this call, or the stream's own deadline/max); ``poll``
     and ``poll_json`` never wait and may return fewer than are committed.
     Gap rule: a seq above the expected one is a gap; it calls ``on_gap(first
-    missing, resumed)`` or, with ``error_on_gap``, raises RetentionGap once and
-    ends the stream. After ``close()`` every read returns None / ``[]``.
+    missing, resumed)`` or, with ``error_on_gap``, raises RetentionGap (``seq``
+    = the first missing) once and ends the stream; a transport may raise it
+    from ``open_stream`` already, as it may NotFound or Permission. After ``close()`` every read returns None / ``[]``.
     ``async for m in stream`` yields ``Message`` objects without blocking the
     event loop.
     """

@@ -16,7 +16,6 @@ import select
 import socket
 import ssl
 import time
-from typing import Iterator
 
 from plasmite_core.errors import IoError, UsageError
 
@@ -486,9 +485,3 @@ def split_lines(pending: bytes, data: bytes) -> tuple[list[bytes], bytes]:
     lines = buf.split(b"\n")
     rest = lines.pop()
     return lines, rest
-
-
-def iter_nonblank(lines: list[bytes]) -> Iterator[bytes]:
-    for line in lines:
-        if line.strip():
-            yield line
