@@ -48,3 +48,22 @@ class TestHttpTransport(TransportConformance):
             unreachable=lambda: factory(f"http://127.0.0.1:{_dead_port()}", token=TOKEN),
             unauthorized=lambda: factory(http_server.base_url, token="wrong-token"),
         )
+
+
+@pytest.fixture
+def dirpool_plugin(tmp_path, monkeypatch):
+    """The toy third-party transport (tests/dirpool_transport.py), loaded as PLASMITE_PLUGINS names it."""
+    from plasmite_core import plugins
+
+    monkeypatch.setenv("PLASMITE_PLUGINS", "dirpool_transport")
+    monkeypatch.setenv("DIRPOOL_ROOT", str(tmp_path / "dirpools"))
+    plugins.reset()
+    yield plugins.transport("dirpool")
+    monkeypatch.delenv("PLASMITE_PLUGINS")
+    plugins.reset()
+
+
+class TestThirdPartyDirPoolTransport(TransportConformance):
+    @pytest.fixture
+    def transport(self, dirpool_plugin):
+        return TransportUnderTest(connect=lambda: dirpool_plugin("dirpool://kit"))

@@ -123,7 +123,7 @@ def ingest_stream(handle, fd: int, pool_ref: str, *, mode: str, errors: str, tag
             raise UsageError(f"{f.message} (record {f.index})", hint=hint)
         notice("ingest_skip", cmd, pool_ref,
                "Skipped oversized record." if f.error_kind == "Oversize" else f"Skipped invalid JSON ({f.message}).",
-               {**f.details(), "pool_path": str(getattr(handle, "path", pool_ref))})
+               {**f.details(), "pool_path": str(handle.path)})
 
     engine = ingest.Ingest(mode, errors, on_values, on_failure)
     outcome = engine.run(ingest.reader_for_fd(fd))
@@ -131,21 +131,23 @@ def ingest_stream(handle, fd: int, pool_ref: str, *, mode: str, errors: str, tag
         s = "" if outcome.failed == 1 else "s"
         notice("ingest_summary", cmd, pool_ref, f"Finished with {outcome.failed} skipped record{s}.",
                {"total": outcome.total, "ok": outcome.ok, "failed": outcome.failed,
-                "pool_path": str(getattr(handle, "path", pool_ref))})
+                "pool_path": str(handle.path)})
     return outcome
 
 
 def _encoded_appender(handle, tags: list[str]):
     """For a local pool storing compact JSON: ``append(values, ...) -> [(seq, time_ns)]``.
 
-    Uses ``Pool.append_encoded`` with payloads encoded here. Returns None for
-    other pools (remote, other codecs), or returns None from a call whose
+    Uses ``append_encoded`` (declared as ``Capability.ENCODED_APPEND``) with
+    payloads encoded here. Returns None for other pools (remote, other codecs), or returns None from a call whose
     values it cannot encode, so the caller falls back to ``append_many`` and
     its error reporting.
     """
     import msgspec
 
-    if getattr(handle, "codec", None) != "json" or not hasattr(handle, "append_encoded"):
+    from plasmite_core.protocols import Capability
+
+    if handle.codec != "json" or Capability.ENCODED_APPEND not in handle.capabilities:
         return None
     if any(not isinstance(t, str) or not t for t in tags):
         return None  # let append_many report the bad tag

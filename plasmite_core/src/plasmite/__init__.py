@@ -31,6 +31,7 @@ from plasmite_core.errors import (
     UsageError,
 )
 from plasmite_core.hooks import hookimpl
+from plasmite_core.pacing import paced
 from plasmite_core.protocols import (
     TRANSPORT_OPTIONS,
     Capability,
@@ -91,6 +92,7 @@ __all__ = [
     "default_pool_dir",
     "parse_message",
     "hookimpl",
+    "paced",
     "Capability",
     "Codec",
     "FilterFactory",

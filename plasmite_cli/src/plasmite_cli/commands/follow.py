@@ -18,6 +18,8 @@ from typing import Any, Callable
 
 import click
 
+from plasmite_core.protocols import Capability
+
 from .common import complete_pool, get_state, output_format, remote_options
 
 EPILOG = """\b
@@ -95,18 +97,21 @@ def follow(ctx, pool, tail, since, one, timeout, where, tags, jsonl, fmt, data_o
     tag_list = list(tags)
 
     if targets.is_url(pool):
-        for flag, used in (("--create", create), ("--since", since is not None), ("--replay", replay is not None),
+        for flag, used in (("--create", create), ("--replay", replay is not None),
                            ("--no-notify", no_notify), ("--quiet-drops", quiet_drops)):
             if used:
                 raise UsageError(f"remote follow does not support {flag}",
-                                 hint="use --tail N for remote history; --since/--replay work on local pools")
+                                 hint="use --tail N for remote history; --replay works on local pools")
         handle = targets.remote_pool(pool, "follow", token=token, token_file=token_file,
                                      tls_ca=tls_ca, tls_skip_verify=tls_skip_verify)
         label = pool
     else:
         targets.reject_remote_flags("follow", token, token_file, tls_ca, tls_skip_verify)
         handle = targets.open_local(get_state(ctx), pool, "follow", create=create)
-        label = str(getattr(handle, "path", pool))
+        label = str(handle.path)
+    if since is not None and Capability.SINCE_TIME not in handle.capabilities:
+        raise UsageError(f"--since is not supported for {pool}: its transport cannot start at a time",
+                         hint="use --tail N for history on this pool")
 
     if since_ns is not None and since_ns > now:
         return 0
@@ -115,12 +120,12 @@ def follow(ctx, pool, tail, since, one, timeout, where, tags, jsonl, fmt, data_o
     drops = DropNotices(pool, label, quiet=quiet_drops)
     opts: dict[str, Any] = {"on_gap": drops.gap}
     if tag_list:
-        if targets.is_url(pool):
-            # Remote: test tags here so every message reaches the client and
+        if Capability.LOCAL_READS in handle.capabilities:
+            opts["tags"] = tag_list  # the core tests tags without decoding payloads
+        else:
+            # Over a network: test tags here so every message reaches us and
             # the --tail scan knows when it has seen the newest one.
             predicate = _and(_has_tags(tag_list), predicate)
-        else:
-            opts["tags"] = tag_list  # the core tests tags without decoding payloads
 
     if replay is not None:
         return run_replay(handle, emitter, predicate, tail=tail, since_ns=since_ns, speed=replay, one=one, opts=opts)
@@ -141,7 +146,7 @@ def compile_where(exprs) -> Callable[[Any], bool] | None:
 
     factory = plugins.filter_factory("jq")
     preds = [factory(e) for e in exprs]
-    raw_ok = all(getattr(p, "accepts_raw", False) for p in preds)
+    raw_ok = all(p.accepts_raw for p in preds)
 
     if raw_ok:
         if len(preds) == 1:
@@ -184,13 +189,13 @@ class Emitter:
             self.emit = self._pretty_data if data_only else self._pretty
 
     def _jsonl_data(self, m) -> None:
-        self.write(_data_json(m) + b"\n")
+        self.write(m.data_json() + b"\n")
 
     def _pretty(self, m) -> None:
         self.write(self._format(m.raw, indent=2) + b"\n")
 
     def _pretty_data(self, m) -> None:
-        self.write(self._format(_data_json(m), indent=2) + b"\n")
+        self.write(self._format(m.data_json(), indent=2) + b"\n")
 
     def flush(self) -> None:
         self.out.flush()
@@ -203,15 +208,6 @@ def _jsonl_writer(write):
         write(m.raw + b"\n")
 
     return emit
-
-
-def _data_json(m) -> bytes:
-    fn = getattr(m, "data_json", None)
-    if fn is not None:
-        return fn()
-    import msgspec
-
-    return msgspec.json.encode(m.data)
 
 
 class DropNotices:
@@ -252,21 +248,6 @@ class DropNotices:
                 "pool_path": self.path_label})
 
 
-def _open_stream(handle, **opts):
-    """open_stream, dropping keywords a (remote) implementation does not take."""
-    while True:
-        try:
-            return handle.open_stream(**opts)
-        except TypeError as exc:
-            text = str(exc)
-            for key in ("on_gap", "where"):
-                if key in opts and key in text:
-                    opts.pop(key)
-                    break
-            else:
-                raise
-
-
 def _history_then_live(handle, predicate, tail: int, opts: dict[str, Any]):
     """Open a stream for follow; returns (stream, history to print first, extra).
 
@@ -276,33 +257,30 @@ def _history_then_live(handle, predicate, tail: int, opts: dict[str, Any]):
     the N newest matches.
     """
     if not tail:
-        return _open_stream(handle, last=0, **opts), [], None
+        return handle.open_stream(last=0, **opts), [], None
     if predicate is None and "tags" not in opts:
-        return _open_stream(handle, last=tail, **opts), [], None
+        return handle.open_stream(last=tail, **opts), [], None
     newest = handle.bounds()[1]
-    stream = _open_stream(handle, **opts)
+    stream = handle.open_stream(**opts)
     if newest is None:
         return stream, [], None
     window: deque = deque(maxlen=tail)
     if predicate is None:
-        extra = _scan_history(stream, newest, window.append)
+        extra = _scan_history(handle, stream, newest, window.append)
     else:
-        extra = _scan_history(stream, newest, lambda m: window.append(m) if predicate(m) else None)
+        extra = _scan_history(handle, stream, newest, lambda m: window.append(m) if predicate(m) else None)
     return stream, list(window), extra
 
 
-def _scan_history(stream, newest: int, consume: Callable[[Any], Any]):
+def _scan_history(handle, stream, newest: int, consume: Callable[[Any], Any]):
     """Pass the messages of ``stream`` up to seq ``newest`` to ``consume``.
 
     Returns a message newer than ``newest`` that arrived meanwhile (it belongs
-    to the live part), or None. A local stream has its history in the mapping,
-    so ``next(0)`` returning None means all of it was read (filtered messages
-    included); a remote stream receives it over the network, so a read may
-    wait a little.
+    to the live part), or None. With ``LOCAL_READS`` declared, ``next(0)``
+    returning None means all history was read (filtered messages included);
+    otherwise the history crosses a network, so a read may wait a little.
     """
-    from plasmite_core.stream import Stream
-
-    wait_ms = 0 if isinstance(stream, Stream) else 5000
+    wait_ms = 0 if Capability.LOCAL_READS in handle.capabilities else 5000
     nxt = stream.next
     while True:
         m = nxt(wait_ms)
@@ -346,7 +324,7 @@ def run_follow(handle, emitter: Emitter, predicate, *, tail: int, since_ns: int 
     tail_wait = one and tail > 0  # --one --tail N: print the Nth newest match once N matches exist
 
     if since_ns is not None:
-        stream, history, extra = _open_stream(handle, since_time_ns=since_ns, **opts), [], None
+        stream, history, extra = handle.open_stream(since_time_ns=since_ns, **opts), [], None
     else:
         stream, history, extra = _history_then_live(handle, predicate, tail, opts)
     window: deque = deque(history, maxlen=tail or None) if tail_wait else deque()
@@ -366,6 +344,7 @@ def run_follow(handle, emitter: Emitter, predicate, *, tail: int, since_ns: int 
     emitted = False  # output since the idle deadline was last set
     simple = predicate is None and not one and not tail_wait
     write_raw = emitter.write if (simple and emitter.raw_lines) else None
+    batches = not poll and Capability.JSON_BATCHES in handle.capabilities
     while True:
         if extra is not None:
             m, extra = extra, None
@@ -375,13 +354,12 @@ def run_follow(handle, emitter: Emitter, predicate, *, tail: int, since_ns: int 
                 # Hot loop: copy envelopes to the buffered stdout until caught
                 # up, in batches assembled by the core where it offers them.
                 write_raw(m.raw + b"\n")
-                poll_json = None if poll else getattr(stream, "poll_json", None)
-                if poll_json is not None:
-                    batch = poll_json(1024)
+                if batches:
+                    batch = stream.poll_json(1024)
                     while batch:
                         batch.append(b"")
                         write_raw(b"\n".join(batch))
-                        batch = poll_json(1024)
+                        batch = stream.poll_json(1024)
                     m = None
                 else:
                     m = nxt(0)
@@ -439,30 +417,19 @@ def run_replay(handle, emitter: Emitter, predicate, *, tail: int, since_ns: int 
     if newest is None:
         return 0
     if since_ns is not None:
-        stream = _open_stream(handle, since_time_ns=since_ns, **opts)
+        stream = handle.open_stream(since_time_ns=since_ns, **opts)
         selected: Any = []
     else:
-        stream = _open_stream(handle, **opts)
+        stream = handle.open_stream(**opts)
         selected = deque(maxlen=tail)
     if predicate is None:
-        _scan_history(stream, newest, selected.append)
+        _scan_history(handle, stream, newest, selected.append)
     else:
-        _scan_history(stream, newest, lambda m: selected.append(m) if predicate(m) else None)
+        _scan_history(handle, stream, newest, lambda m: selected.append(m) if predicate(m) else None)
+    from plasmite_core.pacing import paced
+
     emit = emitter.emit
-    prev_t = None
-    start_wall = time.monotonic()
-    first_t = None
-    for m in selected:
-        if speed > 0 and prev_t is not None:
-            # Schedule against the first message so sleep errors do not accumulate.
-            due = start_wall + (m.time_ns - first_t) / 1e9 / speed
-            delay = due - time.monotonic()
-            if delay > 0:
-                emitter.flush()
-                time.sleep(delay)
-        if first_t is None:
-            first_t = m.time_ns
-        prev_t = m.time_ns
+    for m in paced(selected, speed, before_sleep=emitter.flush):
         emit(m)
         if one:
             break
