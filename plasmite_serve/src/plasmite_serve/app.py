@@ -39,7 +39,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote
 
 import msgspec
-
+from plasmite_core.client import Durability
 from plasmite_core.errors import (
     BusyError,
     InternalError,
@@ -50,8 +50,6 @@ from plasmite_core.errors import (
     UsageError,
     from_os_error,
 )
-
-from plasmite_core.client import Durability
 from plasmite_core.refs import validate_pool_name
 
 from .config import ResolvedConfig, ServeConfig, resolve

@@ -13,13 +13,14 @@ from plasmite_core.envelope import Message, parse_message
 from plasmite_core.errors import IoError, NotFoundError, PlasmiteError, UsageError
 
 from . import _http
-from .sync_client import RemoteClient, _quoted
-from .tail_state import IDLE_RECONNECT_S, Backoff, TailCore
+from .sync_client import RemoteClient
+from .tail_state import IDLE_RECONNECT_S, TailHandle
 from .wire import (
     DEFAULT_POOL_SIZE_BYTES,
     PIPELINE,
     Batch,
     Call,
+    PoolAddress,
     RemoteError,
     RemotePoolInfo,
     Requests,
@@ -132,31 +133,10 @@ class AsyncRemoteClient:
         return f"AsyncRemoteClient({self.base_url!r})"
 
 
-class AsyncRemotePool:
+class AsyncRemotePool(PoolAddress):
     """A pool on a server, with coroutine methods (``async for m in pool.tail()``)."""
 
-    codec = "json"
-    capabilities: frozenset[str] = frozenset()
-
-    def __init__(self, client: AsyncRemoteClient, name: str, info: RemotePoolInfo | None = None) -> None:
-        self.client = client
-        self.name = name
-        self._info = info
-        self._quoted = _quoted(name)
-        self._closed = False
-
-    @property
-    def url(self) -> str:
-        return f"{self.client.base_url}/{self.name}"
-
-    @property
-    def path(self) -> str:
-        return self.url
-
-    def _req(self) -> Requests:
-        if self._closed:
-            raise closed_error("pool")
-        return self.client._requests
+    client: AsyncRemoteClient
 
     # -- writes
     async def append_json(self, payload: bytes | str, tags: Iterable[str] = (), durability=0) -> bytes:
@@ -271,27 +251,14 @@ class AsyncRemotePool:
         return f"AsyncRemotePool({self.url!r})"
 
 
-class AsyncRemoteTail:
+class AsyncRemoteTail(TailHandle):
     """``async for raw in tail`` yields envelopes (bytes); ``await tail.next()`` a Message."""
-
-    _lite3 = False
 
     def __init__(self, pool: AsyncRemotePool, since_seq: int | None = None, max_messages: int | None = None,
                  timeout_ms: int | None = None, error_on_gap: bool = False, **options: Any) -> None:
-        self.pool = pool
-        self._core = TailCore(pool._quoted, since_seq, max_messages, timeout_ms, error_on_gap, lite3=self._lite3,
-                              **options)
-        self._backoff = Backoff()
+        super().__init__(pool, since_seq, max_messages, timeout_ms, error_on_gap, **options)
         self._conn: _http.AsyncConnection | None = None
         self._chunks: AsyncIterator[bytes] | None = None
-
-    @property
-    def timed_out(self) -> bool:
-        return self._core.timed_out
-
-    @property
-    def position(self) -> int | None:
-        return self._core.expected
 
     async def _open(self) -> None:
         core = self._core

@@ -21,7 +21,6 @@ import tempfile
 from pathlib import Path
 
 import click
-
 from plasmite_core.errors import AlreadyExistsError, IoError, PlasmiteError, UsageError
 
 from .config import (

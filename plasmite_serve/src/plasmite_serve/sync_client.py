@@ -18,12 +18,13 @@ from plasmite_core.errors import IoError, NotFoundError, PlasmiteError, UsageErr
 from plasmite_core.pacing import check_speed, paced
 
 from . import _http
-from .tail_state import IDLE_RECONNECT_S, Backoff, TailCore
+from .tail_state import IDLE_RECONNECT_S, TailHandle
 from .wire import (
     DEFAULT_POOL_SIZE_BYTES,
     PIPELINE,
     Batch,
     Call,
+    PoolAddress,
     RemoteError,
     RemotePoolInfo,
     Requests,
@@ -140,31 +141,10 @@ class RemoteClient:
         return f"RemoteClient({self.base_url!r})"
 
 
-class RemotePool:
+class RemotePool(PoolAddress):
     """A pool on a server; the ``PoolHandle`` contract over HTTP."""
 
-    codec = "json"
-    capabilities: frozenset[str] = frozenset()
-
-    def __init__(self, client: RemoteClient, name: str, info: RemotePoolInfo | None = None) -> None:
-        self.client = client
-        self.name = name
-        self._info = info
-        self._quoted = _quoted(name)
-        self._closed = False
-
-    @property
-    def url(self) -> str:
-        return f"{self.client.base_url}/{self.name}"
-
-    @property
-    def path(self) -> str:
-        return self.url
-
-    def _req(self) -> Requests:
-        if self._closed:
-            raise closed_error("pool")
-        return self.client._requests
+    client: RemoteClient
 
     # -- writes
     def append_json(self, payload: bytes | str, tags: Iterable[str] = (), durability=0) -> bytes:
@@ -288,36 +268,17 @@ class RemotePool:
         return f"RemotePool({self.url!r})"
 
 
-def _quoted(name: str) -> str:
-    from urllib.parse import quote
-
-    return quote(name, safe="")
-
-
-class RemoteTail:
+class RemoteTail(TailHandle):
     """A resumable JSON Lines tail: the ``StreamHandle`` contract over HTTP."""
-
-    _lite3 = False
 
     def __init__(self, pool: RemotePool, since_seq: int | None = None, max_messages: int | None = None,
                  timeout_ms: int | None = None, error_on_gap: bool = False, **options: Any) -> None:
-        self.pool = pool
-        self._core = TailCore(pool._quoted, since_seq, max_messages, timeout_ms, error_on_gap, lite3=self._lite3,
-                              **options)
-        self._backoff = Backoff()
+        super().__init__(pool, since_seq, max_messages, timeout_ms, error_on_gap, **options)
         self._conn: _http.SyncConnection | None = None
         self._body: _http.SyncBodyStream | None = None
         if self._core.last is not None:
             self._core.resolve_last(pool.bounds())
         self._open()  # errors such as NotFound or Permission surface here, as for a local stream
-
-    @property
-    def timed_out(self) -> bool:
-        return self._core.timed_out
-
-    @property
-    def position(self) -> int | None:
-        return self._core.expected
 
     def _open(self) -> None:
         core = self._core

@@ -233,3 +233,25 @@ class Backoff:
         self.delay = min(self.delay * 2, 2.0)
         left = core.remaining()
         return min(delay, left) if left is not None and left > 0 else delay
+
+
+class TailHandle:
+    """What both tail shells share: the pool, the state, the backoff, the read-outs."""
+
+    _lite3 = False  # True for the Lite3 frame streams
+
+    def __init__(self, pool: Any, since_seq: int | None = None, max_messages: int | None = None,
+                 timeout_ms: int | None = None, error_on_gap: bool = False, **options: Any) -> None:
+        self.pool = pool
+        self._core = TailCore(pool._quoted, since_seq, max_messages, timeout_ms, error_on_gap, lite3=self._lite3,
+                              **options)
+        self._backoff = Backoff()
+
+    @property
+    def timed_out(self) -> bool:
+        return self._core.timed_out
+
+    @property
+    def position(self) -> int | None:
+        """The next seq the tail expects (its resume checkpoint)."""
+        return self._core.expected

@@ -404,6 +404,33 @@ class Requests:
                                b"Accept: application/x-plasmite-lite3\r\n"), True, frame, seq=seq)
 
 
+class PoolAddress:
+    """What both remote pool classes know: the name, its URL, the client's requests."""
+
+    codec = "json"
+    capabilities: frozenset[str] = frozenset()  # no optional Capability over HTTP
+
+    def __init__(self, client: Any, name: str, info: RemotePoolInfo | None = None) -> None:
+        self.client = client
+        self.name = name
+        self._info = info
+        self._quoted = quote(name, safe="")
+        self._closed = False
+
+    @property
+    def url(self) -> str:
+        return f"{self.client.base_url}/{self.name}"
+
+    @property
+    def path(self) -> str:
+        return self.url
+
+    def _req(self) -> Requests:
+        if self._closed:
+            raise closed_error("pool")
+        return self.client._requests
+
+
 class Batch:
     """The answers of a pipelined ``append_many``: stored messages, first error."""
 
