@@ -170,12 +170,8 @@ def _encoded_appender(handle, tags: list[str]):
     return append
 
 
-_receipt_sec = [None, b""]
-
-
 def _write_fast_receipts(done, tags_json: bytes, human: bool) -> None:
     """Receipts from ``(seq, time_ns)`` pairs (same text as ``Message.receipt``)."""
-    import time
 
     if human:
         from plasmite_core.envelope import format_rfc3339
@@ -188,16 +184,14 @@ def _write_fast_receipts(done, tags_json: bytes, human: bool) -> None:
         sys.stdout.write("".join(f"fed seq={seq} at {format_rfc3339(t)}{suffix}\n" for seq, t in done))
         sys.stdout.flush()
         return
-    cache = _receipt_sec
+    from plasmite_core.envelope import second_bytes
+
     fmt = b'{"seq":%d,"time":"%s.%09dZ","meta":{"tags":%s}}\n'
     parts = []
     append = parts.append
     for seq, t in done:
         sec, frac = divmod(t, 1_000_000_000)
-        if cache[0] != sec:
-            cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)).encode()
-            cache[0] = sec
-        append(fmt % (seq, cache[1], frac, tags_json))
+        append(fmt % (seq, second_bytes(sec), frac, tags_json))
     out = sys.stdout.buffer
     out.write(b"".join(parts))
     out.flush()

@@ -31,14 +31,12 @@ from typing import Any, Callable
 
 import msgspec
 
-MODES = ("auto", "jsonl", "json", "json-seq", "seq", "event")
 READ_SIZE = 1 << 18
 MAX_RECORD_BYTES = 1 << 20
 SNIPPET_BYTES = 200
 RS = b"\x1e"
 
 _decode = msgspec.json.decode
-_DecodeError = msgspec.DecodeError
 # What a rejected record raises: bad JSON, bad UTF-8, or nesting deeper than
 # the decoders recurse (RecursionError).
 _BAD = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)

@@ -18,18 +18,25 @@ from .errors import UsageError
 _json_decode = msgspec.json.decode
 _json_encode = msgspec.json.encode
 
-_sec_cache: list = [None, ""]
+# [second, its RFC 3339 text]: one cache for every envelope writer. Stream.poll_json
+# reads it inline (a hot loop; test_poll_json_matches_message_envelopes keeps it equal).
 _bsec_cache: list = [None, b""]
 _ENVELOPE = b'{"seq":%d,"time":"%s.%09dZ","meta":{"tags":%s},"data":%s}'
+
+
+def second_bytes(sec: int) -> bytes:
+    """``YYYY-MM-DDTHH:MM:SS`` of a Unix second, cached for runs of messages in one second."""
+    cache = _bsec_cache
+    if cache[0] != sec:
+        cache[1] = _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(sec)).encode()
+        cache[0] = sec
+    return cache[1]
 
 
 def format_rfc3339(time_ns: int) -> str:
     """RFC 3339 UTC with nanoseconds: ``2026-01-02T03:04:05.123456789Z``."""
     sec, frac = divmod(time_ns, 1_000_000_000)
-    if _sec_cache[0] != sec:
-        _sec_cache[0] = sec
-        _sec_cache[1] = _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(sec))
-    return f"{_sec_cache[1]}.{frac:09d}Z"
+    return f"{second_bytes(sec).decode()}.{frac:09d}Z"
 
 
 def parse_rfc3339(text: str) -> int:
@@ -142,13 +149,10 @@ class Message:
         r = self._raw
         if r is None:
             sec, frac = divmod(self.time_ns, 1_000_000_000)
-            if _bsec_cache[0] != sec:
-                _bsec_cache[0] = sec
-                _bsec_cache[1] = _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(sec)).encode()
             payload = self._payload
             data = payload if (self._codec is None and payload) else self.data_json()
             tags = self._tags_raw or (b"[]" if self._tags is None else self.tags_json())
-            r = self._raw = _ENVELOPE % (self.seq, _bsec_cache[1], frac, tags, data)
+            r = self._raw = _ENVELOPE % (self.seq, second_bytes(sec), frac, tags, data)
         return r
 
     def receipt(self) -> bytes:

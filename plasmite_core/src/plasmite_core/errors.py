@@ -184,22 +184,6 @@ ERROR_CLASSES: dict[ErrorKind, type[PlasmiteError]] = {
 }
 
 
-def make_error(
-    kind: ErrorKind | str,
-    message: str,
-    *,
-    hint: str | None = None,
-    path: str | None = None,
-    seq: int | None = None,
-    offset: int | None = None,
-) -> PlasmiteError:
-    """Build the subclass that matches ``kind`` (used when decoding remote errors)."""
-    if isinstance(kind, str) and not isinstance(kind, ErrorKind):
-        kind = ErrorKind.from_label(kind)
-    kind = ErrorKind(kind)
-    return ERROR_CLASSES[kind](kind, message, path, seq, offset, hint=hint)
-
-
 def from_os_error(exc: OSError, path: str | None = None, *, action: str = "access") -> PlasmiteError:
     """Map an OSError to a stable kind with a hint, keeping the path."""
     import errno
