@@ -12,33 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from plasmite_core.errors import ErrorKind, PlasmiteError, UsageError
-
-
-def is_url(ref: str) -> bool:
-    return "://" in ref
-
-
-def split_url(ref: str) -> tuple[str, str, str]:
-    """``http://host:9700/chat`` → (scheme, base URL, pool name)."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(ref)
-    scheme = parts.scheme.lower()
-    path = parts.path
-    name = path[1:] if path.startswith("/") else path
-    if (
-        not parts.netloc
-        or not name
-        or "/" in name
-        or parts.query
-        or parts.fragment
-    ):
-        raise UsageError(
-            f"invalid remote pool ref: {ref}",
-            hint="use the shorthand scheme://host:port/POOL, e.g. http://127.0.0.1:9700/chat "
-            "(no trailing slash, no API path)",
-        )
-    return scheme, f"{scheme}://{parts.netloc}", name
+from plasmite_core.refs import is_url, split_url  # noqa: F401  (the commands' URL tests)
 
 
 def remote_pool(ref: str, cmd: str, *, token: str | None = None, token_file: str | None = None,

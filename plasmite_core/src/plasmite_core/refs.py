@@ -29,6 +29,29 @@ def is_url(ref: str) -> bool:
     return bool(_URL.match(ref))
 
 
+def split_url(ref: str) -> tuple[str, str, str]:
+    """``http://host:9700/chat`` → (scheme, base URL, pool name)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(ref)
+    scheme = parts.scheme.lower()
+    path = parts.path
+    name = path[1:] if path.startswith("/") else path
+    if (
+        not parts.netloc
+        or not name
+        or "/" in name
+        or parts.query
+        or parts.fragment
+    ):
+        raise UsageError(
+            f"invalid remote pool ref: {ref}",
+            hint="use the shorthand scheme://host:port/POOL, e.g. http://127.0.0.1:9700/chat "
+            "(no trailing slash, no API path)",
+        )
+    return scheme, f"{scheme}://{parts.netloc}", name
+
+
 def resolve_pool_ref(ref: str | os.PathLike, pool_dir: str | os.PathLike | None = None) -> Path:
     if isinstance(ref, os.PathLike):
         return Path(ref)

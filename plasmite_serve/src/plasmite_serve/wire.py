@@ -21,6 +21,7 @@ from plasmite_core.errors import (
     PlasmiteError,
     UsageError,
 )
+from plasmite_core.refs import is_url
 
 from . import _http
 
@@ -325,7 +326,7 @@ class Requests:
             if self.target.pool is None:
                 raise UsageError("no pool named", hint="pass a pool name, or put it in the URL: http://host:port/POOL")
             return self.target.pool
-        if "://" in ref:
+        if is_url(ref):
             other = Target(ref)
             if other.base_url != self.target.base_url:
                 raise UsageError(f"{ref} is on another server than {self.target.base_url}",

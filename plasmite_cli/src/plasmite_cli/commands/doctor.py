@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import click
 
+from plasmite_core.refs import is_url
+
 from ..output import emit_json, write_out
 from .common import complete_pool, get_state
 
@@ -48,7 +50,7 @@ def doctor(ctx, pool, check_all, as_json, repair):
         raise UsageError("doctor needs a pool name or --all", hint="`pls doctor NAME` or `pls doctor --all`")
     state = get_state(ctx)
     if pool:
-        if "://" in pool:
+        if is_url(pool):
             raise UsageError("doctor accepts local pool refs only", hint="run doctor on the server that hosts the pool")
         path = resolve_pool_ref(pool, state.pool_dir)
         if not path.exists():

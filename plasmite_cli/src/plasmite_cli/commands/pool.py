@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import click
 
+from plasmite_core.refs import is_url
+
 from ..output import emit_json, human_age, human_bytes, table, write_out
 from .common import complete_pool, get_state
 
@@ -35,7 +37,7 @@ def pool():
 def _local_only(ref: str, what: str) -> None:
     from plasmite_core.errors import UsageError
 
-    if "://" in ref:
+    if is_url(ref):
         raise UsageError(f"pool {what} accepts local pool names or paths only",
                          hint="manage remote pools on the server that hosts them")
 
@@ -231,7 +233,7 @@ def delete(ctx, names, as_json):
     first_kind = None
     for name in names:
         try:
-            if "://" in name:
+            if is_url(name):
                 raise UsageError("pool delete accepts local pool names or paths only",
                                  hint="delete remote pools on the server that hosts them")
             path = resolve_pool_ref(name, state.pool_dir)

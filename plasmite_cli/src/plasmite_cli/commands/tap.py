@@ -20,6 +20,8 @@ import time
 
 import click
 
+from plasmite_core.refs import is_url
+
 from .common import complete_pool, get_state
 
 _EOF = object()
@@ -61,7 +63,7 @@ def tap(ctx, pool, command, create, create_size, tags, quiet, durability):
 
     if create_size is not None and not create:
         raise UsageError("--create-size requires --create", hint="add --create or remove --create-size")
-    if "://" in pool:
+    if is_url(pool):
         raise UsageError("tap accepts local pool refs only", hint="tap into a local pool, e.g. `pls tap build -- make`")
     if not command:
         raise UsageError("tap needs a command after --", hint="e.g. `pls tap build -- make test`")
