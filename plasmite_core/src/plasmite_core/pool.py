@@ -484,7 +484,6 @@ class PoolFile:
         ro = self.ring_offset
         R = self.ring_size
         icap = self.index_capacity
-        io = self.index_offset
         with self._tlock:
             _flock(self.fd, _LOCK_EX)
             try:
