@@ -94,7 +94,8 @@ class PoolInfo(NamedTuple):
             "bounds": bounds,
             "metrics": {
                 "message_count": self.message_count,
-                "seq_span": 0 if self.oldest_seq is None else self.newest_seq - self.oldest_seq + 1,
+                "seq_span": 0 if self.oldest_seq is None or self.newest_seq is None
+                else self.newest_seq - self.oldest_seq + 1,
                 "utilization": {
                     "used_bytes": self.used_bytes,
                     "free_bytes": self.free_bytes,
@@ -179,8 +180,8 @@ class Pool:
         tags_raw = _tags_blob(tags) if tags else _EMPTY
         pf = self._pf
         if pf is None:
-            self._file()
-        seq, t = pf.append(tags_raw, payload, durability)
+            pf = self._file()  # raises: the pool is closed
+        seq, t = pf.append(tags_raw, payload, durability)  # type: ignore[arg-type]  # IntEnum as the flush flag
         return Message(seq, t, tags_raw, payload, self._payload_codec, value)
 
     def append_json(self, payload: bytes | str, tags: Iterable[str] = (), durability: Durability = Durability.FAST) -> bytes:

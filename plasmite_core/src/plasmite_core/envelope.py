@@ -93,8 +93,8 @@ class Message:
         self._payload = payload
         self._codec = codec
         self._data = data
-        self._tags = None
-        self._raw = None
+        self._tags: list[str] | None = None
+        self._raw: bytes | None = None
 
     @classmethod
     def from_parts(cls, seq: int, time_ns: int, tags: list[str], data: Any) -> "Message":

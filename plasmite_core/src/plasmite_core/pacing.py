@@ -29,7 +29,8 @@ def paced(messages: Iterable[Message], speed: float, *,
     ``before_sleep`` runs before each pause (the CLI flushes its output there).
     """
     speed = check_speed(speed)
-    start = first = None
+    start = 0.0
+    first: int | None = None
     for m in messages:
         if speed > 0:
             if first is None:

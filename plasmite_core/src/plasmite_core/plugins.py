@@ -84,13 +84,13 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
 
 def _load_modules(pm: pluggy.PluginManager) -> None:
     for module in _names("PLASMITE_PLUGINS") or []:
-        if pm.has_plugin(module):
-            continue
         try:
-            pm.register(importlib.import_module(module), name=module)
+            plugin = importlib.import_module(module)
         except ImportError as exc:
             raise UsageError(f"cannot import plugin module {module!r} named in PLASMITE_PLUGINS: {exc}",
                              hint="fix PLASMITE_PLUGINS or the module's PYTHONPATH") from None
+        if not pm.is_registered(plugin):  # an installed plugin may be named too
+            pm.register(plugin, name=module)
 
 
 def reset() -> None:

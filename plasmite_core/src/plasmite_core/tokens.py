@@ -8,7 +8,7 @@ from pathlib import Path
 from .errors import IoError, NotFoundError, UsageError
 
 
-def read_token_file(path: str | os.PathLike) -> str:
+def read_token_file(path: str | os.PathLike[str]) -> str:
     """The one token in ``path`` (surrounding whitespace stripped)."""
     p = Path(path)
     try:

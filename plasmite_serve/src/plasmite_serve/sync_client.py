@@ -446,8 +446,8 @@ class RemoteLite3Tail(RemoteTail):
     def poll_json(self, limit: int | None = 1024) -> list[bytes]:
         raise UsageError("a Lite3 stream yields Lite3Frame objects", hint="use next(), or open_stream() for JSON")
 
-    def poll(self, limit: int | None = None) -> list:
-        out = []
+    def poll(self, limit: int | None = None) -> list[Any]:
+        out: list[Any] = []
         while limit is None or len(out) < limit:
             frame = self._next_item(0)
             if frame is None:

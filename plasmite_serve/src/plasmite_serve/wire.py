@@ -483,4 +483,4 @@ def lite3_frame_of(headers: dict, payload: bytes, seq: int):
         time_ns = None if t is None else int(t)
     except ValueError:
         raise IoError("invalid plasmite-seq / plasmite-time-ns header in a Lite3 response") from None
-    return Lite3Frame(seq, time_ns, 0, payload)
+    return Lite3Frame(seq, time_ns, 0, payload)  # type: ignore[arg-type]  # None: the caller fills it in

@@ -226,7 +226,7 @@ class TransportConformance:
     # ------------------------------------------------------------ bad input
     def test_bad_input_is_usage_error(self, pool: PoolHandle) -> None:
         with pytest.raises(UsageError):
-            pool.append({"x": 1}, "one-string-not-a-list")  # type: ignore[arg-type]
+            pool.append({"x": 1}, "one-string-not-a-list")
         with pytest.raises(UsageError):
             pool.append_json(b"{not json")
         with pytest.raises(UsageError):
