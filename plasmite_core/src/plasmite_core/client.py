@@ -17,11 +17,11 @@ import msgspec
 from .codecs import JSON, canonical_json, encode_json
 from .durability import Durability
 from .envelope import Message, format_rfc3339
-from .errors import NotFoundError, PlasmiteError, UsageError, from_os_error
+from .errors import NotFoundError, PlasmiteError, UsageError
 from .pacing import check_speed, paced
 from .pool import PoolFile, delete_pool_file
 from .protocols import Capability
-from .refs import SUFFIX, default_pool_dir, pool_name_of, resolve_pool_ref
+from .refs import default_pool_dir, pool_files, pool_name_of, resolve_pool_ref
 from .stream import Stream
 
 DEFAULT_POOL_SIZE_BYTES = 1024 * 1024
@@ -433,14 +433,8 @@ class Client:
         """Pools in ``pool_dir`` sorted by name; unreadable files are skipped."""
         if self._closed:
             raise UsageError("client is closed")
-        try:
-            entries = sorted(p for p in self.pool_dir.iterdir() if p.name.endswith(SUFFIX) and not p.name.startswith("."))
-        except FileNotFoundError:
-            return []
-        except OSError as exc:
-            raise from_os_error(exc, str(self.pool_dir), action="list") from None
         out = []
-        for p in entries:
+        for _name, p in pool_files(self.pool_dir):
             try:
                 pf = PoolFile.open(p)
             except PlasmiteError:

@@ -72,6 +72,20 @@ def resolve_pool_ref(ref: str | os.PathLike, pool_dir: str | os.PathLike | None 
     return base / (ref + SUFFIX)
 
 
+def pool_files(pool_dir: str | os.PathLike[str]) -> list[tuple[str, Path]]:
+    """``(name, path)`` of the pool files in a directory, sorted; none if it is missing."""
+    base = Path(pool_dir)
+    try:
+        paths = sorted(p for p in base.iterdir() if p.name.endswith(SUFFIX) and not p.name.startswith("."))
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        from .errors import from_os_error
+
+        raise from_os_error(exc, str(base), action="list") from None
+    return [(p.name[: -len(SUFFIX)], p) for p in paths]
+
+
 def pool_name_of(path: Path) -> str:
     name = path.name
     return name[: -len(SUFFIX)] if name.endswith(SUFFIX) else name

@@ -60,12 +60,9 @@ def doctor(ctx, pool, check_all, as_json, repair):
                                 hint="`pls pool list` shows existing pools")
         targets = [(pool, path)]
     else:
-        base = state.pool_dir
-        try:
-            paths = sorted(p for p in base.iterdir() if p.name.endswith(".plasmite") and not p.name.startswith("."))
-        except FileNotFoundError:
-            paths = []
-        targets = [(p.name[: -len(".plasmite")], p) for p in paths]
+        from plasmite_core.refs import pool_files
+
+        targets = pool_files(state.pool_dir)
     reports = []
     from plasmite_core.errors import CorruptError
 

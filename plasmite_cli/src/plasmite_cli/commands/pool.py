@@ -159,22 +159,15 @@ listed with an error.""",
 @click.pass_context
 def list_(ctx, as_json):
     """List the pools in the pool directory."""
-    from plasmite_core.errors import PlasmiteError, from_os_error
+    from plasmite_core.errors import PlasmiteError
+    from plasmite_core.refs import pool_files
 
     from ..output import error_dict
 
     state = get_state(ctx)
-    base = state.pool_dir
-    try:
-        paths = sorted(p for p in base.iterdir() if p.name.endswith(".plasmite") and not p.name.startswith("."))
-    except FileNotFoundError:
-        paths = []
-    except OSError as exc:
-        raise from_os_error(exc, str(base), action="list") from None
     client = state.client()
     pools = []
-    for p in paths:
-        name = p.name[: -len(".plasmite")]
+    for name, p in pool_files(state.pool_dir):
         try:
             d = client.pool_info(str(p)).to_dict()
             d["name"] = name
@@ -185,7 +178,7 @@ def list_(ctx, as_json):
         emit_json({"pools": pools})
         return 0
     if not pools:
-        write_out(f"No pools in {base}.\nCreate one: pls pool create NAME\n")
+        write_out(f"No pools in {state.pool_dir}.\nCreate one: pls pool create NAME\n")
         return 0
     rows = []
     for d in pools:
