@@ -1500,6 +1500,7 @@ class Lite3Codec:
     lookup = staticmethod(lookup)
     lookup_json = staticmethod(lookup_json)
     get_tags = staticmethod(get_tags)
+    parse_message = staticmethod(parse_message)  # the one check of client-sent message documents
 
     def __repr__(self) -> str:
         return "<Lite3Codec>"
