@@ -11,7 +11,7 @@ import asyncio
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -47,6 +47,9 @@ class TransportUnderTest:
     (default: ``create_pool(name, small_pool_bytes)``; both None skips the
     retention tests). ``unreachable()`` returns a client of a backend that
     cannot be reached, ``unauthorized()`` one with a refused credential.
+    ``provoke`` maps the kinds no call can be made to raise portably (``"Busy"``,
+    ``"Corrupt"``, ``"Internal"``) to ``fn(client, pool_name)``, which damages or
+    blocks the backend and then makes the call that must fail with that kind.
     """
 
     connect: Callable[[], TransportClient]
@@ -54,6 +57,7 @@ class TransportUnderTest:
     small_pool: Callable[[TransportClient, str], PoolHandle] | None = None
     unreachable: Callable[[], TransportClient] | None = None
     unauthorized: Callable[[], TransportClient] | None = None
+    provoke: dict[str, Callable[[TransportClient, str], object]] = field(default_factory=dict)
 
     def create_small_pool(self, client: TransportClient, name: str) -> PoolHandle:
         if self.small_pool is not None:
@@ -267,6 +271,23 @@ class TransportConformance:
                 c.list_pools()
             finally:
                 c.close()
+
+    @pytest.mark.parametrize("kind", ["Busy", "Corrupt", "Internal"])
+    def test_provoked_error_kinds(self, transport: TransportUnderTest, client: TransportClient, kind: str) -> None:
+        provoke = transport.provoke.get(kind)
+        if provoke is None:
+            pytest.skip(f"the transport gives no way to provoke {kind}")
+        name = _name()
+        client.create_pool(name).close()
+        try:
+            with pytest.raises(PlasmiteError) as info:
+                provoke(client, name)
+            assert info.value.kind.label == kind
+        finally:
+            try:
+                client.delete_pool(name)
+            except PlasmiteError:
+                pass
 
     # ----------------------------------------------------------------- tails
     def test_tail_from_seq(self, pool: PoolHandle) -> None:
