@@ -110,6 +110,8 @@ class DirPool:
         tag_list = _tags(tags)
         items = []
         for v in values:
+            if not isinstance(v, dict):
+                raise _bad(f"message data must be a JSON object, got {type(v).__name__}", 'e.g. {"value": 1}')
             try:
                 items.append(json.dumps(v, separators=(",", ":"), ensure_ascii=False, allow_nan=False))
             except (TypeError, ValueError, RecursionError) as exc:
@@ -136,9 +138,11 @@ class DirPool:
     def append(self, value: Any, tags: Iterable[str] | None = None, durability: Any = 0) -> Message:
         return self.append_many([value], tags, durability)[0]
 
-    def append_json(self, payload: bytes | str, tags: Iterable[str] = (), durability: Any = 0) -> bytes:
+    def append_json(self, payload: bytes, tags: Iterable[str] = (), durability: Any = 0) -> bytes:
+        if not isinstance(payload, (bytes, bytearray, memoryview)):
+            raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
         try:
-            value = json.loads(payload)
+            value = json.loads(bytes(payload))
         except (ValueError, TypeError) as exc:
             raise _bad(f"invalid JSON: {exc}", "pass one JSON value, e.g. b'{}'") from None
         return self.append(value, tags, durability).raw

@@ -189,7 +189,9 @@ class PoolHandle(Protocol):
     """An open pool (``client.open_pool``).
 
     ``path`` labels the pool in notices (a file path or a URL). ``durability``
-    is ``Durability.FAST`` (0) or ``Durability.FLUSH`` (1). ``open_stream``,
+    is ``Durability.FAST`` (0) or ``Durability.FLUSH`` (1). Message data is a
+    JSON object (anything else is a Usage error, as upstream); ``append_json``
+    takes UTF-8 bytes (a ``str`` is a TypeError, as upstream's binding). ``open_stream``,
     ``tail`` and ``atail`` take ``last`` (the N newest, then live), ``tags``
     (all must be present), ``on_gap`` (a ``(first_missing, resumed)``
     callback) and, when declared in ``capabilities``, ``since_time_ns`` and
@@ -203,7 +205,8 @@ class PoolHandle(Protocol):
 
     def append(self, value: Any, tags: Iterable[str] | None = None, durability: Any = 0) -> Message: ...
 
-    def append_json(self, payload: bytes | str, tags: Iterable[str] = (), durability: Any = 0) -> bytes: ...
+    def append_json(self, payload: bytes | bytearray | memoryview, tags: Iterable[str] = (),
+                    durability: Any = 0) -> bytes: ...
 
     def append_many(self, values: Iterable[Any], tags: Iterable[str] | None = None,
                     durability: Any = 0) -> list[Message]: ...

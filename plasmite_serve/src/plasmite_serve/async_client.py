@@ -139,7 +139,7 @@ class AsyncRemotePool(PoolAddress):
     client: AsyncRemoteClient
 
     # -- writes
-    async def append_json(self, payload: bytes | str, tags: Iterable[str] = (), durability=0) -> bytes:
+    async def append_json(self, payload: bytes, tags: Iterable[str] = (), durability=0) -> bytes:
         return await self.client._run(self._req().append_json(self._quoted, payload, tags, durability))
 
     async def append(self, data: Any, tags: Iterable[str] | None = None, durability=0) -> Message:

@@ -147,7 +147,7 @@ class RemotePool(PoolAddress):
     client: RemoteClient
 
     # -- writes
-    def append_json(self, payload: bytes | str, tags: Iterable[str] = (), durability=0) -> bytes:
+    def append_json(self, payload: bytes, tags: Iterable[str] = (), durability=0) -> bytes:
         """Append a JSON document given as text; returns the stored envelope (bytes)."""
         return self.client._run(self._req().append_json(self._quoted, payload, tags, durability))
 

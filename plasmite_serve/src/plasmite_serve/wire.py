@@ -13,6 +13,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import msgspec
 from plasmite_core.durability import durability_name
+from plasmite_core.client import require_object
 from plasmite_core.envelope import Message, parse_message, seq_of
 from plasmite_core.errors import (
     ERROR_CLASSES,
@@ -262,11 +263,15 @@ class Call(NamedTuple):
 
 
 def encode_value(value: Any) -> bytes:
+    """Message data as JSON; refused here, before any request, unless it is an object."""
     try:
-        return _enc(value)
+        out = _enc(value)
     except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
         raise UsageError(f"message data is not JSON-serializable: {exc}",
                          hint="pass dicts, lists, strings, numbers, booleans or None") from None
+    if out[:1] != b"{":
+        require_object(value)
+    return out
 
 
 def append_body(payload: bytes, tags: Iterable[str] | None, durability: Any) -> bytes:
@@ -277,9 +282,10 @@ def append_body(payload: bytes, tags: Iterable[str] | None, durability: Any) -> 
             + durability_name(durability).encode() + b'"}')
 
 
-def _json_payload(payload: bytes | str | bytearray | memoryview) -> bytes:
-    if isinstance(payload, str):
-        payload = payload.encode()
+def _json_payload(payload: bytes | bytearray | memoryview) -> bytes:
+    if not isinstance(payload, (bytes, bytearray, memoryview)):
+        raise TypeError(f"payload must be bytes (UTF-8 JSON), not {type(payload).__name__}; "
+                        "use .encode() or append() for Python values")
     payload = bytes(payload)
     if not payload.strip():
         raise UsageError("payload is empty", hint="pass one JSON value, e.g. b'{}'")
@@ -362,7 +368,7 @@ class Requests:
         return Call(self.build("GET", "/healthz"), True, _healthy)
 
     # -- messages
-    def append_json(self, quoted: str, payload: bytes | str, tags: Iterable[str] | None, durability: Any) -> Call:
+    def append_json(self, quoted: str, payload: bytes, tags: Iterable[str] | None, durability: Any) -> Call:
         body = append_body(_json_payload(payload), tags, durability)
         return Call(self.build("POST", f"/v0/pools/{quoted}/append", body), False, _message_raw)
 

@@ -195,7 +195,7 @@ class TransportConformance:
         raw = pool.append_json(b'{"k": [1, 2]}', ["t"])
         m = parse_message(raw)
         assert (m.seq, m.data, m.tags) == (1, {"k": [1, 2]}, ["t"])
-        assert pool.append_json('"text"').startswith(b'{"seq":2')
+        assert pool.append_json(bytearray(b'{"n": 2}')).startswith(b'{"seq":2')
 
     def test_append_many_gives_consecutive_seqs(self, pool: PoolHandle) -> None:
         pool.append({"first": True})
@@ -213,9 +213,9 @@ class TransportConformance:
         _needs(pool, Capability.ENCODED_APPEND)
         if pool.codec != "json":
             pytest.skip("encoded append is exercised on json pools")
-        done = pool.append_encoded([(b"", b'{"a":1}'), (b'["t"]', b"[2]")])  # type: ignore[attr-defined]
+        done = pool.append_encoded([(b"", b'{"a":1}'), (b'["t"]', b'{"b":2}')])  # type: ignore[attr-defined]
         assert [seq for seq, _t in done] == [1, 2]
-        assert pool.get(2).tags == ["t"] and pool.get(2).data == [2]
+        assert pool.get(2).tags == ["t"] and pool.get(2).data == {"b": 2}
 
     def test_messages_are_visible_to_other_clients(self, transport: TransportUnderTest, pool: PoolHandle) -> None:
         other = transport.connect()
@@ -235,6 +235,15 @@ class TransportConformance:
             pool.append_json(b"{not json")
         with pytest.raises(UsageError):
             pool.append({"bad": object()})
+        for not_an_object in ([1], "text", 3, None):
+            with pytest.raises(UsageError):
+                pool.append(not_an_object)
+        with pytest.raises(UsageError):
+            pool.append_json(b"[1, 2]")
+        with pytest.raises(UsageError):
+            pool.append_many([{"ok": 1}, [2]])
+        with pytest.raises(TypeError):
+            pool.append_json("{}")  # type: ignore[arg-type]
         with pytest.raises(UsageError):
             pool.get(-1)
         assert pool.bounds() == (None, None)  # nothing was stored
