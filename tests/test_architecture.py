@@ -105,7 +105,7 @@ def test_cli_uses_contracts_not_probes():
     assert bad == []
 
 
-KNOWN_CODEC_IMPORTS = {"plasmite_serve/src/plasmite_serve/app.py"}  # Lite3 endpoints; goes with the routed server
+KNOWN_CODEC_IMPORTS = {"plasmite_serve/src/plasmite_serve/lite3_routes.py"}  # the Lite3 byte endpoints
 
 
 def test_server_and_cli_get_codecs_from_the_registry():
@@ -118,4 +118,4 @@ def test_remote_shells_do_no_wire_work():
     for name in ("sync_client.py", "async_client.py"):
         text = (REPO / "plasmite_serve/src/plasmite_serve" / name).read_text()
         for marker in ("build_request(", "msgspec", "error_from_body(", "urlencode("):
-            assert marker not in text, f"{name} does wire work ({marker}); it belongs in wire.py or tail_state.py"
+            assert marker not in text, f"{name} does wire work ({marker}); it belongs in client_wire.py or tail_state.py"

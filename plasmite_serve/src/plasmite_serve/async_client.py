@@ -1,6 +1,6 @@
 """The asyncio shell of the remote client: ``AsyncRemoteClient``, ``AsyncRemotePool``, ``AsyncRemoteTail``.
 
-The same calls as ``sync_client`` as coroutines, built from the same ``wire``
+The same calls as ``sync_client`` as coroutines, built from the same ``client_wire``
 requests and tail state, so both clients accept, refuse and resume alike.
 """
 
@@ -15,7 +15,7 @@ from plasmite_core.errors import IoError, NotFoundError, PlasmiteError, UsageErr
 from . import _http
 from .sync_client import RemoteClient
 from .tail_state import IDLE_RECONNECT_S, TailHandle
-from .wire import (
+from .client_wire import (
     DEFAULT_POOL_SIZE_BYTES,
     PIPELINE,
     Batch,

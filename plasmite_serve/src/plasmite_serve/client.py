@@ -7,7 +7,7 @@ code and the ``pls`` commands work the same on ``http(s)://host:port/POOL``.
 ``AsyncRemoteClient`` / ``AsyncRemotePool`` / ``AsyncRemoteTail`` are the
 asyncio versions.
 
-Three modules make the client: ``wire`` (requests, answers, errors and tail
+Three modules make the client: ``client_wire`` (requests, answers, errors and tail
 resume state, without I/O), ``sync_client`` and ``async_client`` (the blocking
 and asyncio shells). This module names the public API.
 
@@ -29,7 +29,7 @@ from .async_client import (
     AsyncRemoteTail,
 )
 from .sync_client import RemoteClient, RemoteLite3Tail, RemotePool, RemoteTail
-from .wire import (
+from .client_wire import (
     DEFAULT_POOL_SIZE_BYTES,
     RemoteError,
     RemotePoolInfo,

@@ -1,6 +1,6 @@
 """The blocking shell of the remote client: ``RemoteClient``, ``RemotePool``, ``RemoteTail``.
 
-Requests, answers and tail state come from ``wire``; this module only sends
+Requests, answers and tail state come from ``client_wire`` and ``tail_state``; this module only sends
 and receives on sockets. One keep-alive connection per client is shared under
 a lock; each tail opens a connection of its own.
 """
@@ -19,7 +19,7 @@ from plasmite_core.pacing import check_speed, paced
 
 from . import _http
 from .tail_state import IDLE_RECONNECT_S, TailHandle
-from .wire import (
+from .client_wire import (
     DEFAULT_POOL_SIZE_BYTES,
     PIPELINE,
     Batch,

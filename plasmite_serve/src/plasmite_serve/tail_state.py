@@ -16,7 +16,7 @@ from plasmite_core.envelope import seq_of
 from plasmite_core.errors import IoError, UsageError
 
 from . import _http
-from .wire import error_from_body
+from .client_wire import error_from_body
 
 IDLE_RECONNECT_S = 120.0  # a tail with no bytes for this long is reconnected
 MAX_RETRY_S = 30.0  # consecutive reconnect failures tolerated by a tail

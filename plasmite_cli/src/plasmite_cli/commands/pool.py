@@ -160,7 +160,9 @@ Examples:
 \b
 Files not ending in .plasmite are ignored. A pool that cannot be read is
 listed with STATUS ERR and the reason in DETAIL (in JSON: an "error" entry
-holding the error envelope); readable pools show OK.""",
+holding the error envelope); readable pools show OK. Hidden temp files that
+killed `pool create` runs left behind are removed (`pls doctor` reports
+them).""",
     short_help="List pools in the pool directory.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -175,6 +177,7 @@ def list_(ctx, as_json):
 
     state = get_state(ctx)
     client = state.client()
+    client.sweep_leftovers()
     pools = []
     for name, p in pool_files(state.pool_dir):
         try:
