@@ -74,6 +74,7 @@ class PlasmiteError(RuntimeError):
     """Base of every Plasmite failure: a kind, a message, a hint and context."""
 
     default_kind = ErrorKind.INTERNAL
+    committed: list[Any]  # set by batch appends that failed part way: what was stored
 
     def __init__(self, *args: Any, hint: str | None = None, **context: Any) -> None:
         """Two call forms, both accepted by every class:
