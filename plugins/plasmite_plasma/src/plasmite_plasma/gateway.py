@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from typing import Any
 
 from plasmite_core.errors import UsageError
+from plasmite_core.protocols import PoolHandle
 
 from .config import PlasmaConfig, describe
 from .events import from_plasma
@@ -23,7 +23,7 @@ from .metrics import Metrics
 _ids = itertools.count(1)
 
 
-def open_pool(ref: str, pool_dir: str | None) -> Any:
+def open_pool(ref: str, pool_dir: str | None) -> PoolHandle:
     """A local pool (created when missing) or, for a URL, the pool through the
     transport plugin registered for its scheme (http, redis, ...)."""
     if "://" in ref:
@@ -47,7 +47,7 @@ def open_pool(ref: str, pool_dir: str | None) -> Any:
 
 
 class Gateway:
-    def __init__(self, cfg: PlasmaConfig, pools: list[tuple[str, Any]] | None = None) -> None:
+    def __init__(self, cfg: PlasmaConfig, pools: list[tuple[str, PoolHandle]] | None = None) -> None:
         self.cfg = cfg
         ident = f"g{next(_ids)}"
         self.access_log = make_logger("access", cfg.access_log_out, cfg.access_log_level, ident)

@@ -15,6 +15,8 @@ import logging
 import os
 from typing import Any, Iterable
 
+from plasmite_core.protocols import Capability, PoolHandle
+
 from .events import BadEvent, Event, from_message, matches, type_keys
 from .metrics import Metrics
 
@@ -64,9 +66,11 @@ class Subscriber:
 
 
 class Hub:
-    def __init__(self, pools: list[tuple[str, Any]], type_from: str, metrics: Metrics, log: logging.Logger) -> None:
+    def __init__(self, pools: list[tuple[str, PoolHandle]], type_from: str, metrics: Metrics,
+                 log: logging.Logger) -> None:
         self.refs = [ref for ref, _ in pools]
         self.pools = [pool for _, pool in pools]
+        self._inodes: list[int | None] = [None] * len(pools)
         self.type_from = type_from
         self.metrics = metrics
         self.log = log
@@ -80,6 +84,8 @@ class Hub:
         for i, pool in enumerate(self.pools):
             last = (await asyncio.to_thread(pool.bounds))[1]
             self.position[i] = last or 0
+            if is_local(pool):
+                self._inodes[i] = os.stat(pool.path).st_ino
             self.healthy[i] = True
             self._tasks.append(asyncio.create_task(self._follow(i), name=f"plasma-follow-{self.refs[i]}"))
 
@@ -205,7 +211,7 @@ class Hub:
         problems = []
         for i, pool in enumerate(self.pools):
             try:
-                await asyncio.wait_for(asyncio.to_thread(_probe, pool), 5.0)
+                await asyncio.wait_for(asyncio.to_thread(_probe, pool, self._inodes[i]), 5.0)
             except Exception as exc:
                 problems.append(f"pool {self.refs[i]}: {exc or type(exc).__name__}")
                 continue
@@ -214,19 +220,21 @@ class Hub:
         return problems
 
 
-def _probe(pool) -> None:
+def is_local(pool: PoolHandle) -> bool:
+    """A pool file on this machine: reads and appends never wait on a network."""
+    return Capability.LOCAL_READS in pool.capabilities
+
+
+def _probe(pool: PoolHandle, inode: int | None) -> None:
     """Read the pool's bounds; for a local pool also check that its file is
-    still the one at its path (a deleted or replaced file is unhealthy)."""
+    still the one the gateway opened (a deleted or replaced file is unhealthy)."""
     pool.bounds()
-    path, pf = getattr(pool, "path", None), getattr(pool, "_pf", None)
-    if path is not None and pf is not None:
-        st = os.stat(path)
-        if st.st_ino != os.fstat(pf.fd).st_ino:
-            raise OSError(f"{path} was replaced since the gateway opened it")
+    if inode is not None and os.stat(pool.path).st_ino != inode:
+        raise OSError(f"{pool.path} was replaced since the gateway opened it")
 
 
-def _read(pool, start: int, n: int) -> list[tuple[int, Any, list[str]]]:
+def _read(pool: PoolHandle, start: int, n: int) -> list[tuple[int, Any, list[str]]]:
     # A local read returns what is there at once; a remote tail needs a moment
     # for its request even though the n messages already exist.
-    wait = 0 if hasattr(pool, "_pf") else 2000
+    wait = 0 if is_local(pool) else 2000
     return [(m.seq, m.data, m.tags) for m in pool.tail(since_seq=start, max_messages=n, timeout_ms=wait)]

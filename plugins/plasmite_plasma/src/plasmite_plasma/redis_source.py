@@ -14,13 +14,14 @@ import asyncio
 import logging
 import os
 import signal
-from typing import Any
-
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from plasmite_core.protocols import PoolHandle
+
 from .config import PlasmaConfig
 from .events import BadEvent, from_json_text
+from .hub import is_local
 from .metrics import Metrics
 
 
@@ -32,7 +33,7 @@ def redis_client(cfg: PlasmaConfig, timeout: float | None = None) -> aioredis.Re
 
 
 class RedisSource:
-    def __init__(self, cfg: PlasmaConfig, pool: Any, metrics: Metrics, log: logging.Logger) -> None:
+    def __init__(self, cfg: PlasmaConfig, pool: PoolHandle, metrics: Metrics, log: logging.Logger) -> None:
         self.cfg = cfg
         self.pool = pool
         self.metrics = metrics
@@ -117,7 +118,7 @@ class RedisSource:
                 "channel": channel, "payload": text[:1000], "error": str(exc)}})
             return
         try:
-            if hasattr(self.pool, "_pf"):
+            if is_local(self.pool):
                 self.pool.append(value, [channel])  # a local append takes microseconds
             else:
                 await asyncio.to_thread(self.pool.append, value, [channel])  # a remote one a round trip
