@@ -176,3 +176,28 @@ def test_die_behaviour_stops_the_gateway_after_max_retries(tmp_path, redis_serve
         redis_server.stop()
         wait_until(lambda: gw.proc.poll() is not None, timeout=30)
         assert any(e["msg"].startswith("over max retry") for e in gw.error_log())
+
+
+def test_replicas_follow_one_redis_pool_through_the_transport(tmp_path, redis_server):
+    """With a redis:// transport installed, gateway replicas fan out one pool kept in Redis."""
+    from plasmite_core import plugins
+    from plasmite_core.errors import UsageError
+
+    try:
+        factory = plugins.transport("redis")
+    except UsageError:
+        pytest.skip("no redis:// transport plugin installed")
+    base = f"redis://127.0.0.1:{redis_server.port}"
+    pool = factory(base).create_pool("events")
+    (tmp_path / "gw").mkdir()
+    env = {"PLASMA_POOLS": f"{base}/events"}
+    with GatewayProcess(tmp_path / "gw", env=env) as g1, GatewayProcess(tmp_path / "gw", env=env) as g2:
+        subs = [SSE(g.port, "eventType=shared") for g in (g1, g2)]
+        try:
+            pool.append({"meta": {"type": "shared:1"}, "data": {"via": "redis pool"}})
+            for s in subs:
+                assert s.events(1)[0]["json"] == {"meta": {"type": "shared:1"}, "data": {"via": "redis pool"}}
+        finally:
+            for s in subs:
+                s.close()
+        assert hc(g1) == 200
