@@ -233,6 +233,7 @@ class PlasmiteApp:
         self._storage_admission = _Admission(config.max_tail_concurrency)
         self._tail_admission = _Admission(config.max_tail_concurrency)
         self._closing = False
+        self._routes: dict | None = None
         self._ui_html, self._ui_csp = _load_ui()
         from .openapi import openapi_document
 
@@ -254,6 +255,34 @@ class PlasmiteApp:
             self._client = Client(self.pool_dir)
         return self._client
 
+    # ---- for routes that plugins mount (``register_serve_routes``, e.g. /mcp)
+
+    @property
+    def routes(self) -> dict:
+        """``{name: ASGI app}`` serving ``/name``, built once from the plugins."""
+        if self._routes is None:
+            from plasmite_core import plugins
+
+            self._routes = {name: factory(self) for name, factory in plugins.serve_routes().items()}
+        return self._routes
+
+    @property
+    def closing(self) -> bool:
+        """True once shutdown began: long-lived calls should end."""
+        return self._closing
+
+    @property
+    def tail_admission(self) -> _Admission:
+        """The budget long-lived reads share (tails, MCP waits): ``take()``/``give()``."""
+        return self._tail_admission
+
+    async def run_storage(self, fn: Callable, *args) -> Any:
+        """Run a blocking pool call in the bounded storage workers (BusyError when saturated)."""
+        try:
+            return await self._storage(fn, *args)
+        except HttpError as exc:
+            raise exc.error from None
+
     def _storage_executor(self) -> ThreadPoolExecutor:
         if self._storage_pool is None:
             self._storage_pool = ThreadPoolExecutor(
@@ -274,6 +303,10 @@ class PlasmiteApp:
             except Exception:
                 pass
         self._pools.clear()
+        for route in (self._routes or {}).values():
+            close = getattr(route, "close", None)
+            if close is not None:
+                close()
         if self._storage_pool is not None:
             self._storage_pool.shutdown(wait=False, cancel_futures=True)
         if self._client is not None:
@@ -525,6 +558,9 @@ class PlasmiteApp:
                     _expect(method, "GET")
                     self._require(read=True)
                     return await self._tail(_pool_name(seg[3]), scope, receive, send, cors, mode=_SSE)
+        elif n == 1 and seg[0] in self.routes:
+            self._authorize(scope)
+            return await self.routes[seg[0]](scope, receive, send)
         elif n == 1 and seg[0] == "healthz":
             _expect(method, "GET", head=True)
             return await _send_json(send, b'{"ok":true}', 200, cors)

@@ -162,6 +162,9 @@ def check(ctx: click.Context, as_json: bool) -> None:
     cfg = resolve(config)
     base = cfg.base_url
     fingerprint = cfg.tls.fingerprint if cfg.tls is not None else None
+    from plasmite_core import plugins
+
+    mcp = f"{base}/mcp" if "mcp" in plugins.serve_routes() else None
     report = {
         "status": "valid",
         "listen": cfg.listen,
@@ -170,6 +173,7 @@ def check(ctx: click.Context, as_json: bool) -> None:
         "web_ui": f"{base}/ui",
         "web_ui_pool": f"{base}/ui/pools/demo",
         "openapi": f"{base}/openapi.json",
+        "mcp": mcp,
         "pool_dir": str(cfg.pool_dir),
         "auth": _auth_label(cfg),
         "tls": _tls_label(cfg),
@@ -192,6 +196,7 @@ def check(ctx: click.Context, as_json: bool) -> None:
         "",
         f"  Bind:    {cfg.listen} ({report['scope']})",
         f"  URL:     {base}   UI: {base}/ui",
+        f"  MCP:     {mcp or 'off (pip install plasmite-mcp)'}",
         f"  Pools:   {cfg.pool_dir}",
         f"  Auth: {report['auth']}    TLS: {report['tls']}    Access: {cfg.access}",
         f"  CORS:    {cors}",
