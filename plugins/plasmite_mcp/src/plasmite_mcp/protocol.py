@@ -12,6 +12,7 @@ server: every exception becomes one of the two.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,8 @@ PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL = -3270
 SERVER_ERROR, RESOURCE_NOT_FOUND = -32000, -32002
 WAIT_SLICE_MS = 500  # a cancelled wait frees its thread within this
 RESOURCE_PREFIX = "plasmite:///pools/"
+# Set by a transport that orders requests: the Event is set once a wait has its starting cursor.
+WAIT_STARTED: contextvars.ContextVar[asyncio.Event | None] = contextvars.ContextVar("wait_started", default=None)
 
 
 class RpcError(Exception):
@@ -271,6 +274,9 @@ class Dispatcher:
         try:
             deadline = time.monotonic() + timeout_ms / 1000.0
             cursor = await self._blocking(self.tools.wait_start, name, after_seq)
+            started = WAIT_STARTED.get()
+            if started is not None:
+                started.set()
             fell_behind = False
             loop = asyncio.get_running_loop()
             while True:

@@ -1,8 +1,8 @@
 """MCP over stdio: one JSON-RPC message per line in, one per line out.
 
-Requests run one after another, in the order they arrive, except
-``plasmite_wait``, which runs beside them (a long wait does not hold up a
-``ping`` or a feed); answers are written whole, one line each, as they are
+Requests run one after another, in the order they arrive, except that
+``plasmite_wait``, once it has taken its starting point, goes on beside
+later requests (a long wait does not hold up a ``ping`` or a feed); answers are written whole, one line each, as they are
 ready. ``notifications/cancelled`` cancels the named request. End of input
 ends the session: pending waits are cancelled (the client has gone), other
 pending requests are answered, and the process exits 0. Only JSON-RPC goes to stdout; nothing else is printed.
@@ -11,13 +11,14 @@ pending requests are answered, and the process exits 0. Only JSON-RPC goes to st
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import sys
 from typing import Any, BinaryIO
 
 import msgspec
 
-from .protocol import Dispatcher, parse
+from .protocol import WAIT_STARTED, Dispatcher, parse
 
 MAX_LINE_BYTES = 64 * 1024 * 1024
 
@@ -54,14 +55,20 @@ class StdioSession:
             return
         params = message.get("params")
         is_wait = message.get("method") == "tools/call" and isinstance(params, dict) and params.get("name") == "plasmite_wait"
-        task = asyncio.ensure_future(self._answer(message, None if is_wait else self.last))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
         if is_wait:
+            # The wait takes its starting point in order, then goes on beside later requests.
+            started = asyncio.Event()
+            context = contextvars.copy_context()
+            context.run(WAIT_STARTED.set, started)
+            task = asyncio.get_running_loop().create_task(self._answer(message, self.last), context=context)
             self.waits.add(task)
             task.add_done_callback(self.waits.discard)
+            self.last = asyncio.ensure_future(_started_or_done(started, task))
         else:
+            task = asyncio.ensure_future(self._answer(message, self.last))
             self.last = task
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
         if "id" in message and isinstance(message.get("id"), (str, int)):
             self.pending[message["id"]] = task
 
@@ -73,8 +80,9 @@ class StdioSession:
         except asyncio.CancelledError:
             return  # the client cancelled it (or left): MCP sends no answer then
         finally:
-            if self.pending.get(message.get("id")) is asyncio.current_task():
-                del self.pending[message["id"]]
+            id_ = message.get("id")
+            if isinstance(id_, (str, int)) and self.pending.get(id_) is asyncio.current_task():
+                del self.pending[id_]
         if response is not None:
             self.write(response)
 
@@ -109,6 +117,14 @@ async def serve_stdio(dispatcher: Dispatcher, stdin: BinaryIO | None = None, std
             session.on_line(line)
     finally:
         await session.close()
+
+
+async def _started_or_done(started: asyncio.Event, task: asyncio.Task) -> None:
+    waiter = asyncio.ensure_future(started.wait())
+    try:
+        await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
 
 
 async def _skip_line(reader: asyncio.StreamReader) -> None:
