@@ -215,3 +215,48 @@ def _poster(server):
         return _request(server, "POST", body, h)
 
     return post
+
+
+def test_tools_run_over_the_http_transport_client(pool_dir):
+    """PoolTools uses only the client API, so a RemoteClient serves as well as a local Client."""
+    import asyncio
+
+    from plasmite import Client
+    from plasmite_mcp.protocol import Dispatcher
+    from plasmite_mcp.tools import PoolTools
+    from plasmite_serve.client import RemoteClient
+
+    with ServerProcess(pool_dir) as server:
+        async def main():
+            dispatcher = Dispatcher(PoolTools(RemoteClient(server.base_url)))
+
+            async def call(name, arguments):
+                answer = await dispatcher.handle({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                                                  "params": {"name": name, "arguments": arguments}})
+                assert not answer["result"]["isError"], answer
+                return answer["result"]["structuredContent"]
+
+            try:
+                await call("plasmite_feed", {"pool": "r", "data": {"n": 1}, "tags": ["a"], "create": True})
+                await call("plasmite_feed", {"pool": "r", "data": {"n": 2}})
+                assert [m["seq"] for m in (await call("plasmite_read", {"pool": "r"}))["messages"]] == [1, 2]
+                tagged = await call("plasmite_read", {"pool": "r", "tags": ["a"]})
+                assert [m["seq"] for m in tagged["messages"]] == [1] and tagged["next_after_seq"] == 2
+                assert len((await call("plasmite_read", {"pool": "r", "since": "1h"}))["messages"]) == 2
+                assert (await call("plasmite_fetch", {"pool": "r", "seq": 2}))["message"]["data"] == {"n": 2}
+
+                def append_later():
+                    import time as _t
+
+                    _t.sleep(0.5)
+                    with Client(pool_dir) as local:
+                        local.open_pool("r").append({"n": 3})
+
+                waiter = asyncio.ensure_future(call("plasmite_wait", {"pool": "r", "timeout_ms": 20000}))
+                await asyncio.to_thread(append_later)
+                woke = await waiter
+                assert [m["data"] for m in woke["messages"]] == [{"n": 3}] and woke["timed_out"] is False
+            finally:
+                dispatcher.close()
+
+        asyncio.run(main())

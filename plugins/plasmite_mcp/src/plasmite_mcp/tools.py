@@ -24,6 +24,7 @@ from plasmite_core.refs import validate_pool_name
 from .schemas import DEFAULT_POOL_SIZE_BYTES, DEFAULT_READ_COUNT, DEFAULT_WAIT_TIMEOUT_MS, MAX_READ_COUNT, MAX_WAIT_TIMEOUT_MS
 
 _decode = msgspec.json.decode
+READ_SAFETY_MS = 10_000  # a read ends at the newest seq; this only bounds a pool that shrinks under it
 
 
 class ArgumentError(Exception):
@@ -143,8 +144,11 @@ def read_batch(pool: Any, count: int, after_seq: int | None, since_ns: int | Non
     """One non-blocking read: upstream's batch shape (messages, cursor, bounds, fell_behind).
 
     With ``after_seq``: the first ``count`` matches after it. Without: the
-    newest ``count`` matches. Only seqs up to the newest one seen at the start
-    are considered, so ``next_after_seq`` is exactly what was examined.
+    newest ``count`` matches. Only seqs up to the newest one at the start are
+    examined, and filters are applied here rather than by the stream, so the
+    read ends at that seq on every transport (a remote stream cannot tell
+    "nothing more matches" from "nothing yet"), and ``next_after_seq`` is
+    exactly the last seq examined.
     """
     oldest, newest = pool.bounds()
     out = {
@@ -158,27 +162,29 @@ def read_batch(pool: Any, count: int, after_seq: int | None, since_ns: int | Non
     if oldest is None:
         return out
     out["fell_behind"] = after_seq is not None and after_seq + 1 < oldest
-    start = oldest if after_seq is None else max(oldest, after_seq + 1)
+    if after_seq is not None:
+        start = max(oldest, after_seq + 1)
+    elif tags or since_ns is not None:
+        start = oldest
+    else:
+        start = max(oldest, newest - count + 1)
     if start > newest:
         return out
-    options: dict[str, Any] = {"tags": tags or None}
-    if after_seq is None and since_ns is not None:
-        options["since_time_ns"] = since_ns
-        stream = pool.open_stream(timeout_ms=0, **options)
-    else:
-        stream = pool.open_stream(since_seq=start, timeout_ms=0, **options)
+    wanted = set(tags)
     kept: deque = deque(maxlen=count if after_seq is None else None)
     examined = newest
+    stream = pool.open_stream(since_seq=start, timeout_ms=READ_SAFETY_MS)
     try:
         while True:
-            m = stream.next()  # the stream's own timeout_ms=0 ends it
+            m = stream.next()
             if m is None or m.seq > newest:
                 break
-            if since_ns is not None and m.time_ns < since_ns:
-                continue
-            kept.append(m)
-            if after_seq is not None and len(kept) >= count:
-                examined = m.seq
+            if (not wanted or wanted.issubset(m.tags)) and (since_ns is None or m.time_ns >= since_ns):
+                kept.append(m)
+                if after_seq is not None and len(kept) >= count:
+                    examined = m.seq
+                    break
+            if m.seq == newest:
                 break
     finally:
         stream.close()
