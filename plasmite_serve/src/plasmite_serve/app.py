@@ -263,7 +263,17 @@ class PlasmiteApp:
         if self._routes is None:
             from plasmite_core import plugins
 
-            self._routes = {name: factory(self) for name, factory in plugins.serve_routes().items()}
+            routes = {}
+            try:
+                factories = plugins.serve_routes()
+            except Exception:  # a broken plugin loses its routes, not the server
+                factories = {}
+            for name, factory in factories.items():
+                try:
+                    routes[name] = factory(self)
+                except Exception:
+                    pass
+            self._routes = routes
         return self._routes
 
     @property
