@@ -62,7 +62,8 @@ Notes:
   - Non-loopback binds need --allow-non-loopback; with write access they also
     need --token-file and TLS (or --insecure-no-tls for demos).
   - Clients send `Authorization: Bearer <token>` when a token is set.
-  - The web UI is at /ui; the OpenAPI document at /openapi.json.
+  - The web UI is at /ui; the OpenAPI document at /openapi.json; MCP for AI
+    agents at /mcp (with plasmite-mcp installed).
 """
 
 
@@ -153,6 +154,16 @@ def _tls_label(cfg: ResolvedConfig) -> str:
     return "enabled" if cfg.tls is not None else "disabled"
 
 
+def _mcp_url(base: str) -> str | None:
+    """The MCP endpoint when plasmite-mcp is installed (it mounts /mcp)."""
+    from plasmite_core import plugins
+
+    try:
+        return f"{base}/mcp" if "mcp" in plugins.serve_routes() else None
+    except Exception:
+        return None
+
+
 @serve.command("check")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.pass_context
@@ -162,9 +173,7 @@ def check(ctx: click.Context, as_json: bool) -> None:
     cfg = resolve(config)
     base = cfg.base_url
     fingerprint = cfg.tls.fingerprint if cfg.tls is not None else None
-    from plasmite_core import plugins
-
-    mcp = f"{base}/mcp" if "mcp" in plugins.serve_routes() else None
+    mcp = _mcp_url(base)
     report = {
         "status": "valid",
         "listen": cfg.listen,
@@ -398,6 +407,8 @@ def _banner(cfg: ResolvedConfig, port: int, verbose: bool) -> str:
         f"  UI:   {base}/ui" + ("   (enter the token in the page, or open /ui?token=<token>)" if cfg.token else ""),
         f"  Auth: {auth}    TLS: {tls}    Access: {cfg.access}    CORS: {cors}",
     ]
+    if _mcp_url(base):
+        lines.insert(3, f"  MCP:  {base}/mcp   (MCP for AI agents, see docs/mcp.md)")
     if cfg.tls is not None:
         lines.append(f"  Fingerprint: {cfg.tls.fingerprint}")
     lines += [
