@@ -105,7 +105,8 @@ class McpEndpoint:
             return
         host = _header(headers, b"host")
         parts = urlsplit(origin)
-        if host is not None and parts.scheme in ("http", "https") and parts.netloc.lower() == host.decode("latin-1").lower():
+        same_host = host is not None and parts.netloc.lower() == host.decode("latin-1").lower()
+        if same_host and parts.scheme in ("http", "https"):
             return
         raise _Reject(403, PermissionDeniedError(
             f"origin not allowed on /mcp: {origin}",

@@ -20,7 +20,8 @@ from typing import Any, Awaitable, Callable
 
 import msgspec
 
-from plasmite_core.errors import BusyError, InternalError, PlasmiteError
+from plasmite_core.errors import BusyError, InternalError, PermissionDeniedError, PlasmiteError
+from plasmite_core.refs import validate_pool_name
 
 from .schemas import BY_NAME, INSTRUCTIONS, TOOLS, Tool
 from .tools import CALLS, ArgumentError, PoolTools
@@ -241,8 +242,6 @@ class Dispatcher:
                            {"hint": "tools/list shows the tools this server offers"})
         if not self.allowed(tool):
             what = "write" if tool.writes else "read"
-            from plasmite_core.errors import PermissionDeniedError
-
             return _failure(name, PermissionDeniedError(
                 f"forbidden: this server's access mode disallows {what} operations",
                 hint="the server operator sets the access mode (pls serve --access)",
@@ -316,8 +315,6 @@ class Dispatcher:
             raise RpcError(INVALID_PARAMS, f"unknown resource uri: {uri}",
                            {"hint": "pool resources are plasmite:///pools/NAME (see resources/list)"})
         try:
-            from plasmite_core.refs import validate_pool_name
-
             validate_pool_name(name)
             batch = await self._blocking(self.tools.resource_read, name)
         except PlasmiteError as err:

@@ -2,10 +2,12 @@
 
 Requests run one after another, in the order they arrive, except that
 ``plasmite_wait``, once it has taken its starting point, goes on beside
-later requests (a long wait does not hold up a ``ping`` or a feed); answers are written whole, one line each, as they are
-ready. ``notifications/cancelled`` cancels the named request. End of input
-ends the session: pending waits are cancelled (the client has gone), other
-pending requests are answered, and the process exits 0. Only JSON-RPC goes to stdout; nothing else is printed.
+later requests (a long wait does not hold up a ``ping`` or a feed).
+Answers are written whole, one line each, as they are ready.
+``notifications/cancelled`` cancels the named request. End of input ends
+the session: pending waits are cancelled (the client has gone), other
+pending requests are answered, and the process exits 0. Only JSON-RPC goes
+to stdout; nothing else is printed.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ class StdioSession:
                 task.cancel()
             return
         params = message.get("params")
-        is_wait = message.get("method") == "tools/call" and isinstance(params, dict) and params.get("name") == "plasmite_wait"
+        is_wait = (message.get("method") == "tools/call" and isinstance(params, dict)
+                   and params.get("name") == "plasmite_wait")
         if is_wait:
             # The wait takes its starting point in order, then goes on beside later requests.
             started = asyncio.Event()

@@ -21,7 +21,13 @@ import msgspec
 from plasmite_core.errors import NotFoundError, PlasmiteError, UsageError
 from plasmite_core.refs import validate_pool_name
 
-from .schemas import DEFAULT_POOL_SIZE_BYTES, DEFAULT_READ_COUNT, DEFAULT_WAIT_TIMEOUT_MS, MAX_READ_COUNT, MAX_WAIT_TIMEOUT_MS
+from .schemas import (
+    DEFAULT_POOL_SIZE_BYTES,
+    DEFAULT_READ_COUNT,
+    DEFAULT_WAIT_TIMEOUT_MS,
+    MAX_READ_COUNT,
+    MAX_WAIT_TIMEOUT_MS,
+)
 
 _decode = msgspec.json.decode
 READ_SAFETY_MS = 10_000  # a read ends at the newest seq; this only bounds a pool that shrinks under it
