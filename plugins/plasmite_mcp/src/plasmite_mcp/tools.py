@@ -1,11 +1,10 @@
 """The eight tools, run against a pool client.
 
-A client is anything with the local ``plasmite.Client`` surface
-(``list_pools``, ``create_pool``, ``pool_info``, ``delete_pool``,
-``open_pool``; pools with ``append``, ``get``, ``bounds``, ``info`` and
-``open_stream``): local directories, ``RemoteClient`` and other transports
-serve alike. Every call here is blocking; the dispatcher runs them off the
-event loop. Arguments are checked by hand (the schemas are advertised, not
+The client is a ``TransportClient`` and its pools ``PoolHandle``s (the
+contracts of ``plasmite_core.protocols``), and only their common calls are
+used (no optional capability): local directories, ``RemoteClient`` and
+other transports serve alike. Every call here is blocking; the dispatcher
+runs them off the event loop. Arguments are checked by hand (the schemas are advertised, not
 trusted): a bad one is a Usage failure naming the field.
 """
 
@@ -14,7 +13,7 @@ from __future__ import annotations
 import re
 import time
 from collections import deque
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import msgspec
 
@@ -28,6 +27,9 @@ from .schemas import (
     MAX_READ_COUNT,
     MAX_WAIT_TIMEOUT_MS,
 )
+
+if TYPE_CHECKING:
+    from plasmite_core.protocols import PoolHandle, TransportClient
 
 _decode = msgspec.json.decode
 READ_SAFETY_MS = 10_000  # a read ends at the newest seq; this only bounds a pool that shrinks under it
@@ -146,7 +148,7 @@ def parse_since(text: str, now_ns: int) -> int:
                                      "2026-01-15T00:00:00Z") from None
 
 
-def read_batch(pool: Any, count: int, after_seq: int | None, since_ns: int | None, tags: list[str]) -> dict:
+def read_batch(pool: PoolHandle, count: int, after_seq: int | None, since_ns: int | None, tags: list[str]) -> dict:
     """One non-blocking read: upstream's batch shape (messages, cursor, bounds, fell_behind).
 
     With ``after_seq``: the first ``count`` matches after it. Without: the
@@ -204,7 +206,7 @@ def read_batch(pool: Any, count: int, after_seq: int | None, since_ns: int | Non
 class PoolTools:
     """The blocking tool bodies over one client. Each returns ``(summary, structured)``."""
 
-    def __init__(self, client: Any, *, max_pool_bytes: int = 0,
+    def __init__(self, client: TransportClient, *, max_pool_bytes: int = 0,
                  now_ns: Callable[[], int] = time.time_ns) -> None:
         self.client = client
         self.max_pool_bytes = max_pool_bytes
