@@ -52,6 +52,7 @@ def test_raw_jsonrpc_cases(pool_dir):
         assert _ask(proc, {"jsonrpc": "2.0", "id": 3, "method": "no/such"})["error"]["code"] == -32601
         assert _ask(proc, {"jsonrpc": "1.0", "id": 4, "method": "ping"})["error"]["code"] == -32600
         assert _ask(proc, {"jsonrpc": "2.0", "id": {"x": 1}, "method": "ping"})["error"]["code"] == -32600
+        assert _ask(proc, {"jsonrpc": "2.0", "id": 11})["error"]["code"] == -32600
         assert _ask(proc, {"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": [1]})["error"]["code"] == -32602
         unknown_tool = _ask(proc, {"jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": {"name": "rm_rf"}})
         assert unknown_tool["error"]["code"] == -32602

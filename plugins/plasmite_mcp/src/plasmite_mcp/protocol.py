@@ -175,7 +175,9 @@ class Dispatcher:
             return error_response(id_ if has_id else None, INVALID_REQUEST, 'jsonrpc must be "2.0"')
         method = message.get("method")
         if method is None:
-            return None  # a response to a request we never send, or noise: nothing to answer
+            if "result" in message or "error" in message:
+                return None  # a client's response (this server sends no requests): nothing to answer
+            return error_response(id_ if has_id else None, INVALID_REQUEST, "a request needs a method")
         if not isinstance(method, str):
             return error_response(id_ if has_id else None, INVALID_REQUEST, "method must be a string")
         params = message.get("params")
