@@ -81,11 +81,11 @@ async def exercise_every_tool(session: ClientSession) -> None:
 
     first = await call(session, s, "plasmite_feed", {"pool": "tasks", "data": {"task": "build"}, "tags": [" todo "]})
     assert first["message"]["seq"] == 1 and first["message"]["meta"]["tags"] == ["todo"]
-    await call(session, s, "plasmite_feed", {"pool": "tasks", "data": "plain text"})
-    await call(session, s, "plasmite_feed", {"pool": "tasks", "data": [1, 2], "tags": ["todo", "urgent"]})
+    await call(session, s, "plasmite_feed", {"pool": "tasks", "data": {"text": "plain text"}})
+    await call(session, s, "plasmite_feed", {"pool": "tasks", "data": {"list": [1, 2]}, "tags": ["todo", "urgent"]})
     made = await call(session, s, "plasmite_feed", {"pool": "notes", "data": {"n": 1}, "create": True})
     assert made["message"]["seq"] == 1
-    missing = await call(session, s, "plasmite_feed", {"pool": "nope", "data": 1}, error="NotFound")
+    missing = await call(session, s, "plasmite_feed", {"pool": "nope", "data": {}}, error="NotFound")
     assert "create" in missing["hint"]
 
     names = [p["name"] for p in (await call(session, s, "plasmite_pool_list", {}))["pools"]]
@@ -94,7 +94,7 @@ async def exercise_every_tool(session: ClientSession) -> None:
     assert info["pool"]["bounds"] == {"oldest": 1, "newest": 3}
 
     fetched = await call(session, s, "plasmite_fetch", {"pool": "tasks", "seq": 2})
-    assert fetched["message"]["data"] == "plain text"
+    assert fetched["message"]["data"] == {"text": "plain text"}
     gone = await call(session, s, "plasmite_fetch", {"pool": "tasks", "seq": 99}, error="NotFound")
     assert gone["seq"] == 99
 
@@ -128,7 +128,9 @@ async def exercise_every_tool(session: ClientSession) -> None:
     unknown = await call(session, s, "plasmite_pool_info", {"pool": "tasks", "verbose": True}, error="Usage")
     assert unknown["field"] == "verbose"
     await call(session, s, "plasmite_fetch", {"pool": "tasks", "seq": "2"}, error="Usage")
-    await call(session, s, "plasmite_feed", {"pool": "tasks", "data": 1, "tags": [""]}, error="Usage")
+    await call(session, s, "plasmite_feed", {"pool": "tasks", "data": {}, "tags": [""]}, error="Usage")
+    scalar = await call(session, s, "plasmite_feed", {"pool": "tasks", "data": [1, 2]}, error="Usage")
+    assert scalar["field"] == "data"
     await call(session, s, "plasmite_pool_info", {"pool": "../etc/passwd"}, error="Usage")
     await call(session, s, "plasmite_feed", {"pool": "tasks"}, error="Usage")
 

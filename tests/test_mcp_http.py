@@ -45,7 +45,7 @@ def test_sdk_over_tls(pool_dir):
                 async with streamable_http_client(server.url("/mcp"), http_client=http) as streams:
                     async with ClientSession(streams[0], streams[1]) as session:
                         await session.initialize()
-                        result = await session.call_tool("plasmite_feed", {"pool": "t", "data": 1, "create": True})
+                        result = await session.call_tool("plasmite_feed", {"pool": "t", "data": {"n": 1}, "create": True})
                         assert not result.is_error
 
         anyio.run(main)
@@ -62,7 +62,7 @@ def test_tool_discovery_follows_the_access_mode(pool_dir, access):
                 names = {t.name for t in (await session.list_tools()).tools}
                 forbidden = "plasmite_feed" if access == "read-only" else "plasmite_read"
                 assert names == (READ_TOOLS if access == "read-only" else WRITE_TOOLS)
-                result = await session.call_tool(forbidden, {"pool": "p", "data": 1} if access == "read-only" else {"pool": "p"})
+                result = await session.call_tool(forbidden, {"pool": "p", "data": {}} if access == "read-only" else {"pool": "p"})
                 assert result.is_error and result.structured_content["error_kind"] == "Permission"
                 if access == "read-only":
                     assert [r.name for r in (await session.list_resources()).resources] == ["p"]
@@ -105,7 +105,7 @@ def test_raw_http_cases(pool_dir):
         status, _, _ = post({"jsonrpc": "2.0", "id": 8, "method": "ping"}, headers={"Content-Type": "text/plain"})
         assert status == 415
         status, _, _ = post({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
-                             "params": {"name": "plasmite_feed", "arguments": {"pool": "p", "data": "x" * 8000}}})
+                             "params": {"name": "plasmite_feed", "arguments": {"pool": "p", "data": {"x": "x" * 8000}}}})
         assert status == 413
         status, _, body = post({"jsonrpc": "2.0", "id": 10, "method": "tools/call",
                                 "params": {"name": "plasmite_wait", "arguments": {"pool": "p", "timeout_ms": 10**30}}})

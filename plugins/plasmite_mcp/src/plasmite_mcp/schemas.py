@@ -199,13 +199,13 @@ TOOLS: list[Tool] = [
     ),
     Tool(
         "plasmite_feed",
-        "Append one JSON value to a pool as a new message (messages are never edited or replaced). "
+        "Append one JSON object to a pool as a new message (messages are never edited or replaced). "
         "The pool must exist unless create is true. Calling again after an unclear failure may store "
         "the message twice.",
         _inputs(
             {
                 "pool": _POOL,
-                "data": {"description": "The message: any JSON value"},
+                "data": {"type": "object", "description": "The message: a JSON object"},
                 "tags": dict(_TAGS, description="Labels readers can filter on (trimmed; empty tags are refused)"),
                 "create": {"type": "boolean", "description": "Create the pool (default size) when missing"},
             },
@@ -274,7 +274,7 @@ INSTRUCTIONS = (
     "Plasmite keeps JSON messages in pools. A pool is a named, persistent file of fixed size holding "
     "a ring: once it is full, each new message overwrites the oldest one, so a pool is a recent "
     "history, not an archive. plasmite_feed only ever appends a message; nothing is updated or "
-    "deleted one message at a time. Each message has data (any JSON), optional tags, a time and a "
+    "deleted one message at a time. Each message has data (a JSON object), optional tags, a time and a "
     "seq that grows by one per message; ordinary use can ignore seqs. "
     "Only the tools this server's access mode allows are listed. If you do not know which pool to "
     "use and plasmite_pool_list is listed, call it first; otherwise use the pool name your task "

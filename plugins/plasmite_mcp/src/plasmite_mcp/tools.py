@@ -108,10 +108,13 @@ class Args:
             raise ArgumentError(key, f"`{key}` entries must not be empty")
         return out
 
-    def value(self, key: str) -> Any:
+    def obj(self, key: str) -> dict:
         if key not in self._args:
             raise ArgumentError(key, f"missing required `{key}` argument")
-        return self._args[key]
+        value = self._args[key]
+        if not isinstance(value, dict):
+            raise ArgumentError(key, f'`{key}` must be a JSON object; wrap other values, e.g. {{"value": [1, 2]}}')
+        return value
 
 
 def _missing_pool(err: PlasmiteError, pool: str, can_create: bool) -> PlasmiteError:
@@ -262,7 +265,7 @@ class PoolTools:
     def feed(self, args: dict) -> tuple[str, dict]:
         a = Args(args, ("pool", "data", "tags", "create"))
         name = a.pool()
-        data = a.value("data")
+        data = a.obj("data")
         tags = a.tags()
         create = a.boolean("create")
         try:
