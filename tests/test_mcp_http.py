@@ -81,6 +81,9 @@ def test_raw_http_cases(pool_dir):
         post = _poster(server)
         status, _, body = post({"jsonrpc": "2.0", "id": 1, "method": "ping"}, token=None)
         assert status == 401 and json.loads(body)["error"]["kind"] == "Permission"
+        status, _, _ = _request(server, "POST", b"{}", {"Authorization": f"Bearer {TOKEN}",
+                                                         "Content-Type": "application/json"}, path="/mcp/x")
+        assert status == 404
         for method in ("GET", "DELETE"):
             status, headers, _ = _request(server, method, b"", {"Authorization": f"Bearer {TOKEN}"})
             assert status == 405 and headers["allow"] == "POST"
@@ -100,6 +103,8 @@ def test_raw_http_cases(pool_dir):
         assert status == 400 and "MCP-Protocol-Version" in json.loads(body)["error"]["message"]
         status, _, body = post({"jsonrpc": "2.0", "id": 5, "method": "ping"}, headers={"Origin": "http://evil.example"})
         assert status == 403 and json.loads(body)["error"]["kind"] == "Permission"
+        status, _, body = post({"jsonrpc": "2.0", "id": 5, "method": "ping"}, headers={"Host": "evil.example"})
+        assert status == 403 and json.loads(body)["error"]["kind"] == "Permission"  # DNS rebinding
         status, _, _ = post({"jsonrpc": "2.0", "id": 6, "method": "ping"}, headers={"Origin": server.base_url})
         assert status == 200
         status, _, _ = post({"jsonrpc": "2.0", "id": 8, "method": "ping"}, headers={"Content-Type": "text/plain"})
@@ -195,10 +200,10 @@ def test_serve_check_reports_the_mcp_endpoint(pool_dir):
 # ---------------------------------------------------------------- helpers
 
 
-def _request(server, method: str, body: bytes, headers: dict) -> tuple[int, dict, bytes]:
+def _request(server, method: str, body: bytes, headers: dict, path: str = "/mcp") -> tuple[int, dict, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
     try:
-        conn.request(method, "/mcp", body=body, headers=headers)
+        conn.request(method, path, body=body, headers=headers)
         response = conn.getresponse()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:

@@ -39,6 +39,6 @@ def register_commands(cli):
 def register_serve_routes(register):
     """Call ``register(name, factory)`` to serve ``/NAME`` on ``pls serve``.
 
-    ``factory(app)`` gets the running ``PlasmiteApp`` and returns an ASGI
-    callable; the server applies its token, access and Origin rules before
-    calling it (plasmite-mcp's ``/mcp``)."""
+    ``factory(app)`` gets the ``PlasmiteApp`` and returns an ASGI callable,
+    which the app mounts behind its Host, Origin, token and access-mode
+    guards (plasmite-mcp's ``/mcp``)."""

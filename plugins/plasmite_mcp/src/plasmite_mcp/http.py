@@ -3,132 +3,107 @@
 A POST carries one JSON-RPC message. A request is answered with one JSON-RPC
 response (``application/json``, never an SSE stream); a notification or a
 client response gets 202 with no body. There are no sessions, so GET (a
-server-to-client stream) and DELETE (end a session) get 405. The serving
-app has already checked the bearer token; this endpoint adds the checks MCP
-asks of every server: the ``Origin`` of a browser request must be the
-server's own or an allowed CORS origin (DNS rebinding), and a
-``MCP-Protocol-Version`` header must name a version spoken here.
+server-to-client stream) and DELETE (end a session) get 405. An
+``MCP-Protocol-Version`` header must name a version spoken here (400).
 
-Tools run against the server's own pool client, in its bounded storage
-workers, and ``plasmite_wait`` takes a slot of the server's tail budget
+The serve app mounts this endpoint (``PlasmiteApp.mount``) behind its own
+guards: Host (DNS rebinding), Origin of state changes, the bearer token and
+the access mode's side; refusals and body limits use its error envelope.
+Tools run against the server's pool client in its bounded storage workers,
+and ``plasmite_wait`` takes a slot of the server's tail budget
 (``--max-tail-concurrency``); when the client disconnects, its wait ends.
 """
 
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import urlsplit
 
 import msgspec
 
-from plasmite_core.errors import PermissionDeniedError, PlasmiteError, UsageError
+from plasmite_core.errors import NotFoundError, UsageError
 
 from .protocol import PROTOCOL_VERSIONS, Dispatcher, is_request, parse
 from .tools import PoolTools
 
 _encode = msgspec.json.encode
-_PLASMITE_VERSION = (b"plasmite-version", b"0")
 
 
 class McpEndpoint:
-    """ASGI callable serving MCP at the mount point, for one ``PlasmiteApp``."""
+    """ASGI callable serving MCP at its mount point, for one ``PlasmiteApp``."""
 
     def __init__(self, server) -> None:
-        from . import __version__
-
         self.server = server
-        config = server.config
-        self.config = config
-        self.dispatcher = Dispatcher(
-            PoolTools(server.client, max_pool_bytes=getattr(config, "max_pool_bytes", 0) or 0),
-            allows_read=config.allows_read,
-            allows_write=config.allows_write,
-            run_blocking=server.run_storage,
-            wait_slots=server.tail_admission,
-            server_version=__version__,
-            stopping=lambda: server.closing,
-        )
+        self._dispatcher: Dispatcher | None = None
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        if self._dispatcher is None:  # lazily: the pool directory is touched on first use only
+            from . import __version__
+
+            config = self.server.config
+            self._dispatcher = Dispatcher(
+                PoolTools(self.server.client, max_pool_bytes=config.max_pool_bytes),
+                allows_read=config.allows_read,
+                allows_write=config.allows_write,
+                run_blocking=self._storage,
+                wait_slots=self.server.tail_admission,
+                server_version=__version__,
+                stopping=lambda: self.server.closing,
+            )
+        return self._dispatcher
 
     def close(self) -> None:
-        self.dispatcher.close()
+        if self._dispatcher is not None:
+            self._dispatcher.close()
+
+    async def _storage(self, fn, *args):
+        """The server's bounded storage workers; a saturated pool is a Busy tool failure."""
+        from plasmite_serve.wire import HttpError
+
+        try:
+            return await self.server.storage(fn, *args)
+        except HttpError as exc:
+            raise exc.error from None
 
     async def __call__(self, scope, receive, send) -> None:
-        headers = scope["headers"]
-        cors = self._cors(headers)
-        try:
-            if scope["method"] != "POST":
-                await _send(send, 405, _error_body(UsageError(
-                    f"method {scope['method']} not allowed on /mcp",
-                    hint="POST one JSON-RPC message; this server offers no SSE stream and no sessions",
-                )), cors + [(b"allow", b"POST")])
-                return
-            self._check_origin(headers)
-            self._check_version(headers)
-            ctype = _header(headers, b"content-type")
-            if ctype is None or not ctype.split(b";")[0].strip().lower() == b"application/json":
-                await _send(send, 415, _error_body(UsageError(
-                    "MCP requests must be JSON", hint="send Content-Type: application/json")), cors)
-                return
-            body = await _read_body(receive, self.config.max_body_bytes)
-        except _Reject as exc:
-            await _send(send, exc.status, _error_body(exc.error), cors)
-            return
+        # Refusals raise; the serve app answers them with its error envelope and CORS headers.
+        from plasmite_serve.security import cors_headers, require_json
+        from plasmite_serve.wire import HttpError, header, read_body, segments, send_json
+
+        if segments(scope):
+            raise HttpError(NotFoundError("no such endpoint under /mcp", hint="POST to /mcp itself"), 404)
+        if scope["method"] != "POST":
+            raise HttpError(UsageError(
+                f"method {scope['method']} not allowed on /mcp",
+                hint="POST one JSON-RPC message; this server offers no SSE stream and no sessions",
+            ), 405, [(b"allow", b"POST")])
+        version = header(scope, b"mcp-protocol-version")
+        if version is not None and version.decode("latin-1").strip() not in PROTOCOL_VERSIONS:
+            raise HttpError(UsageError(
+                f"unsupported MCP-Protocol-Version: {version.decode('latin-1')}",
+                hint=f"this server speaks {', '.join(PROTOCOL_VERSIONS)}",
+            ), 400)
+        require_json(header(scope, b"content-type"))
+        body = await read_body(scope, receive, self.server.config.max_body_bytes)
+        origin = header(scope, b"origin")
+        cors = cors_headers(set(self.server.config.cors_origins), None if origin is None else origin.decode("latin-1"))
+
         message, error = parse(body)
         if error is not None:
-            await _send(send, 400, _encode(error), cors)
+            await send_json(send, _encode(error), 400, cors)
             return
         if not is_request(message):
             response = await self.dispatcher.handle(message)
-            if response is None:
-                await _send(send, 202, b"", cors)
-            else:
-                await _send(send, 400, _encode(response), cors)
+            if response is not None:
+                await send_json(send, _encode(response), 400, cors)
+                return
+            await send({"type": "http.response.start", "status": 202,
+                        "headers": [(b"content-length", b"0"), (b"plasmite-version", b"0")] + cors})
+            await send({"type": "http.response.body", "body": b""})
             return
         response = await _until_disconnect(self.dispatcher.handle(message), receive)
-        if response is None:
-            return  # the client went away: nobody to answer
-        await _send(send, 200, _encode(response), cors)
-
-    def _cors(self, headers) -> list:
-        origin = _header(headers, b"origin")
-        if origin is not None and origin.decode("latin-1") in self.config.cors_origins:
-            return [(b"access-control-allow-origin", origin), (b"vary", b"origin")]
-        return []
-
-    def _check_origin(self, headers) -> None:
-        """A browser's Origin must be this server's own, or one the operator allowed."""
-        raw = _header(headers, b"origin")
-        if raw is None:
-            return
-        origin = raw.decode("latin-1")
-        if origin in self.config.cors_origins:
-            return
-        host = _header(headers, b"host")
-        parts = urlsplit(origin)
-        same_host = host is not None and parts.netloc.lower() == host.decode("latin-1").lower()
-        if same_host and parts.scheme in ("http", "https"):
-            return
-        raise _Reject(403, PermissionDeniedError(
-            f"origin not allowed on /mcp: {origin}",
-            hint="the server operator can allow a browser origin with --cors-origin",
-        ))
-
-    def _check_version(self, headers) -> None:
-        raw = _header(headers, b"mcp-protocol-version")
-        if raw is None:
-            return
-        if raw.decode("latin-1").strip() not in PROTOCOL_VERSIONS:
-            raise _Reject(400, UsageError(
-                f"unsupported MCP-Protocol-Version: {raw.decode('latin-1')}",
-                hint=f"this server speaks {', '.join(PROTOCOL_VERSIONS)}",
-            ))
-
-
-class _Reject(Exception):
-    def __init__(self, status: int, error: PlasmiteError) -> None:
-        super().__init__(error.message)
-        self.status = status
-        self.error = error
+        if response is not None:  # None: the client went away, nobody to answer
+            await send_json(send, _encode(response), 200, cors)
 
 
 async def _until_disconnect(work, receive):
@@ -156,43 +131,3 @@ async def _disconnected(receive) -> None:
         message = await receive()
         if message["type"] == "http.disconnect":
             return
-
-
-async def _read_body(receive, limit: int) -> bytes:
-    chunks = []
-    total = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _Reject(400, UsageError("client disconnected"))
-        chunk = message.get("body", b"")
-        total += len(chunk)
-        if total > limit:
-            raise _Reject(413, UsageError(f"request body exceeds the server limit of {limit} bytes",
-                                          hint="send a smaller message; the operator sets --max-body-bytes"))
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)
-
-
-def _header(headers, name: bytes) -> bytes | None:
-    for key, value in headers:
-        if key == name:
-            return value
-    return None
-
-
-def _error_body(error: PlasmiteError) -> bytes:
-    return _encode({"error": error.to_dict()})
-
-
-async def _send(send, status: int, body: bytes, extra: list) -> None:
-    headers = [_PLASMITE_VERSION] + extra
-    if body:
-        headers.append((b"content-type", b"application/json"))
-    headers.append((b"content-length", str(len(body)).encode()))
-    try:
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-    except (OSError, RuntimeError):
-        pass  # the client has gone
