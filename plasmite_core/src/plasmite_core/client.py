@@ -9,18 +9,21 @@ it run unchanged; ``append_many``, ``atail`` and pool admin calls are additions.
 from __future__ import annotations
 
 import time as _time
-from enum import IntEnum
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterable, Iterator, NamedTuple
 
 import msgspec
 
+from . import format as F
 from .codecs import JSON, canonical_json, encode_json
-from .envelope import Message, format_rfc3339
+from .durability import Durability
+from .envelope import Message, format_rfc3339, stored_envelope
 from . import leftovers, locks
-from .errors import CorruptError, NotFoundError, PlasmiteError, UsageError, from_os_error
+from .errors import CorruptError, NotFoundError, PlasmiteError, UsageError
+from .pacing import check_speed, paced
 from .pool import PoolFile, delete_pool_file
-from .refs import SUFFIX, default_pool_dir, pool_name_of, resolve_pool_ref
+from .protocols import Capability
+from .refs import default_pool_dir, pool_files, pool_name_of, resolve_pool_ref
 from .stream import Stream
 
 DEFAULT_POOL_SIZE_BYTES = 1024 * 1024
@@ -28,11 +31,6 @@ DEFAULT_POOL_SIZE = DEFAULT_POOL_SIZE_BYTES
 
 _json_enc = msgspec.json.encode
 _EMPTY = b""
-
-
-class Durability(IntEnum):
-    FAST = 0
-    FLUSH = 1
 
 
 def _tags_blob(tags) -> bytes:
@@ -124,7 +122,8 @@ class PoolInfo(NamedTuple):
             "bounds": bounds,
             "metrics": {
                 "message_count": self.message_count,
-                "seq_span": 0 if self.oldest_seq is None else self.newest_seq - self.oldest_seq + 1,
+                "seq_span": 0 if self.oldest_seq is None or self.newest_seq is None
+                else self.newest_seq - self.oldest_seq + 1,
                 "utilization": {
                     "used_bytes": self.used_bytes,
                     "free_bytes": self.free_bytes,
@@ -145,8 +144,9 @@ class PoolInfo(NamedTuple):
 def _info_of(pf: PoolFile) -> PoolInfo:
     st = pf.read_state()
     geo = pf.header.geometry
-    empty = st.count == 0
-    oldest_t = None if empty else pf.frame_time(st.oldest, st)
+    count, oldest, newest = F.retained(st, pf.lost())  # net of what repairs dropped
+    empty = count == 0
+    oldest_t = None if empty else pf.frame_time(oldest, st)
     used = st.head - st.tail
     return PoolInfo(
         name=pool_name_of(pf.path),
@@ -157,9 +157,9 @@ def _info_of(pf: PoolFile) -> PoolInfo:
         index_size_bytes=geo.index_capacity * 4,
         ring_offset=geo.ring_offset,
         ring_size=geo.ring_size,
-        oldest_seq=None if empty else st.oldest,
-        newest_seq=None if empty else st.newest,
-        message_count=st.count,
+        oldest_seq=None if empty else oldest,
+        newest_seq=None if empty else newest,
+        message_count=count,
         codec=pf.codec_name,
         format_version=pf.header.version,
         used_bytes=used,
@@ -172,6 +172,11 @@ def _info_of(pf: PoolFile) -> PoolInfo:
 class Pool:
     """An open pool. Thread-safe for appends; streams are per-thread objects."""
 
+    capabilities = frozenset({
+        Capability.ENCODED_APPEND, Capability.SINCE_TIME, Capability.WHERE,
+        Capability.LOCAL_READS, Capability.JSON_BATCHES,
+    })
+
     def __init__(self, pf: PoolFile) -> None:
         self._pf: PoolFile | None = pf
         if pf.codec_name == "json":
@@ -183,7 +188,8 @@ class Pool:
         self._codec_obj = codec
         self._encode = msgspec.json.Encoder().encode if codec is JSON else codec.encode
         # Messages decode JSON payloads directly (None = the fast JSON path).
-        self._payload_codec = None if getattr(codec, "is_json", False) else codec
+        self._payload_codec = None if codec.is_json else codec
+        self._message = Message.bound(pf)  # messages read from this pool name it in Corrupt errors
         self.path = pf.path
         self.name = pool_name_of(pf.path)
         self.codec = pf.codec_name
@@ -215,8 +221,8 @@ class Pool:
         tags_raw = _tags_blob(tags) if tags else _EMPTY
         pf = self._pf
         if pf is None:
-            self._file()
-        seq, t = pf.append(tags_raw, payload, durability)
+            pf = self._file()  # raises: the pool is closed
+        seq, t = pf.append(tags_raw, payload, durability)  # type: ignore[arg-type]  # IntEnum as the flush flag
         return Message(seq, t, tags_raw, payload, self._payload_codec, value)
 
     def append_json(self, payload: bytes | str, tags: Iterable[str] = (), durability: Durability = Durability.FAST) -> bytes:
@@ -237,6 +243,8 @@ class Pool:
             data = self._codec_obj.from_json(data)
         tags_raw = _tags_blob(tags)
         seq, t = self._file().append(tags_raw, data, bool(durability))
+        if self._payload_codec is None:
+            return stored_envelope(seq, t, tags_raw, data)
         return Message(seq, t, tags_raw, data, self._payload_codec).raw
 
     def append_many(
@@ -245,32 +253,48 @@ class Pool:
         tags: Iterable[str] | None = None,
         durability: Durability = Durability.FAST,
     ) -> list[Message]:
-        """Append many values under one lock per ring-half; all share ``tags``.
+        """Append many values in order; all share ``tags`` (per-message tags:
+        ``append_many_tagged``).
 
-        Items may also be ``(value, tags)`` pairs when ``tags`` is None and
-        ``pairs=True`` is wanted: use ``append_many_tagged``.
+        A batch whose frames (32 bytes + tags + payload, rounded up to 8 each)
+        total at most half the pool's ring is written under one lock: its seqs
+        are contiguous, no other writer's message lands between them. A larger
+        batch is split into such chunks, written in order; other writers'
+        messages may land between chunks. Values are encoded before anything
+        is written, so a bad value stores nothing. When a later chunk fails,
+        the PlasmiteError raised carries ``committed``: the Messages already
+        stored (``[]`` when none were).
         """
         codec = self._codec_obj
         enc = encode_json if codec is JSON else codec.encode
-        tags_raw = _tags_blob(tags) if tags else _EMPTY
-        vals = list(values)
-        for v in vals:
-            if type(v) is not dict:
-                require_object(v)
-        items = [(tags_raw, enc(v)) for v in vals]
+        try:
+            tags_raw = _tags_blob(tags) if tags else _EMPTY
+            vals = list(values)
+            for v in vals:
+                if type(v) is not dict:
+                    require_object(v)
+            items = [(tags_raw, enc(v)) for v in vals]
+        except PlasmiteError as exc:
+            exc.committed = []
+            raise
         return self._commit_many(items, vals, durability)
 
     def append_many_tagged(self, items: Iterable[tuple[Any, Iterable[str] | None]], durability: Durability = Durability.FAST) -> list[Message]:
-        """Append ``(value, tags)`` pairs in one batch."""
+        """Append ``(value, tags)`` pairs in order, chunked and reported on
+        failure like ``append_many``."""
         codec = self._codec_obj
         enc = encode_json if codec is JSON else codec.encode
         vals = []
         encoded = []
-        for v, tg in items:
-            if type(v) is not dict:
-                require_object(v)
-            vals.append(v)
-            encoded.append((_tags_blob(tg) if tg else _EMPTY, enc(v)))
+        try:
+            for v, tg in items:
+                if type(v) is not dict:
+                    require_object(v)
+                vals.append(v)
+                encoded.append((_tags_blob(tg) if tg else _EMPTY, enc(v)))
+        except PlasmiteError as exc:
+            exc.committed = []
+            raise
         return self._commit_many(encoded, vals, durability)
 
     def append_encoded(self, items: list[tuple[bytes, bytes]], durability: Durability = Durability.FAST) -> list[tuple[int, int]]:
@@ -279,14 +303,21 @@ class Pool:
         For ingest paths (CLI feed) that validated JSON (objects only, see
         ``require_object``) themselves; returns
         ``[(seq, time_ns)]``. ``tags_blob`` is b"" or a JSON array of strings.
+        Chunked like ``append_many``; on failure the error's ``committed``
+        holds the ``(seq, time_ns)`` receipts already stored.
         """
         return self._file().append_batch(items, bool(durability))
 
     def _commit_many(self, items, vals, durability) -> list[Message]:
         if not items:
             return []
-        receipts = self._file().append_batch(items, bool(durability))
         pc = self._payload_codec
+        try:
+            receipts = self._file().append_batch(items, bool(durability))
+        except PlasmiteError as exc:
+            done = getattr(exc, "committed", None) or []
+            exc.committed = [Message(seq, t, tr, pl, pc, v) for (seq, t), (tr, pl), v in zip(done, items, vals)]
+            raise
         return [Message(seq, t, tags_raw, payload, pc, v) for (seq, t), (tags_raw, payload), v in zip(receipts, items, vals)]
 
     # ----------------------------------------------------------------- read
@@ -296,7 +327,7 @@ class Pool:
             raise UsageError(f"seq must be a non-negative integer, got {seq!r}")
         fr = self._file().get_frame(seq)
         if fr is not None:
-            return Message(fr[0], fr[1], fr[2], fr[3], self._payload_codec)
+            return self._message(fr[0], fr[1], fr[2], fr[3], self._payload_codec)
         raise NotFoundError(
             f"message not found: seq {seq} is not in the pool", seq=seq,
             hint="`pls pool info` shows the retained range (bounds)",
@@ -309,8 +340,9 @@ class Pool:
         return _info_of(self._file())
 
     def bounds(self) -> tuple[int | None, int | None]:
-        st = self._file().read_state()
-        return (None, None) if st.count == 0 else (st.oldest, st.newest)
+        pf = self._file()
+        count, oldest, newest = F.retained(pf.read_state(), pf.lost())
+        return (None, None) if count == 0 else (oldest, newest)
 
     # ---------------------------------------------------------------- lite3
     def append_lite3(self, payload: bytes, durability: Durability = Durability.FAST) -> int:
@@ -397,17 +429,9 @@ class Pool:
         **options: Any,
     ) -> Iterator[Message]:
         """Yield messages with their original spacing divided by ``speed``
-        (``speed=0``: as fast as possible)."""
-        if speed < 0:
-            raise UsageError("replay speed must be >= 0", hint="use 1 for original timing, 0 for no delay")
-        prev = None
-        for m in self.tail(since_seq, max_messages, timeout_ms, tags, **options):
-            if prev is not None and speed > 0:
-                delay = (m.time_ns - prev) / 1e9 / speed
-                if delay > 0:
-                    _time.sleep(delay)
-            prev = m.time_ns
-            yield m
+        (``speed=0``: as fast as possible); see ``pacing``."""
+        check_speed(speed)
+        return paced(self.tail(since_seq, max_messages, timeout_ms, tags, **options), speed)
 
     # ------------------------------------------------------------ try-lock
     def try_lock(self) -> bool:
@@ -551,14 +575,8 @@ class Client:
         if self._closed:
             raise UsageError("client is closed")
         self.sweep_leftovers()
-        try:
-            entries = sorted(p for p in self.pool_dir.iterdir() if p.name.endswith(SUFFIX) and not p.name.startswith("."))
-        except FileNotFoundError:
-            return []
-        except OSError as exc:
-            raise from_os_error(exc, str(self.pool_dir), action="list") from None
         out = []
-        for p in entries:
+        for _name, p in pool_files(self.pool_dir):
             try:
                 pf = _open_file(p)
             except PlasmiteError:

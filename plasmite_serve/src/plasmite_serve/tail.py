@@ -19,8 +19,7 @@ import time
 from typing import Any, Callable
 from urllib.parse import parse_qsl
 
-import msgspec
-
+from plasmite_core.envelope import seq_of
 from plasmite_core.errors import BusyError, PlasmiteError, RetentionGapError, UsageError
 
 from .lite3_routes import lite3_encoder
@@ -123,7 +122,7 @@ class ServerSentEvents(JsonLines):
     keepalive = b": keepalive\n\n"
 
     def frame(self, batch: list[bytes]) -> bytes:
-        return b"".join(b"id: %d\nevent: message\ndata: %s\n\n" % (_seq_of(raw), raw) for raw in batch)
+        return b"".join(b"id: %d\nevent: message\ndata: %s\n\n" % (seq_of(raw), raw) for raw in batch)
 
     def error(self, exc: PlasmiteError) -> bytes | None:
         return b"event: error\ndata: " + error_envelope(exc) + b"\n\n"
@@ -203,7 +202,7 @@ async def run_tail(app, req, q: TailQuery, framer: JsonLines) -> None:
             try:
                 chunk, count = framer.drain(stream, limit, pending)
             except PlasmiteError as exc:
-                await _send_error_frame(send, framer, exc)
+                await _send_error_frame(send, framer, exc, pending)  # what was drained goes first
                 break
             pending = []
             if count:
@@ -260,9 +259,11 @@ async def run_tail(app, req, q: TailQuery, framer: JsonLines) -> None:
         app.tail_admission.give()
 
 
-async def _send_error_frame(send, framer: JsonLines, exc: PlasmiteError) -> None:
+async def _send_error_frame(send, framer: JsonLines, exc: PlasmiteError, done: list = ()) -> None:
     frame = framer.error(exc)
     if frame is not None:
+        if done:
+            frame = framer.frame(list(done)) + frame
         await send_chunk(send, frame, more=True)
 
 
@@ -325,18 +326,6 @@ def _drain_lite3(stream, limit: int, pending: list, encoder: Callable) -> tuple[
         if not messages:
             break
     return b"".join(parts), count
-
-
-def _seq_of(raw: bytes) -> int:
-    """The seq of a compact envelope (``{"seq":N,...``) without decoding it."""
-    if raw.startswith(b'{"seq":'):
-        end = raw.find(b",", 7)
-        if end > 7:
-            try:
-                return int(raw[7:end])
-            except ValueError:
-                pass
-    return int(msgspec.json.decode(raw)["seq"])
 
 
 async def _watch_disconnect(receive) -> None:
