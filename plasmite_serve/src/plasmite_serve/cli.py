@@ -171,6 +171,7 @@ def check(ctx: click.Context, as_json: bool) -> None:
         "web_ui_pool": f"{base}/ui/pools/demo",
         "openapi": f"{base}/openapi.json",
         "pool_dir": str(cfg.pool_dir),
+        "pool_dir_exists": cfg.pool_dir.is_dir(),
         "auth": _auth_label(cfg),
         "tls": _tls_label(cfg),
         "tls_fingerprint": fingerprint,
@@ -192,7 +193,7 @@ def check(ctx: click.Context, as_json: bool) -> None:
         "",
         f"  Bind:    {cfg.listen} ({report['scope']})",
         f"  URL:     {base}   UI: {base}/ui",
-        f"  Pools:   {cfg.pool_dir}",
+        f"  Pools:   {cfg.pool_dir}" + ("" if cfg.pool_dir.is_dir() else "  (missing: `pls serve` creates it, empty)"),
         f"  Auth: {report['auth']}    TLS: {report['tls']}    Access: {cfg.access}",
         f"  CORS:    {cors}",
         f"  Limits:  body {cfg.max_body_bytes} bytes, tail timeout {cfg.max_tail_timeout_ms} ms, "
@@ -374,6 +375,24 @@ def _bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _ensure_pool_dir(path: Path) -> bool:
+    """Create a missing pool directory before binding (True if it was created), so a
+    typo'd ``--dir`` is visible at start and a permission problem fails at once."""
+    if path.is_dir():
+        return False
+    if path.exists():
+        raise UsageError(f"pool directory is not a directory: {path}", hint="give --dir a directory")
+    try:
+        path.mkdir(parents=True)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        from plasmite_core.errors import from_os_error
+
+        raise from_os_error(exc, str(path), action="create pool directory") from None
+    return True
+
+
 def _banner(cfg: ResolvedConfig, port: int, verbose: bool) -> str:
     base = f"{cfg.scheme}://{format_hostport(display_host(cfg.host), port)}"
     if not verbose:
@@ -398,7 +417,7 @@ def _banner(cfg: ResolvedConfig, port: int, verbose: bool) -> str:
     lines += [
         "",
         "Try it:",
-        f"  pls feed {base}/demo{flags} '{{\"hello\":\"world\"}}'",
+        f"  pls feed {base}/demo --create{flags} '{{\"hello\":\"world\"}}'",
         f"  pls follow {base}/demo{flags} --tail 10",
         "",
         "Press Ctrl-C to stop.",
@@ -415,6 +434,7 @@ def run_server(config: ServeConfig) -> None:
     tmp = tempfile.mkdtemp(prefix="plasmite-serve-") if config.tls_self_signed else None
     try:
         cfg = resolve(config, self_signed_dir=Path(tmp) if tmp else None)
+        created_dir = _ensure_pool_dir(cfg.pool_dir)
         app = PlasmiteApp(cfg)
         sock = _bind_socket(cfg.host, cfg.port)
         port = sock.getsockname()[1]
@@ -423,6 +443,10 @@ def run_server(config: ServeConfig) -> None:
             tmp_ready = ready + ".tmp"
             Path(tmp_ready).write_text(format_hostport(cfg.host, port))
             os.replace(tmp_ready, ready)
+        if created_dir:
+            click.echo(f"plasmite serve: pool directory {cfg.pool_dir} did not exist; created it (empty: "
+                       "create pools with `pls pool create URL/NAME`, `pls feed URL/NAME --create` or the web UI)",
+                       err=True)
         click.echo(_banner(cfg, port, sys.stderr.isatty()), err=True)
         from ._uvicorn import protocol_class
 

@@ -89,9 +89,9 @@ def doctor(ctx, pool, check_all, as_json, repair):
             issues = [i.get("message") if isinstance(i, dict) else str(i) for i in d.get("issues", [])]
             if rep.ok and d.get("repaired"):
                 lines.append(f"REPAIRED {name}: {len(issues)} issue(s) fixed; "
-                             f"{d.get('messages_checked', 0)} messages kept")
+                             f"{_count(d.get('messages_checked', 0), 'message')} kept")
             elif rep.ok:
-                lines.append(f"OK       {name}: {d.get('messages_checked', 0)} messages checked")
+                lines.append(f"OK       {name}: {_count(d.get('messages_checked', 0), 'message')} checked")
             else:
                 lines.append(f"CORRUPT  {name}: {len(issues)} issue(s)")
             for text in issues if not (rep.ok and not d.get("repaired")) else []:
@@ -107,3 +107,7 @@ def doctor(ctx, pool, check_all, as_json, repair):
     if any(not rep.ok for _, rep, _ in reports):
         return int(ErrorKind.CORRUPT)
     return 0
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")

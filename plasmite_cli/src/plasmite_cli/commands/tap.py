@@ -68,7 +68,7 @@ def tap(ctx, pool, command, create, create_size, tags, quiet, durability):
     size = parsing.parse_size(create_size, flag="--create-size") if create_size is not None else None
     dur = parsing.parse_durability(durability)
     handle = targets.open_local(get_state(ctx), pool, "tap", create=create, create_size=size)
-    line_tags = list(tags)
+    line_tags = parsing.check_tags(tags)
     cmd = list(command)
 
     try:
