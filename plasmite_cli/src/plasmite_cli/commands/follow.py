@@ -364,7 +364,6 @@ def run_follow(handle, emitter: Emitter, predicate, *, tail: int, since_ns: int 
             emit(window[-1])
             flush()
             return 0
-        _waiting_notice(len(window), tail)
     else:
         for m in history:
             emit(m)
@@ -374,6 +373,7 @@ def run_follow(handle, emitter: Emitter, predicate, *, tail: int, since_ns: int 
     nxt = _polling(stream.next) if poll else stream.next
     deadline = None if idle_s is None else time.monotonic() + idle_s
     emitted = False  # output since the idle deadline was last set
+    told_waiting = False
     simple = predicate is None and not one and not tail_wait
     write_raw = emitter.write if (simple and emitter.raw_lines) else None
     while True:
@@ -403,6 +403,8 @@ def run_follow(handle, emitter: Emitter, predicate, *, tail: int, since_ns: int 
             # Caught up: make the output visible, then wait for more.
             flush()
             drops.maybe_emit(force=True)
+            if tail_wait and not told_waiting:
+                told_waiting = _waiting_notice(len(window), tail)
             if stop is not None and stop.is_set():
                 return 0
             if deadline is None:
@@ -442,13 +444,14 @@ def run_follow(handle, emitter: Emitter, predicate, *, tail: int, since_ns: int 
             return 0
 
 
-def _waiting_notice(have: int, want: int) -> None:
+def _waiting_notice(have: int, want: int) -> bool:
     """``--one --tail N`` with fewer than N matches waits (as upstream); say so to a person."""
     if sys.stderr.isatty():
         from ..output import write_err
 
         write_err(f"waiting: the pool has {have} of the {want} matching messages --tail {want} --one "
                   "waits for; it prints the newest once they exist (Ctrl-C to stop)\n")
+    return True
 
 
 def run_replay(handle, emitter: Emitter, predicate, *, tail: int, since_ns: int | None, speed: float,
