@@ -40,7 +40,7 @@ Examples:
   pls completion bash > ~/.local/share/bash-completion/completions/pls
   pls completion zsh > ~/.zfunc/_pls                 # then: autoload -U compinit && compinit
   pls completion fish > ~/.config/fish/completions/pls.fish
-  pls completion powershell >> $PROFILE
+  pls completion powershell | Out-String | Invoke-Expression
   pls completion elvish > ~/.config/elvish/lib/pls.elv  # then: use pls
 
 \b
