@@ -52,7 +52,7 @@ Examples:
 
 \b
 Sizes take K/M/G/T suffixes (1024-based); the default is 1M, a pool is 64K
-to 1T. A URL NAME creates the pool on that server (if its --access allows
+to 1T. A URL NAME creates the pool on that server (if its access mode allows
 writes), with --size and the server's default index.""",
     short_help="Create one or more pools.",
 )
