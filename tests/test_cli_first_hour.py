@@ -66,6 +66,14 @@ def test_remote_pool_create_and_create_flags(tmp_path, pool_dir):
         assert pls("fetch", str(served / "talk.plasmite"), "1", pool_dir=pool_dir).stdout.count("hello") == 1
 
 
+def test_serve_check_reports_a_missing_pool_directory(tmp_path, pool_dir):
+    r = pls("serve", "--dir", str(tmp_path / "nope"), "check", pool_dir=pool_dir)
+    assert r.returncode == 0 and "missing: `pls serve` creates it" in r.stdout
+    r = pls("serve", "--dir", str(tmp_path / "nope"), "check", "--json", pool_dir=pool_dir)
+    assert json.loads(r.stdout)["check"]["pool_dir_exists"] is False
+    assert not (tmp_path / "nope").exists()  # check changes nothing
+
+
 def test_remote_hints_name_cli_flags(tmp_path, pool_dir):
     token = tmp_path / "token.txt"
     token.write_text("right-token\n")

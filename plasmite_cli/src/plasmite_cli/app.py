@@ -159,7 +159,7 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     type=click.Choice(["auto", "always", "never"]),
     default="auto",
     show_default=True,
-    help="Colour error labels on stderr.",
+    help="Colour error labels on stderr; always also colours JSON on stdout.",
 )
 @click.option(
     "--version",

@@ -61,7 +61,9 @@ Notes:
   - Serve options go before `check`; `init` has its own options.
   - Non-loopback binds need --allow-non-loopback; with write access they also
     need --token-file and TLS (or --insecure-no-tls for demos).
-  - Clients send `Authorization: Bearer <token>` when a token is set.
+  - With a token, clients must send it: pls takes --token-file FILE, HTTP
+    clients send `Authorization: Bearer <token>`.
+  - A missing pool directory is created (empty) at start.
   - The web UI is at /ui; the OpenAPI document at /openapi.json.
 """
 
