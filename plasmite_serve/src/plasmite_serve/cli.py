@@ -65,6 +65,7 @@ Notes:
     clients send `Authorization: Bearer <token>`.
   - A missing pool directory is created (empty) at start.
   - The web UI is at /ui; the OpenAPI document at /openapi.json.
+  - SIGTERM or Ctrl-C stops it gracefully (open tails end cleanly); exit 0.
 """
 
 
@@ -428,7 +429,7 @@ def _banner(cfg: ResolvedConfig, port: int, verbose: bool) -> str:
 
 
 def run_server(config: ServeConfig) -> None:
-    """Validate, bind, print the banner and serve until SIGINT/SIGTERM."""
+    """Validate, bind, print the banner and serve until SIGINT/SIGTERM (then exit 0)."""
     import uvicorn
 
     from .app import PlasmiteApp
@@ -450,7 +451,7 @@ def run_server(config: ServeConfig) -> None:
                        "create pools with `pls pool create URL/NAME`, `pls feed URL/NAME --create` or the web UI)",
                        err=True)
         click.echo(_banner(cfg, port, sys.stderr.isatty()), err=True)
-        from ._uvicorn import protocol_class
+        from ._uvicorn import graceful_server_class, protocol_class
 
         uv_config = uvicorn.Config(
             app,
@@ -465,12 +466,8 @@ def run_server(config: ServeConfig) -> None:
             ssl_certfile=str(cfg.tls.cert_path) if cfg.tls else None,
             ssl_keyfile=str(cfg.tls.key_path) if cfg.tls else None,
         )
-        class _Server(uvicorn.Server):
-            def handle_exit(self, sig, frame) -> None:
-                app.begin_shutdown()  # open tails end within one slice instead of being cancelled
-                super().handle_exit(sig, frame)
-
-        server = _Server(uv_config)
+        # SIGTERM/SIGINT: open tails end within one slice, then a graceful stop and exit 0.
+        server = graceful_server_class(app.begin_shutdown)(uv_config)
         try:
             server.run(sockets=[sock])
         finally:

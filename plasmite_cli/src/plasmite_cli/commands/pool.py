@@ -1,4 +1,4 @@
-"""``pls pool create|info|list|delete``: manage pool files.
+"""``pls pool create|info|list|delete|import``: manage pool files.
 
 Human output is a short table or summary; ``--json`` gives the stable machine
 shape (pool info as in upstream's pool-info JSON). ``delete`` is best effort:
@@ -21,6 +21,7 @@ Examples:
   pls pool info chat --json
   pls pool list
   pls pool delete chat logs
+  pls pool import chat          # convert an upstream Plasmite pool
 
 \b
 Pools live in ~/.plasmite/pools unless --dir DIR (or PLASMITE_DIR) says
@@ -47,23 +48,29 @@ Examples:
   pls pool create chat
   pls pool create --size 8M bar baz
   pls pool create --size 64M --index-capacity 65536 events
+  pls pool create --codec msgpack metrics
   pls pool create --json chat
   pls pool create http://127.0.0.1:9700/demo     # on a `pls serve` server
 
 \b
 Sizes take K/M/G/T suffixes (1024-based); the default is 1M, a pool is 64K
-to 1T. A URL NAME creates the pool on that server (if its access mode allows
-writes), with --size and the server's default index.""",
+to 1T. An index with more slots than the ring can hold messages is a usage
+error (the default indexes every message). The codec is how payloads are
+stored; every codec reads and writes the same JSON messages. A URL NAME
+creates the pool on that server (if its access mode allows writes), with
+--size and the server's defaults.""",
     short_help="Create one or more pools.",
 )
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
 @click.option("--size", metavar="SIZE", help="Pool file size: bytes or K/M/G/T (default 1M).")
 @click.option("--index-capacity", type=click.IntRange(min=0), metavar="N",
               help="Slots of the seq index (default: sized from the pool; 0 disables).")
+@click.option("--codec", default="json", show_default=True, metavar="NAME",
+              help="Payload codec: json, msgpack, lite3 (plasmite-codecs) or a plugin's.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @remote_options
 @click.pass_context
-def create(ctx, names, size, index_capacity, as_json, token, token_file, tls_ca, tls_skip_verify):
+def create(ctx, names, size, index_capacity, codec, as_json, token, token_file, tls_ca, tls_skip_verify):
     """Create pools NAME... (AlreadyExists if one exists)."""
     from plasmite_core.client import DEFAULT_POOL_SIZE_BYTES
     from plasmite_core.errors import ErrorKind, PlasmiteError
@@ -80,9 +87,9 @@ def create(ctx, names, size, index_capacity, as_json, token, token_file, tls_ca,
     for name in names:
         try:
             if targets.is_url(name):
-                info = _create_remote(name, size_bytes, index_capacity, remote)
+                info = _create_remote(name, size_bytes, index_capacity, codec, remote)
             else:
-                p = state.client().create_pool(name, size_bytes, index_capacity=index_capacity)
+                p = state.client().create_pool(name, size_bytes, index_capacity=index_capacity, codec=codec)
                 try:
                     info = p.info()
                 finally:
@@ -104,15 +111,16 @@ def create(ctx, names, size, index_capacity, as_json, token, token_file, tls_ca,
     return 0
 
 
-def _create_remote(ref: str, size_bytes: int, index_capacity, remote: dict):
+def _create_remote(ref: str, size_bytes: int, index_capacity, codec: str, remote: dict):
     """Create a pool on a server (POST /v0/pools) and return its info."""
     from plasmite_core.errors import PlasmiteError, UsageError
 
     from .. import targets
 
-    if index_capacity is not None:
-        raise UsageError("--index-capacity applies to local pools only",
-                         hint="a server creates pools with its default index; drop --index-capacity")
+    for flag, used in (("--index-capacity", index_capacity is not None), ("--codec", codec != "json")):
+        if used:
+            raise UsageError(f"{flag} applies to local pools only",
+                             hint=f"a server creates pools with its default index and the json codec; drop {flag}")
     client, _base, name = targets.remote_client(ref, **remote)
     try:
         return client.create_pool(name, size_bytes).info()
@@ -178,14 +186,16 @@ Examples:
   pls pool list --json | jq -r '.pools[].name'
 
 \b
-Files not ending in .plasmite are ignored; a pool that cannot be read is
-listed with an error.""",
+Files not ending in .plasmite are ignored. A pool that cannot be read is
+listed with STATUS ERR and the reason in DETAIL (in JSON: an "error" entry
+holding the error envelope); readable pools show OK.""",
     short_help="List pools in the pool directory.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def list_(ctx, as_json):
     """List the pools in the pool directory."""
+    from plasmite_core.envelope import format_rfc3339
     from plasmite_core.errors import PlasmiteError, from_os_error
 
     from ..output import error_dict
@@ -205,8 +215,13 @@ def list_(ctx, as_json):
         try:
             d = client.pool_info(str(p)).to_dict()
             d["name"] = name
+            try:
+                d["mtime"] = format_rfc3339(p.stat().st_mtime_ns)
+            except OSError:
+                d["mtime"] = None
         except PlasmiteError as err:
-            d = {"name": name, "path": str(p), "error": error_dict(err)}
+            # upstream's entry for an unreadable pool: the error envelope under "error"
+            d = {"name": name, "path": str(p), "error": {"error": error_dict(err)}}
         pools.append(d)
     if as_json:
         emit_json({"pools": pools})
@@ -217,17 +232,75 @@ def list_(ctx, as_json):
     rows = []
     for d in pools:
         if "error" in d:
-            rows.append([d["name"], "-", "-", "-", f"error: {d['error']['message']}"])
+            rows.append([d["name"], "ERR", "-", "-", "-", "-", d["error"]["error"]["message"]])
             continue
         m = d["metrics"]
         rows.append([
             d["name"],
+            "OK",
             human_bytes(d["file_size"]),
             str(m["message_count"]),
             f"{m['utilization']['used_percent']}%",
             human_age(m["age"]["newest_age_ms"]),
+            "",
         ])
-    write_out(table(["NAME", "SIZE", "MESSAGES", "USED", "LAST WRITE"], rows))
+    write_out(table(["NAME", "STATUS", "SIZE", "MESSAGES", "USED", "LAST WRITE", "DETAIL"], rows))
+    return 0
+
+
+@pool.command(
+    "import",
+    epilog="""\b
+Examples:
+  pls pool import chat                  # convert ~/.plasmite/pools/chat.plasmite in place
+  pls pool import ./old/chat.plasmite chat
+  pls pool import chat chat2 --size 8M --json
+
+\b
+SOURCE is a pool file written by upstream Plasmite (format 3), given by name
+or path. Every retained message keeps its seq, time, tags and data, and new
+appends continue its numbering. Without NAME, or when NAME is SOURCE itself,
+the file is converted in place and the original is kept beside it as
+NAME.plasmite.upstream-v3.bak. The new pool has the source's file size
+unless --size says otherwise (a smaller pool keeps the newest messages that
+fit and says how many it dropped). Needs the lite3 codec (plasmite-codecs).""",
+    short_help="Convert an upstream Plasmite pool file into this format.",
+)
+@click.argument("source", metavar="SOURCE", shell_complete=complete_pool)
+@click.argument("name", metavar="[NAME]", required=False)
+@click.option("--size", metavar="SIZE", help="Size of the new pool: bytes or K/M/G (default: the source's).")
+@click.option("--index-capacity", type=click.IntRange(min=0), metavar="N",
+              help="Slots of the seq index (default: sized from the pool).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.pass_context
+def import_(ctx, source, name, size, index_capacity, as_json):
+    """Convert the upstream pool SOURCE into pool NAME (default: in place)."""
+    from plasmite_core.refs import resolve_pool_ref
+    from plasmite_core.upstream import import_pool
+
+    from ..parsing import parse_size
+
+    _local_only(source, "import")
+    state = get_state(ctx)
+    src = resolve_pool_ref(source, state.pool_dir)
+    if name is not None:
+        _local_only(name, "import")
+    dest = src if name is None else resolve_pool_ref(name, state.pool_dir)
+    size_bytes = parse_size(size) if size is not None else None
+    rep = import_pool(src, dest, size_bytes, index_capacity, source_ref=source)
+    out = {"source": rep.source, "pool": name or source, "path": rep.path, "messages": rep.messages,
+           "first_seq": rep.first_seq, "last_seq": rep.last_seq, "dropped_oldest": rep.dropped_oldest,
+           "backup": rep.backup}
+    if as_json:
+        emit_json({"imported": out})
+        return 0
+    seqs = f"seq {rep.first_seq}..{rep.last_seq}" if rep.messages else "no messages"
+    lines = [f"imported {out['pool']}: {rep.messages} messages ({seqs})", f"  path: {rep.path}"]
+    if rep.backup:
+        lines.append(f"  original kept as {rep.backup}")
+    if rep.dropped_oldest:
+        lines.append(f"  dropped the {rep.dropped_oldest} oldest messages that did not fit; use a larger --size to keep them")
+    write_out("\n".join(lines) + "\n")
     return 0
 
 
