@@ -198,3 +198,17 @@ def test_rate_charts_show_messages_per_second(server, page, tmp_path):
     finally:
         stop.set()
         t.join(10)
+
+
+def test_append_form_sends_objects_and_wraps_plain_text(server, page):
+    pool = RemoteClient(server.base_url).create_pool("notes")
+    page.goto(server.url("/ui/pools/notes"))
+    expect(page.locator("[data-testid=live-status]")).to_have_text("live", timeout=10000)
+    page.fill("[data-testid=append-data]", "[1, 2]")
+    page.click("[data-testid=append-submit]")
+    expect(page.locator("[data-testid=append-status]")).to_contain_text("must be a JSON object", timeout=5000)
+    page.fill("[data-testid=append-data]", "just words")
+    page.click("[data-testid=append-submit]")
+    expect(page.locator("[data-testid=append-status]")).to_contain_text("Appended seq 1", timeout=5000)
+    assert pool.get(1).data == {"msg": "just words"}
+    assert pool.bounds() == (1, 1)  # the array was never sent
