@@ -30,8 +30,9 @@ Examples:
 Terminal stdin needs --me; piped stdin is a JSON stream (format detected
 as for `pls feed`), or with --me plain text lines, each sent as
 {"from": ME, "msg": LINE}. On a terminal each message prints as one line
-(`HH:MM:SS from: msg`); --jsonl or --format choose JSON output. Ends at end of input, on --timeout (exit 124) or on
-Ctrl-C. Remote refs accept --tail but not --since.""",
+(`HH:MM:SS from: msg`); --jsonl or --format choose JSON output. Ends at
+end of input, on --timeout (exit 124) or on Ctrl-C. Remote refs accept
+--tail but not --since.""",
     short_help="Chat on a pool: send stdin, print others' messages.",
 )
 @click.argument("pool", metavar="POOL", shell_complete=complete_pool)
