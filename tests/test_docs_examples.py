@@ -184,7 +184,7 @@ def _wait_started(bg: Background, port: int) -> None:
         if serves and _port_open(port):
             return
         if not serves and Path("/proc/self/maps").exists() and _session_maps_a_pool(bg.proc.pid):
-            time.sleep(0.3)  # and positioned its stream
+            time.sleep(1.0)  # and positioned its stream (generous: the box may be loaded)
             return
         if not Path("/proc/self/maps").exists():
             time.sleep(2)
