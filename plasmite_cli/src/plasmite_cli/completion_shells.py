@@ -20,7 +20,10 @@ Register-ArgumentCompleter -Native -CommandName %(prog_name)s, plasmite -ScriptB
     param($wordToComplete, $commandAst, $cursorPosition)
     $line = $commandAst.ToString()
     $upto = [Math]::Min($line.Length, $cursorPosition - $commandAst.Extent.StartOffset)
-    $env:COMP_WORDS = $line.Substring(0, [Math]::Max(0, $upto))
+    $words = $line.Substring(0, [Math]::Max(0, $upto))
+    # The AST ends at the last token: a new, empty word needs its separating space back.
+    if ($wordToComplete -eq '' -and -not $words.EndsWith(' ')) { $words += ' ' }
+    $env:COMP_WORDS = $words
     $env:%(complete_var)s = 'powershell_complete'
     try { $items = & $commandAst.CommandElements[0].Value } finally {
         Remove-Item Env:%(complete_var)s, Env:COMP_WORDS -ErrorAction SilentlyContinue
@@ -54,7 +57,7 @@ set edit:completion:arg-completer[plasmite] = $%(complete_func)s
 
 
 class PowerShellComplete(ShellComplete):
-    """``COMP_WORDS`` is the command line up to the cursor, as PowerShell parsed it."""
+    """``COMP_WORDS`` is the command line up to the cursor; a trailing space starts a new word."""
 
     name = "powershell"
     source_template = _POWERSHELL
