@@ -112,6 +112,42 @@ def test_serve_try_it_lines_work_as_printed(pool_dir):
         p.close()
 
 
+def test_serve_init_printed_commands_work(tmp_path, pool_dir):
+    import socket
+
+    from test_cli_support import spawn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    r = pls("serve", "init", "--output-dir", str(tmp_path / "tls"), "--bind", f"127.0.0.1:{port}",
+            pool_dir=pool_dir)
+    assert r.returncode == 0, r.stderr
+    init = json.loads(r.stdout)["init"]
+    server = spawn(*shlex.split(init["server_commands"][0])[1:], pool_dir=pool_dir, stdout=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: server.poll() is not None or _connects(port), timeout=30)
+        assert server.poll() is None, server.stderr.read().decode()
+        feed, follow = init["client_commands"]
+        r = pls(*shlex.split(feed)[1:], pool_dir=pool_dir)
+        assert r.returncode == 0, (feed, r.stderr)
+        r = pls(*shlex.split(follow)[1:], "--timeout", "1s", pool_dir=pool_dir)
+        assert r.returncode == 124 and json.loads(r.stdout)["data"] == {"hello": "world"}, r.stderr
+    finally:
+        server.terminate()
+        server.wait(15)
+
+
+def _connects(port: int) -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
 # ----------------------------------------------------------------- follow
 
 def test_follow_tail_one_explains_its_wait(pool_dir):

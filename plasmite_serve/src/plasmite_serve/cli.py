@@ -306,7 +306,7 @@ def init(ctx: click.Context, bind, output_dir, token_file, tls_cert, tls_key, sa
         + ("" if is_loopback(host) else " --allow-non-loopback")
         + f" --token-file {t} --tls-cert {c} --tls-key {k}"
     )
-    feed_cmd = f"pls feed {base}/demo --token-file {t} --tls-ca {c} '{{\"hello\":\"world\"}}'"
+    feed_cmd = f"pls feed {base}/demo --create --token-file {t} --tls-ca {c} '{{\"hello\":\"world\"}}'"
     follow_cmd = f"pls follow {base}/demo --token-file {t} --tls-ca {c} --tail 10"
     curl_append = (
         f"curl --cacert {c} -sS -X POST -H \"Authorization: Bearer $(cat {t})\" "
