@@ -188,7 +188,9 @@ Examples:
 \b
 Files not ending in .plasmite are ignored. A pool that cannot be read is
 listed with STATUS ERR and the reason in DETAIL (in JSON: an "error" entry
-holding the error envelope); readable pools show OK.""",
+holding the error envelope); readable pools show OK. Hidden temp files that
+killed `pool create` runs left behind are removed (`pls doctor` reports
+them).""",
     short_help="List pools in the pool directory.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -202,13 +204,14 @@ def list_(ctx, as_json):
 
     state = get_state(ctx)
     base = state.pool_dir
+    client = state.client()
+    client.sweep_leftovers()
     try:
         paths = sorted(p for p in base.iterdir() if p.name.endswith(".plasmite") and not p.name.startswith("."))
     except FileNotFoundError:
         paths = []
     except OSError as exc:
         raise from_os_error(exc, str(base), action="list") from None
-    client = state.client()
     pools = []
     for p in paths:
         name = p.name[: -len(".plasmite")]
