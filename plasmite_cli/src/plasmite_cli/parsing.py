@@ -60,17 +60,6 @@ def parse_since(text: str, now_ns: int) -> int:
         ) from None
 
 
-def parse_durability(text: str):
-    from plasmite_core.client import Durability
-
-    value = (text or "").strip().lower()
-    if value == "fast":
-        return Durability.FAST
-    if value == "flush":
-        return Durability.FLUSH
-    raise UsageError(f"invalid --durability: {text!r}", hint="use fast or flush")
-
-
 def check_tags(tags) -> list[str]:
     """``--tag`` values: each must name something (an empty tag matches nothing useful)."""
     out = list(tags)

@@ -12,33 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from plasmite_core.errors import ErrorKind, PlasmiteError, UsageError
-
-
-def is_url(ref: str) -> bool:
-    return "://" in ref
-
-
-def split_url(ref: str) -> tuple[str, str, str]:
-    """``http://host:9700/chat`` → (scheme, base URL, pool name)."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(ref)
-    scheme = parts.scheme.lower()
-    path = parts.path
-    name = path[1:] if path.startswith("/") else path
-    if (
-        not parts.netloc
-        or not name
-        or "/" in name
-        or parts.query
-        or parts.fragment
-    ):
-        raise UsageError(
-            f"invalid remote pool ref: {ref}",
-            hint="use the shorthand scheme://host:port/POOL, e.g. http://127.0.0.1:9700/chat "
-            "(no trailing slash, no API path)",
-        )
-    return scheme, f"{scheme}://{parts.netloc}", name
+from plasmite_core.refs import is_url, split_url  # noqa: F401  (the commands' URL tests)
 
 
 _warned: list[bool] = []  # the --tls-skip-verify warning is printed once per process
@@ -60,6 +34,8 @@ def remote_client(ref: str, *, token: str | None = None, token_file: str | None 
         raise UsageError(f"no transport for {scheme}:// pool refs is installed", hint=hint) from None
     opts: dict[str, Any] = {}
     if token_file:
+        from plasmite_core.tokens import read_token_file
+
         token = read_token_file(token_file)
     if token:
         opts["token"] = token
@@ -116,19 +92,6 @@ def cli_hint(err: PlasmiteError, ref: str, cmd: str) -> None:
             err.hint = "the server refused this token: check the file given to --token-file (or --token)"
     elif err.kind == ErrorKind.PERMISSION and text.startswith("forbidden"):
         err.hint = "the server's --access mode does not allow this; ask its operator"
-
-
-def read_token_file(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            token = fh.read().strip()
-    except OSError as exc:
-        from plasmite_core.errors import from_os_error
-
-        raise from_os_error(exc, path, action="read token file") from None
-    if not token:
-        raise UsageError(f"token file is empty: {path}", hint="write the bearer token into the file")
-    return token
 
 
 def reject_remote_flags(cmd: str, token: Any = None, token_file: Any = None,

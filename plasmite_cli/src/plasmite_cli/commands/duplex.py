@@ -54,7 +54,7 @@ def duplex(ctx, pool, me, tail, since, echo_self, jsonl, fmt, timeout, create,
     from plasmite_core.errors import UsageError
 
     from .. import parsing, targets
-    from .follow import DropNotices, Emitter, run_follow
+    from ..following import DropNotices, Emitter, run_follow
 
     chat_lines = not jsonl and fmt is None and _isatty(sys.stdout)
     fmt = output_format(jsonl, fmt)
