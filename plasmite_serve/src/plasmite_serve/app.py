@@ -33,12 +33,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
+from plasmite_core.admission import Slots
 from plasmite_core.errors import BusyError, PlasmiteError
 
 from . import handlers, lite3_routes, tail, ui
@@ -123,26 +123,6 @@ class _PoolHandle:
         self.evicted = False
 
 
-class _Admission:
-    """A non-blocking counter: take() fails instead of queueing."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.active = 0
-        self._lock = threading.Lock()
-
-    def take(self) -> bool:
-        with self._lock:
-            if self.active >= self.capacity:
-                return False
-            self.active += 1
-            return True
-
-    def give(self) -> None:
-        with self._lock:
-            self.active -= 1
-
-
 class PlasmiteApp:
     """ASGI callable. Build it with :func:`create_app`."""
 
@@ -160,8 +140,8 @@ class PlasmiteApp:
         self._pools: OrderedDict[str, _PoolHandle] = OrderedDict()
         self._client = None
         self._storage_pool: ThreadPoolExecutor | None = None
-        self._storage_admission = _Admission(config.max_tail_concurrency)
-        self.tail_admission = _Admission(config.max_tail_concurrency)
+        self._storage_admission = Slots(config.max_tail_concurrency)
+        self.tail_admission = Slots(config.max_tail_concurrency)
         self.closing = False
         self.ui = ui.load_ui()
         from .openapi import openapi_document

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Awaitable, Callable
 
 import msgspec
 
+from plasmite_core.admission import Slots
 from plasmite_core.errors import BusyError, InternalError, PermissionDeniedError, PlasmiteError
 from plasmite_core.refs import validate_pool_name
 
@@ -42,26 +42,6 @@ class RpcError(Exception):
         self.code = code
         self.message = message
         self.data = data
-
-
-class Slots:
-    """A non-blocking admission counter: ``take()`` fails instead of queueing."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.active = 0
-        self._lock = threading.Lock()
-
-    def take(self) -> bool:
-        with self._lock:
-            if self.active >= self.capacity:
-                return False
-            self.active += 1
-            return True
-
-    def give(self) -> None:
-        with self._lock:
-            self.active -= 1
 
 
 def error_response(id_: Any, code: int, message: str, data: dict | None = None) -> dict:
