@@ -18,7 +18,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 import msgspec
 
-from .envelope import _ENVELOPE, Message, _bsec_cache
+from .envelope import Message
+from .framescan import envelopes
 from .errors import RetentionGapError, UsageError
 
 _json_str = msgspec.json.encode
@@ -236,16 +237,7 @@ class Stream:
         self._pos = npos
         self._expected = frames[-1][0] + 1
         self._delivered += len(frames)
-        cache = _bsec_cache
-        env = _ENVELOPE
-        out = []
-        for seq, t, tags_raw, payload in frames:
-            sec, frac = divmod(t, 1_000_000_000)
-            if cache[0] != sec:
-                cache[0] = sec
-                cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)).encode()
-            out.append(env % (seq, cache[1], frac, tags_raw or b"[]", payload))
-        return out
+        return envelopes(frames)
 
     def next_json(self, timeout_ms: int | None = None) -> bytes | None:
         m = self.next(timeout_ms)
