@@ -99,3 +99,24 @@ def test_random_workload_reads_the_same_bytes_on_both_paths(tmp_path):
             tags = [f"t{rng.randrange(3)}"] if rng.random() < 0.3 else None
             p.append_many(vals, tags)
     assert _read_all(tmp_path, True) == _read_all(tmp_path, False)
+
+
+def test_bulk_apis_extend_and_poll_data(tmp_path):
+    with Client(tmp_path) as c, c.create_pool("b", 256 * 1024) as p:
+        assert p.extend([]) == range(0)
+        seqs = p.extend(({"i": i} for i in range(300)), ["t"])
+        assert seqs == range(1, 301)
+        assert p.get(300).data == {"i": 299} and p.get(300).tags == ["t"]
+        with pytest.raises(Exception) as err:
+            p.extend([{"ok": 1}, [1, 2]])
+        assert getattr(err.value, "kind", None) is not None and err.value.kind.label == "Usage"
+        assert p.bounds() == (1, 300)  # nothing of a refused batch is stored
+        s = p.open_stream(since_seq=1)
+        got = []
+        while batch := s.poll_data(128):
+            got.extend(batch)
+        assert got == [{"i": i} for i in range(300)]
+        assert p.extend([{"k": "é"}]) == range(301, 302)
+        assert s.poll_data() == [{"k": "é"}]
+        # filtered streams take the general path and agree
+        assert p.open_stream(since_seq=299, tags=["t"]).poll_data() == [{"i": 298}, {"i": 299}]

@@ -28,6 +28,7 @@ DEFAULT_POOL_SIZE = DEFAULT_POOL_SIZE_BYTES
 
 _json_enc = msgspec.json.encode
 _EMPTY = b""
+_DICT_ONLY = {dict}
 
 
 class Durability(IntEnum):
@@ -259,6 +260,35 @@ class Pool:
                 require_object(v)
         items = [(tags_raw, enc(v)) for v in vals]
         return self._commit_many(items, vals, durability)
+
+    def extend(self, values: Iterable[Any], tags: Iterable[str] | None = None,
+               durability: Durability = Durability.FAST) -> range | list[int]:
+        """Append many values like ``append_many`` but return only their seqs.
+
+        The bulk path: no ``Message`` is built per value. The result is a
+        ``range``: a batch of up to half the ring commits under one lock, so
+        its seqs are consecutive. Only a larger batch, split at ring-halves,
+        can interleave with another writer; then the seqs come as a list.
+        """
+        vals = values if type(values) is list else list(values)
+        if not vals:
+            return range(0)
+        if set(map(type, vals)) - _DICT_ONLY:
+            for v in vals:
+                if type(v) is not dict:
+                    require_object(v)
+        codec = self._codec_obj
+        try:
+            payloads = list(map(self._encode, vals))
+        except Exception:
+            enc = encode_json if codec is JSON else codec.encode
+            payloads = [enc(v) for v in vals]  # raises the Usage error with its hint
+        tags_raw = _tags_blob(tags) if tags else _EMPTY
+        receipts = self._file().append_batch([(tags_raw, p) for p in payloads], bool(durability))
+        first, last = receipts[0][0], receipts[-1][0]
+        if last - first + 1 == len(receipts):
+            return range(first, last + 1)
+        return [seq for seq, _ in receipts]
 
     def append_many_tagged(self, items: Iterable[tuple[Any, Iterable[str] | None]], durability: Durability = Durability.FAST) -> list[Message]:
         """Append ``(value, tags)`` pairs in one batch."""

@@ -210,6 +210,28 @@ class Stream:
         the frames, with no Message objects: the path of ``pls follow --jsonl``
         and the HTTP tail.
         """
+        frames = self._fast_frames(limit)
+        if frames is None:
+            return [m.raw for m in self.poll(limit)]
+        return envelopes(frames)
+
+    def poll_data(self, limit: int = 1024) -> list[Any]:
+        """The decoded data of the messages available now, without waiting (at
+        most ``limit``): for bulk readers that need neither seqs nor times.
+
+        For unfiltered JSON pools the payloads are decoded by one call over a
+        JSON array of them, with no Message objects.
+        """
+        frames = self._fast_frames(limit)
+        if frames is None:
+            return [m.data for m in self.poll(limit)]
+        if not frames:
+            return []
+        return _json_decode(b"[" + b",".join([f[3] for f in frames]) + b"]")
+
+    def _fast_frames(self, limit: int) -> list | None:
+        """The next frames when they can skip Message objects (an unfiltered
+        JSON stream, contiguous seqs); None sends the caller to ``poll``."""
         if (
             self._buf
             or self._done
@@ -219,25 +241,22 @@ class Stream:
             or self._expected is None
             or self._max is not None
         ):
-            return [m.raw for m in self.poll(limit)]
+            return None
         pf = self._pf
         if pf.closed:
             raise UsageError("pool is closed", hint="keep the pool open while its streams are in use")
-        pos = self._pos
-        frames, npos = pf.scan(pos, limit)
+        frames, npos = pf.scan(self._pos, limit)
+        self._pos = npos
         if not frames:
-            self._pos = npos
-            return []
+            return frames
         exp = self._expected
         if frames[0][0] != exp or frames[-1][0] != exp + len(frames) - 1:
             # A gap or already-seen seqs: let the general path apply the rules.
-            self._pos = npos
-            self._fill(frames)  # apply the gap rules to what was scanned
-            return [m.raw for m in self.poll(limit)]
-        self._pos = npos
+            self._fill(frames)
+            return None
         self._expected = frames[-1][0] + 1
         self._delivered += len(frames)
-        return envelopes(frames)
+        return frames
 
     def next_json(self, timeout_ms: int | None = None) -> bytes | None:
         m = self.next(timeout_ms)
