@@ -158,8 +158,8 @@ def test_builtin_commands_do_not_scan_entry_points(pool_dir):
 
 
 def test_oneshot_feed_lean_path_skips_msgspec_and_stores_same_bytes(pool_dir):
-    # An integer-only object takes the lean path (no msgspec import); a float
-    # falls back to the full path. Both store what Pool.append would.
+    # A plain object takes the lean path (no msgspec import); a float written
+    # with an exponent falls back to the full path. Both store what Pool.append would.
     pls("pool", "create", "lean", pool_dir=pool_dir)
     code = textwrap.dedent("""
         import sys
@@ -167,7 +167,7 @@ def test_oneshot_feed_lean_path_skips_msgspec_and_stores_same_bytes(pool_dir):
         rc = run(["feed", "lean", sys.argv[1]])
         print(rc, "msgspec" in sys.modules, file=sys.stderr)
     """)
-    for data, heavy in (('{"x": [1, -2, true, null, "\\u00e9\\n"], "y": {}}', False), ('{"x": 1.5}', True)):
+    for data, heavy in (('{"x": [1, -2, true, null, "\\u00e9\\n"], "y": {}}', False), ('{"x": 1e300}', True)):
         r = subprocess.run([sys.executable, "-c", code, data], capture_output=True, text=True,
                            env=env_for(pool_dir), timeout=60)
         assert r.stderr.strip() == f"0 {heavy}", r.stderr
@@ -176,7 +176,7 @@ def test_oneshot_feed_lean_path_skips_msgspec_and_stores_same_bytes(pool_dir):
 
     with Client(pool_dir) as c, c.open_pool("lean") as p:
         assert p.get(1).data == {"x": [1, -2, True, None, "\u00e9\n"], "y": {}}
-        assert p.get(2).data == {"x": 1.5}
+        assert p.get(2).data == {"x": 1e300}
         assert p.get(1).data_json() == b'{"x":[1,-2,true,null,"\xc3\xa9\\n"],"y":{}}'
 
 

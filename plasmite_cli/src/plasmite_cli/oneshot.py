@@ -2,10 +2,11 @@
 
 Start-up dominates a one-shot call: importing msgspec alone costs more than a
 bare interpreter. For the common case (a local JSON pool and an object made of
-strings, integers, booleans, nulls, arrays and objects) the standard library's
-``json`` parses and encodes exactly the bytes msgspec would store, so this path
-opens the pool file directly and appends. Anything else (floats, whose text
-msgspec and ``json`` write differently; huge integers; duplicate keys; another
+strings, integers, booleans, nulls, arrays, objects and floats whose shortest
+text has no exponent) the standard library's ``json`` parses and encodes
+exactly the bytes msgspec would store, so this path opens the pool file
+directly and appends. Anything else (floats written with an exponent, which
+msgspec and ``json`` spell differently; huge integers; duplicate keys; another
 codec; a URL; any error before the append) returns None and the caller runs
 the full ``run_feed``, which reports errors and stores values as always.
 """
@@ -23,8 +24,16 @@ class _NotLean(Exception):
     """The value is outside the subset where ``json`` matches msgspec."""
 
 
-def _no_float(text: str):
-    raise _NotLean
+def _no_constant(text: str):
+    raise _NotLean  # NaN, Infinity
+
+
+def _float(text: str) -> float:
+    f = float(text)
+    r = repr(f)
+    if "e" in r or "n" in r:  # exponent, inf, nan: msgspec writes these its own way
+        raise _NotLean
+    return f
 
 
 def _int(text: str) -> int:
@@ -44,7 +53,7 @@ def _pairs(pairs: list) -> dict:
 def lean_payload(data: str) -> bytes | None:
     """DATA as msgspec would encode it, or None when outside the lean subset."""
     try:
-        value = json.loads(data, parse_float=_no_float, parse_int=_int, parse_constant=_no_float,
+        value = json.loads(data, parse_float=_float, parse_int=_int, parse_constant=_no_constant,
                            object_pairs_hook=_pairs)
         if type(value) is not dict:
             return None
