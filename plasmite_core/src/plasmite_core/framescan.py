@@ -70,8 +70,19 @@ def scan_chunk_py(buf: bytes, phys: int, ring_size: int, limit: int, out: list) 
 def envelopes_py(frames: list) -> list[bytes]:
     """The JSON envelope of each ``(seq, time_ns, tags, payload)`` frame of a
     JSON pool (the bytes of ``Message.raw``)."""
+    if not frames:
+        return []
     cache = _sec_cache
     env = _ENVELOPE
+    sec = frames[0][1] // 1_000_000_000
+    if frames[-1][1] // 1_000_000_000 == sec and all(f[1] // 1_000_000_000 == sec for f in frames):
+        # One second for the whole batch (the usual case): format its text once.
+        if cache[0] != sec:
+            cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)).encode()
+            cache[0] = sec
+        stamp = cache[1]
+        base = sec * 1_000_000_000
+        return [env % (seq, stamp, t - base, tags_raw or b"[]", payload) for seq, t, tags_raw, payload in frames]
     out = []
     for seq, t, tags_raw, payload in frames:
         sec, frac = divmod(t, 1_000_000_000)

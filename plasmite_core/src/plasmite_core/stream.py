@@ -18,9 +18,9 @@ from typing import Any, Callable, Iterable, Iterator
 
 import msgspec
 
-from .envelope import Message
+from .envelope import Message, check_frames
+from .errors import PlasmiteError, RetentionGapError, UsageError
 from .framescan import envelopes
-from .errors import RetentionGapError, UsageError
 
 _json_str = msgspec.json.encode
 _json_decode = msgspec.json.decode
@@ -70,6 +70,8 @@ class Stream:
         self._pool = pool
         pf = self._pf = pool._file()
         self._codec = pool._payload_codec
+        self._message = pool._message
+        self._error = None  # a Corrupt error met after the messages before it were delivered
         self._max = max_messages
         self._error_on_gap = error_on_gap
         self._on_gap = on_gap
@@ -112,9 +114,10 @@ class Stream:
         tags = self._tags
         codec = self._codec
         where = self._where
+        msg = self._message
         if exp is not None and tags is None and where is None and frames[0][0] == exp and frames[-1][0] == exp + len(frames) - 1:
             # Fast path: contiguous, unfiltered (the common follow/read case).
-            buf.extend([Message(seq, t, tr, pl, codec) for seq, t, tr, pl in frames])
+            buf.extend([msg(seq, t, tr, pl, codec) for seq, t, tr, pl in frames])
             self._expected = frames[-1][0] + 1
             return
         for seq, t, tags_raw, payload in frames:
@@ -131,7 +134,7 @@ class Stream:
             exp = seq + 1
             if tags is not None and not tags(tags_raw):
                 continue
-            m = Message(seq, t, tags_raw, payload, codec)
+            m = msg(seq, t, tags_raw, payload, codec)
             if where is not None and not where(m):
                 continue
             buf.append(m)
@@ -212,15 +215,16 @@ class Stream:
         """
         frames = self._fast_frames(limit)
         if frames is None:
-            return [m.raw for m in self.poll(limit)]
+            return self._raws(self.poll(limit))
         return envelopes(frames)
 
     def poll_data(self, limit: int = 1024) -> list[Any]:
         """The decoded data of the messages available now, without waiting (at
         most ``limit``): for bulk readers that need neither seqs nor times.
 
-        For unfiltered JSON pools the payloads are decoded by one call over a
-        JSON array of them, with no Message objects.
+        For unfiltered JSON pools the payloads (checked to be one JSON value
+        each) are decoded by one call over a JSON array of them, with no
+        Message objects.
         """
         frames = self._fast_frames(limit)
         if frames is None:
@@ -231,7 +235,11 @@ class Stream:
 
     def _fast_frames(self, limit: int) -> list | None:
         """The next frames when they can skip Message objects (an unfiltered
-        JSON stream, contiguous seqs); None sends the caller to ``poll``."""
+        JSON stream, contiguous seqs, valid JSON); None sends the caller to
+        ``poll``. A damaged frame ends the batch; the next call raises."""
+        if self._error is not None:
+            self._done = True
+            raise self._error
         if (
             self._buf
             or self._done
@@ -245,8 +253,7 @@ class Stream:
         pf = self._pf
         if pf.closed:
             raise UsageError("pool is closed", hint="keep the pool open while its streams are in use")
-        frames, npos = pf.scan(self._pos, limit)
-        self._pos = npos
+        frames, self._pos = pf.scan(self._pos, limit)
         if not frames:
             return frames
         exp = self._expected
@@ -254,9 +261,35 @@ class Stream:
             # A gap or already-seen seqs: let the general path apply the rules.
             self._fill(frames)
             return None
+        bad = check_frames(frames)
+        if bad is not None:
+            # Deliver what precedes the damaged frame; the next call raises.
+            try:
+                self._message(*frames[bad]).raw
+            except PlasmiteError as exc:
+                self._error = exc
+                frames = frames[:bad]
+                if not frames:
+                    self._done = True
+                    raise
         self._expected = frames[-1][0] + 1
         self._delivered += len(frames)
         return frames
+
+    def _raws(self, messages: list[Message]) -> list[bytes]:
+        """Envelopes of ``messages``; one that turns out damaged ends the
+        list, and the next ``poll_json`` raises its Corrupt error."""
+        out = []
+        for m in messages:
+            try:
+                out.append(m.raw)
+            except PlasmiteError as exc:
+                if not out:
+                    self._done = True
+                    raise
+                self._error = exc
+                break
+        return out
 
     def next_json(self, timeout_ms: int | None = None) -> bytes | None:
         m = self.next(timeout_ms)
