@@ -110,6 +110,7 @@ def test_bulk_apis_extend_and_poll_data(tmp_path):
         with pytest.raises(Exception) as err:
             p.extend([{"ok": 1}, [1, 2]])
         assert getattr(err.value, "kind", None) is not None and err.value.kind.label == "Usage"
+        assert err.value.committed == []
         assert p.bounds() == (1, 300)  # nothing of a refused batch is stored
         s = p.open_stream(since_seq=1)
         got = []
