@@ -12,33 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from plasmite_core.errors import ErrorKind, PlasmiteError, UsageError
-
-
-def is_url(ref: str) -> bool:
-    return "://" in ref
-
-
-def split_url(ref: str) -> tuple[str, str, str]:
-    """``http://host:9700/chat`` → (scheme, base URL, pool name)."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(ref)
-    scheme = parts.scheme.lower()
-    path = parts.path
-    name = path[1:] if path.startswith("/") else path
-    if (
-        not parts.netloc
-        or not name
-        or "/" in name
-        or parts.query
-        or parts.fragment
-    ):
-        raise UsageError(
-            f"invalid remote pool ref: {ref}",
-            hint="use the shorthand scheme://host:port/POOL, e.g. http://127.0.0.1:9700/chat "
-            "(no trailing slash, no API path)",
-        )
-    return scheme, f"{scheme}://{parts.netloc}", name
+from plasmite_core.refs import is_url, split_url  # noqa: F401  (the commands' URL tests)
 
 
 def remote_pool(ref: str, cmd: str, *, token: str | None = None, token_file: str | None = None,
@@ -57,6 +31,8 @@ def remote_pool(ref: str, cmd: str, *, token: str | None = None, token_file: str
         raise UsageError(f"no transport for {scheme}:// pool refs is installed", hint=hint) from None
     opts: dict[str, Any] = {}
     if token_file:
+        from plasmite_core.tokens import read_token_file
+
         token = read_token_file(token_file)
     if token:
         opts["token"] = token
@@ -74,19 +50,6 @@ def remote_pool(ref: str, cmd: str, *, token: str | None = None, token_file: str
         if err.kind == ErrorKind.NOT_FOUND and not err.hint:
             err.hint = f"no pool {name!r} on {base}; create it on the server side first"
         raise
-
-
-def read_token_file(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            token = fh.read().strip()
-    except OSError as exc:
-        from plasmite_core.errors import from_os_error
-
-        raise from_os_error(exc, path, action="read token file") from None
-    if not token:
-        raise UsageError(f"token file is empty: {path}", hint="write the bearer token into the file")
-    return token
 
 
 def reject_remote_flags(cmd: str, token: Any = None, token_file: Any = None,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import click
 
+from plasmite_core.refs import is_url
+
 from ..output import emit_json, human_age, human_bytes, table, write_out
 from .common import complete_pool, get_state
 
@@ -36,7 +38,7 @@ def pool():
 def _local_only(ref: str, what: str) -> None:
     from plasmite_core.errors import UsageError
 
-    if "://" in ref:
+    if is_url(ref):
         raise UsageError(f"pool {what} accepts local pool names or paths only",
                          hint="manage remote pools on the server that hosts them")
 
@@ -168,23 +170,16 @@ them).""",
 def list_(ctx, as_json):
     """List the pools in the pool directory."""
     from plasmite_core.envelope import format_rfc3339
-    from plasmite_core.errors import PlasmiteError, from_os_error
+    from plasmite_core.errors import PlasmiteError
+    from plasmite_core.refs import pool_files
 
     from ..output import error_dict
 
     state = get_state(ctx)
-    base = state.pool_dir
     client = state.client()
     client.sweep_leftovers()
-    try:
-        paths = sorted(p for p in base.iterdir() if p.name.endswith(".plasmite") and not p.name.startswith("."))
-    except FileNotFoundError:
-        paths = []
-    except OSError as exc:
-        raise from_os_error(exc, str(base), action="list") from None
     pools = []
-    for p in paths:
-        name = p.name[: -len(".plasmite")]
+    for name, p in pool_files(state.pool_dir):
         try:
             d = client.pool_info(str(p)).to_dict()
             d["name"] = name
@@ -200,7 +195,7 @@ def list_(ctx, as_json):
         emit_json({"pools": pools})
         return 0
     if not pools:
-        write_out(f"No pools in {base}.\nCreate one: pls pool create NAME\n")
+        write_out(f"No pools in {state.pool_dir}.\nCreate one: pls pool create NAME\n")
         return 0
     rows = []
     for d in pools:
@@ -306,7 +301,7 @@ def delete(ctx, names, as_json):
     first_kind = None
     for name in names:
         try:
-            if "://" in name:
+            if is_url(name):
                 raise UsageError("pool delete accepts local pool names or paths only",
                                  hint="delete remote pools on the server that hosts them")
             path = resolve_pool_ref(name, state.pool_dir)

@@ -20,6 +20,8 @@ import time
 
 import click
 
+from plasmite_core.refs import is_url
+
 from .common import complete_pool, get_state
 
 _EOF = object()
@@ -61,12 +63,14 @@ def tap(ctx, pool, command, create, create_size, tags, quiet, durability):
 
     if create_size is not None and not create:
         raise UsageError("--create-size requires --create", hint="add --create or remove --create-size")
-    if "://" in pool:
+    if is_url(pool):
         raise UsageError("tap accepts local pool refs only", hint="tap into a local pool, e.g. `pls tap build -- make`")
     if not command:
         raise UsageError("tap needs a command after --", hint="e.g. `pls tap build -- make test`")
     size = parsing.parse_size(create_size, flag="--create-size") if create_size is not None else None
-    dur = parsing.parse_durability(durability)
+    from plasmite_core.durability import parse_durability
+
+    dur = parse_durability(durability)
     handle = targets.open_local(get_state(ctx), pool, "tap", create=create, create_size=size)
     line_tags = list(tags)
     cmd = list(command)
