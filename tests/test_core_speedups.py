@@ -4,7 +4,6 @@ envelope bytes, on real pool rings, damaged rings and whole reads."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import subprocess
