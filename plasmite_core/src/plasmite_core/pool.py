@@ -13,6 +13,12 @@ Publish order for one append (see docs/format.md):
 4. publish the new head/newest in the other state slot;
 5. bump the notify counter (and futex-wake sleepers).
 A crash at any step leaves a state slot that describes only whole frames.
+
+Why one module of this size: the locked append (single and batch) and the
+lock-free read loop share the mapping, the state-slot protocol and the
+fault points of the crash campaign; their hot paths are inlined here on
+purpose (one call costs as much as the copy) and kept equal to the planner
+in format.py by tests/test_core_placement.py.
 """
 
 from __future__ import annotations
