@@ -43,7 +43,7 @@ def run_feed(state, pool: str, data: str | None, *, tags=(), file: str | None = 
     if data is None and file is None and stdin_is_tty:
         raise UsageError("missing data input", hint="give JSON as DATA, use --file PATH, or pipe JSON to stdin")
 
-    if targets.is_url(pool):
+    if targets.is_http(pool):
         if create:
             raise UsageError("remote feed does not support --create",
                              hint="create remote pools on the server side, then rerun feed")
@@ -51,7 +51,7 @@ def run_feed(state, pool: str, data: str | None, *, tags=(), file: str | None = 
                                      tls_ca=tls_ca, tls_skip_verify=tls_skip_verify)
     else:
         targets.reject_remote_flags("feed", token, token_file, tls_ca, tls_skip_verify)
-        handle = targets.open_local(state, pool, "feed", create=create, create_size=size)
+        handle = targets.open_pool(state, pool, "feed", create=create, create_size=size)
 
     out = sys.stdout
     human = _isatty(out)

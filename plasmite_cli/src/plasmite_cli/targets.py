@@ -1,10 +1,13 @@
 """Resolve a command's POOL argument to an open pool, local or remote.
 
 Local refs follow the core's rules (``plasmite_core.refs``). A URL ref
-(``http://host:port/NAME``) is handed to the transport that a plugin registered
-for its scheme (plasmite-serve provides http/https); without one the user gets
-a Usage error saying what to install. Errors carry hints that name the exact
-command to run next.
+(``scheme://host:port/NAME``) is handed to the transport that a plugin
+registered for its scheme (plasmite-serve provides http/https, plasmite-redis
+redis/rediss); without one the user gets a Usage error saying what to install.
+HTTP pools have the remote protocol's limits (no --since, no pool admin from
+the CLI); any other transport offers the whole local pool surface, so
+commands treat its pools like local ones (``open_pool``). Errors carry hints
+that name the exact command to run next, and never credentials.
 """
 
 from __future__ import annotations
@@ -18,43 +21,103 @@ def is_url(ref: str) -> bool:
     return "://" in ref
 
 
-def split_url(ref: str) -> tuple[str, str, str]:
-    """``http://host:9700/chat`` → (scheme, base URL, pool name)."""
+def is_http(ref: str) -> bool:
+    """An http(s) pool ref: served by the remote protocol, with its limits."""
+    return ref[:8].lower().startswith(("http://", "https://"))
+
+
+def redact(ref: str) -> str:
+    """``ref`` with any ``user:password@`` replaced, for messages."""
+    head, sep, rest = ref.partition("://")
+    at = rest.rfind("@", 0, rest.find("/") if "/" in rest else len(rest))
+    return f"{head}{sep}***@{rest[at + 1:]}" if sep and at >= 0 else ref
+
+
+def split_url(ref: str, *, allow_empty_name: bool = False) -> tuple[str, str, str]:
+    """``http://host:9700/chat`` → (scheme, base URL, pool name).
+
+    Non-http transports keep their query string (``?db=2``) in the base URL.
+    """
     from urllib.parse import urlsplit
 
     parts = urlsplit(ref)
     scheme = parts.scheme.lower()
     path = parts.path
     name = path[1:] if path.startswith("/") else path
+    http = scheme in ("http", "https")
     if (
         not parts.netloc
-        or not name
+        or (not name and not allow_empty_name)
         or "/" in name
-        or parts.query
+        or (parts.query and http)
         or parts.fragment
     ):
         raise UsageError(
-            f"invalid remote pool ref: {ref}",
+            f"invalid remote pool ref: {redact(ref)}",
             hint="use the shorthand scheme://host:port/POOL, e.g. http://127.0.0.1:9700/chat "
             "(no trailing slash, no API path)",
         )
-    return scheme, f"{scheme}://{parts.netloc}", name
+    query = f"?{parts.query}" if parts.query else ""
+    return scheme, f"{scheme}://{parts.netloc}{query}", name
 
 
-def remote_pool(ref: str, cmd: str, *, token: str | None = None, token_file: str | None = None,
-                tls_ca: str | None = None, tls_skip_verify: bool = False):
-    """Open a pool through the transport registered for the URL's scheme."""
-    scheme, base, name = split_url(ref)
+_PROVIDERS = {"http": "plasmite-serve", "https": "plasmite-serve",
+              "redis": "plasmite-redis", "rediss": "plasmite-redis"}
+_clients: dict[tuple, Any] = {}
+
+
+def transport_client(ref: str, **opts: Any) -> tuple[Any, str]:
+    """(client, pool name) for a URL ref, through its scheme's transport.
+
+    Non-http clients are shared per server in this process (they pool their
+    connections); http handles keep one connection each."""
+    scheme, base, name = split_url(ref, allow_empty_name=True)
     from plasmite_core import plugins
 
     try:
         factory = plugins.transport(scheme)
     except UsageError:
-        if scheme in ("http", "https"):
-            hint = "install plasmite-serve (pip install plasmite-serve), which provides http and https pool refs"
+        dist = _PROVIDERS.get(scheme)
+        if dist is not None:
+            hint = f"install {dist} (pip install {dist}), which provides {scheme}:// pool refs"
         else:
             hint = f"no installed plugin handles {scheme}:// refs; `pls plugins` lists what is installed"
         raise UsageError(f"no transport for {scheme}:// pool refs is installed", hint=hint) from None
+    if scheme in ("http", "https"):
+        return factory(base, **opts), name
+    key = (base, tuple(sorted(opts.items())))
+    client = _clients.get(key)
+    if client is None:
+        client = _clients[key] = factory(base, **opts)
+    return client, name
+
+
+def open_pool(state, ref: str, cmd: str, *, create: bool = False, create_size: int | None = None,
+              can_create: bool = True):
+    """A local pool, or a pool of a non-http transport, opened (or created) alike."""
+    if not is_url(ref):
+        return open_local(state, ref, cmd, create=create, create_size=create_size, can_create=can_create)
+    client, name = transport_client(ref)
+    if not name:
+        raise UsageError(f"no pool named in {redact(ref)}", hint="append the pool name: scheme://host:port/POOL")
+    from plasmite_core.client import DEFAULT_POOL_SIZE_BYTES
+
+    try:
+        if create:
+            return client.pool(name, create_size or DEFAULT_POOL_SIZE_BYTES)
+        return client.open_pool(name)
+    except PlasmiteError as err:
+        if err.kind == ErrorKind.NOT_FOUND and err.seq is None:
+            import shlex
+
+            err.hint = (f"create it with `pls pool create {shlex.quote(redact(ref))}`"
+                        + (f" or add --create to `pls {cmd}`" if can_create else ""))
+        raise
+
+
+def remote_pool(ref: str, cmd: str, *, token: str | None = None, token_file: str | None = None,
+                tls_ca: str | None = None, tls_skip_verify: bool = False):
+    """Open a pool through the transport registered for the URL's scheme."""
     opts: dict[str, Any] = {}
     if token_file:
         token = read_token_file(token_file)
@@ -67,7 +130,8 @@ def remote_pool(ref: str, cmd: str, *, token: str | None = None, token_file: str
 
         write_err("warning: --tls-skip-verify disables TLS certificate verification (unsafe)\n")
         opts["tls_skip_verify"] = True
-    client = factory(base, **opts)
+    base = split_url(ref)[1]
+    client, name = transport_client(ref, **opts)
     try:
         return client.open_pool(name)
     except PlasmiteError as err:
@@ -103,7 +167,7 @@ def reject_remote_flags(cmd: str, token: Any = None, token_file: Any = None,
     ]
     if used:
         raise UsageError(
-            f"{', '.join(used)} only apply to remote pool refs",
+            f"{', '.join(used)} only apply to http(s) pool refs",
             hint=f"remove {' and '.join(used)}, or give `pls {cmd}` an http(s)://host:port/POOL ref",
         )
 

@@ -61,7 +61,7 @@ def duplex(ctx, pool, me, tail, since, echo_self, jsonl, fmt, timeout, create):
     now = time.time_ns()
     since_ns = parsing.parse_since(since, now) if since is not None else None
 
-    if targets.is_url(pool):
+    if targets.is_http(pool):
         if create:
             raise UsageError("remote duplex does not support --create", hint="create the pool on the server first")
         if since is not None:
@@ -72,8 +72,8 @@ def duplex(ctx, pool, me, tail, since, echo_self, jsonl, fmt, timeout, create):
         label = pool
     else:
         state = get_state(ctx)
-        follow_handle = targets.open_local(state, pool, "duplex", create=create)
-        send_handle = targets.open_local(state, pool, "duplex")
+        follow_handle = targets.open_pool(state, pool, "duplex", create=create)
+        send_handle = targets.open_pool(state, pool, "duplex")
         label = str(follow_handle.path)
     if since_ns is not None and since_ns > now:
         return 0

@@ -24,15 +24,15 @@ range exits 3 (NotFound)."""
 @click.argument("seq", metavar="SEQ", type=click.IntRange(min=0))
 @click.pass_context
 def fetch(ctx, pool, seq):
-    """Print the message with sequence number SEQ from POOL (a local pool)."""
+    """Print the message with sequence number SEQ from POOL (local, or a redis:// ref)."""
     from plasmite_core.errors import ErrorKind, PlasmiteError, UsageError
 
     from .. import targets
 
-    if targets.is_url(pool):
-        raise UsageError("fetch accepts local pool refs only",
+    if targets.is_http(pool):
+        raise UsageError("fetch takes local pool refs (or a transport such as redis://), not http(s)",
                          hint="use `pls follow URL --tail N` for remote pools")
-    handle = targets.open_local(get_state(ctx), pool, "fetch", can_create=False)
+    handle = targets.open_pool(get_state(ctx), pool, "fetch", can_create=False)
     try:
         raw = handle.get_json(seq)
     except PlasmiteError as err:

@@ -94,7 +94,7 @@ def follow(ctx, pool, tail, since, one, timeout, where, tags, jsonl, fmt, data_o
     predicate = compile_where(where)
     tag_list = list(tags)
 
-    if targets.is_url(pool):
+    if targets.is_http(pool):
         for flag, used in (("--create", create), ("--since", since is not None), ("--replay", replay is not None),
                            ("--no-notify", no_notify), ("--quiet-drops", quiet_drops)):
             if used:
@@ -105,7 +105,7 @@ def follow(ctx, pool, tail, since, one, timeout, where, tags, jsonl, fmt, data_o
         label = pool
     else:
         targets.reject_remote_flags("follow", token, token_file, tls_ca, tls_skip_verify)
-        handle = targets.open_local(get_state(ctx), pool, "follow", create=create)
+        handle = targets.open_pool(get_state(ctx), pool, "follow", create=create)
         label = str(getattr(handle, "path", pool))
 
     if since_ns is not None and since_ns > now:
@@ -115,7 +115,7 @@ def follow(ctx, pool, tail, since, one, timeout, where, tags, jsonl, fmt, data_o
     drops = DropNotices(pool, label, quiet=quiet_drops)
     opts: dict[str, Any] = {"on_gap": drops.gap}
     if tag_list:
-        if targets.is_url(pool):
+        if targets.is_http(pool):
             # Remote: test tags here so every message reaches the client and
             # the --tail scan knows when it has seen the newest one.
             predicate = _and(_has_tags(tag_list), predicate)

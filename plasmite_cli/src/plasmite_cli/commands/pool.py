@@ -2,7 +2,9 @@
 
 Human output is a short table or summary; ``--json`` gives the stable machine
 shape (pool info as in upstream's pool-info JSON). ``delete`` is best effort:
-it tries every name and exits with the kind of the first failure.
+it tries every name and exits with the kind of the first failure. A URL of a
+transport other than http(s) (``redis://host:port/NAME``) names a pool on
+that server and is managed through its transport's client.
 """
 
 from __future__ import annotations
@@ -32,12 +34,21 @@ def pool():
     """Manage pool files (persistent ring buffers of JSON messages)."""
 
 
-def _local_only(ref: str, what: str) -> None:
+def _client_for(state, ref: str, what: str):
+    """(client, ref for that client): the local client, or a transport's for a URL."""
     from plasmite_core.errors import UsageError
 
-    if "://" in ref:
-        raise UsageError(f"pool {what} accepts local pool names or paths only",
+    from .. import targets
+
+    if not targets.is_url(ref):
+        return state.client(), ref
+    if targets.is_http(ref):
+        raise UsageError(f"pool {what} does not take http(s) refs",
                          hint="manage remote pools on the server that hosts them")
+    client, name = targets.transport_client(ref)
+    if not name:
+        raise UsageError(f"no pool named in {targets.redact(ref)}", hint="append the pool name: scheme://host:port/POOL")
+    return client, name
 
 
 @pool.command(
@@ -48,6 +59,7 @@ Examples:
   pls pool create --size 8M bar baz
   pls pool create --size 64M --index-capacity 65536 events
   pls pool create --json chat
+  pls pool create --size 64M redis://127.0.0.1:6379/events   # plasmite-redis
 
 \b
 Sizes take K/M/G suffixes (1024-based); the default is 1M.""",
@@ -68,15 +80,14 @@ def create(ctx, names, size, index_capacity, as_json):
 
     size_bytes = parse_size(size) if size is not None else DEFAULT_POOL_SIZE_BYTES
     state = get_state(ctx)
-    client = state.client()
     created = []
     for name in names:
-        _local_only(name, "create")
+        client, ref = _client_for(state, name, "create")
         try:
-            p = client.create_pool(name, size_bytes, index_capacity=index_capacity)
+            p = client.create_pool(ref, size_bytes, index_capacity=index_capacity)
         except PlasmiteError as err:
             if err.kind == ErrorKind.ALREADY_EXISTS:
-                err.message = f"pool already exists: {name}"
+                err.message = f"pool already exists: {ref}"
                 err.hint = "choose another name, use the existing pool, or `pls pool delete` it first"
             raise
         try:
@@ -84,7 +95,7 @@ def create(ctx, names, size, index_capacity, as_json):
         finally:
             p.close()
         d = info.to_dict()
-        d["name"] = name
+        d["name"] = ref
         created.append(d)
     if as_json:
         emit_json({"created": created})
@@ -109,12 +120,12 @@ def info(ctx, name, as_json):
     """Show size, retained seq range and usage of pool NAME."""
     from plasmite_core.errors import ErrorKind, PlasmiteError
 
-    _local_only(name, "info")
+    client, ref = _client_for(get_state(ctx), name, "info")
     try:
-        pinfo = get_state(ctx).client().pool_info(name)
+        pinfo = client.pool_info(ref)
     except PlasmiteError as err:
         if err.kind == ErrorKind.NOT_FOUND:
-            err.message = f"pool not found: {name}"
+            err.message = f"pool not found: {ref}"
             err.hint = "`pls pool list` shows existing pools; `pls pool create NAME` makes one"
         raise
     d = pinfo.to_dict()
@@ -127,7 +138,7 @@ def info(ctx, name, as_json):
     bounds = d["bounds"]
     seqs = f"{bounds['oldest']}..{bounds['newest']}" if bounds else "empty"
     lines = [
-        f"Pool:     {name}",
+        f"Pool:     {ref}",
         f"Path:     {d['path']}",
         f"Size:     {human_bytes(d['file_size'])} (ring {human_bytes(d['ring_size'])}, "
         f"index {d['index_capacity']} slots)",
@@ -153,15 +164,18 @@ Files not ending in .plasmite are ignored; a pool that cannot be read is
 listed with an error.""",
     short_help="List pools in the pool directory.",
 )
+@click.argument("server", metavar="[SERVER]", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
-def list_(ctx, as_json):
-    """List the pools in the pool directory."""
+def list_(ctx, server, as_json):
+    """List the pools in the pool directory, or on SERVER (e.g. redis://host:6379)."""
     from plasmite_core.errors import PlasmiteError, from_os_error
 
     from ..output import error_dict
 
     state = get_state(ctx)
+    if server is not None:
+        return _list_server(state, server, as_json)
     base = state.pool_dir
     try:
         paths = sorted(p for p in base.iterdir() if p.name.endswith(".plasmite") and not p.name.startswith("."))
@@ -202,6 +216,33 @@ def list_(ctx, as_json):
     return 0
 
 
+def _list_server(state, server: str, as_json: bool) -> int:
+    """``pls pool list redis://host:port``: the pools of a transport's server."""
+    from plasmite_core.errors import UsageError
+
+    from .. import targets
+
+    if not targets.is_url(server) or targets.is_http(server):
+        raise UsageError(f"pool list takes a server URL such as redis://host:6379, not {targets.redact(server)!r}",
+                         hint="omit it to list the pool directory; list http servers with GET /v0/pools")
+    client, name = targets.transport_client(server)
+    if name:
+        raise UsageError("pool list takes a server URL without a pool name",
+                         hint=f"drop /{name} from the URL")
+    pools = [info.to_dict() for info in client.list_pools()]
+    if as_json:
+        emit_json({"pools": pools})
+        return 0
+    if not pools:
+        write_out(f"No pools on {targets.redact(server)}.\nCreate one: pls pool create {targets.redact(server)}/NAME\n")
+        return 0
+    rows = [[d["name"], human_bytes(d["file_size"]), str(d["metrics"]["message_count"]),
+             f"{d['metrics']['utilization']['used_percent']}%", human_age(d["metrics"]["age"]["newest_age_ms"])]
+            for d in pools]
+    write_out(table(["NAME", "SIZE", "MESSAGES", "USED", "LAST WRITE"], rows))
+    return 0
+
+
 @pool.command(
     "delete",
     epilog="""\b
@@ -220,9 +261,10 @@ undone.""",
 @click.pass_context
 def delete(ctx, names, as_json):
     """Delete pools NAME... (destructive)."""
-    from plasmite_core.errors import ErrorKind, PlasmiteError, UsageError
+    from plasmite_core.errors import ErrorKind, PlasmiteError
     from plasmite_core.refs import resolve_pool_ref
 
+    from .. import targets
     from ..output import error_dict
 
     state = get_state(ctx)
@@ -230,23 +272,22 @@ def delete(ctx, names, as_json):
     deleted, failed = [], []
     first_kind = None
     for name in names:
+        shown = targets.redact(name)
         try:
-            if "://" in name:
-                raise UsageError("pool delete accepts local pool names or paths only",
-                                 hint="delete remote pools on the server that hosts them")
-            path = resolve_pool_ref(name, state.pool_dir)
+            target, ref = _client_for(state, name, "delete")
+            path = shown if target is not client else resolve_pool_ref(name, state.pool_dir)
             try:
-                client.delete_pool(name)
+                target.delete_pool(ref)
             except PlasmiteError as err:
                 if err.kind == ErrorKind.NOT_FOUND:
-                    err.message = f"pool not found: {name}"
+                    err.message = f"pool not found: {shown}"
                     err.hint = "nothing to delete; `pls pool list` shows existing pools"
                     err.path = str(path)
                 raise
-            deleted.append({"pool": name, "path": str(path)})
+            deleted.append({"pool": shown, "path": str(path)})
         except PlasmiteError as err:
             first_kind = first_kind or err.kind
-            failed.append({"pool": name, "error": error_dict(err)})
+            failed.append({"pool": shown, "error": error_dict(err)})
     if as_json:
         emit_json({"deleted": deleted, "failed": failed})
     else:

@@ -39,7 +39,7 @@ Messages: start {"kind":"start","cmd":[...],"pid":N} and exit
 {"kind":"exit","code":N|"signal":"SIGTERM","elapsed_ms":N} carry the tag
 lifecycle; each output line {"kind":"line","stream","line"} carries the
 --tag tags. Exit status: the command's own (128+N if killed by signal N).
-Local pools only.""",
+Local pools, or a pool of a transport such as redis:// (not http(s)).""",
     short_help="Run a command and record its output in a pool.",
 )
 @click.argument("pool", metavar="POOL", shell_complete=complete_pool)
@@ -61,13 +61,14 @@ def tap(ctx, pool, command, create, create_size, tags, quiet, durability):
 
     if create_size is not None and not create:
         raise UsageError("--create-size requires --create", hint="add --create or remove --create-size")
-    if "://" in pool:
-        raise UsageError("tap accepts local pool refs only", hint="tap into a local pool, e.g. `pls tap build -- make`")
+    if targets.is_http(pool):
+        raise UsageError("tap takes local pool refs (or a transport such as redis://), not http(s)",
+                         hint="tap into a local pool, e.g. `pls tap build -- make`")
     if not command:
         raise UsageError("tap needs a command after --", hint="e.g. `pls tap build -- make test`")
     size = parsing.parse_size(create_size, flag="--create-size") if create_size is not None else None
     dur = parsing.parse_durability(durability)
-    handle = targets.open_local(get_state(ctx), pool, "tap", create=create, create_size=size)
+    handle = targets.open_pool(get_state(ctx), pool, "tap", create=create, create_size=size)
     line_tags = list(tags)
     cmd = list(command)
 
