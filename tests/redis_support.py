@@ -26,10 +26,23 @@ def require_redis() -> None:
     pytest.importorskip("plasmite_redis", reason="plasmite-redis is not installed (pip install ./plugins/plasmite_redis)")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(cluster: bool = False) -> int:
+    """A free loopback port; for a Cluster node also its bus port (+10000), at most 55535."""
+    if not cluster:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    import random
+
+    while True:
+        port = random.randint(20000, 45000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+            return port
+        except OSError:
+            continue
 
 
 def _ping(port: int, password: str | None = None) -> bool:
@@ -105,7 +118,8 @@ class RedisCluster:
 
     def __init__(self, workdir: Path) -> None:
         self.nodes = [RedisServer(workdir, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                                  "--cluster-node-timeout", "5000") for _ in range(3)]
+                                  "--cluster-node-timeout", "5000", port=free_port(cluster=True))
+                      for _ in range(3)]
 
     @property
     def url(self) -> str:

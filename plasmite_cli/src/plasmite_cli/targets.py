@@ -40,7 +40,11 @@ def split_url(ref: str, *, allow_empty_name: bool = False) -> tuple[str, str, st
     """
     from urllib.parse import urlsplit
 
-    parts = urlsplit(ref)
+    try:
+        parts = urlsplit(ref)
+        parts.port  # noqa: B018 - validates the port
+    except ValueError:
+        parts = urlsplit("")
     scheme = parts.scheme.lower()
     path = parts.path
     name = path[1:] if path.startswith("/") else path
