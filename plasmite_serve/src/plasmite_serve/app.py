@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import os
 import struct
 import threading
 import time
@@ -224,11 +223,12 @@ class PlasmiteApp:
     def __init__(self, config: ResolvedConfig) -> None:
         self.config = config
         self.pool_dir = Path(config.pool_dir)
-        self._pool_prefix = str(self.pool_dir) + os.sep
         self._token_header = config.token.encode() if config.token else None
         self._cors = set(config.cors_origins)
         self._pools: OrderedDict[str, _PoolHandle] = OrderedDict()
-        self._client = None
+        from .store import open_store
+
+        self.store = open_store(config)  # a pool directory, or --backend's server
         self._storage_pool: ThreadPoolExecutor | None = None
         self._storage_admission = _Admission(config.max_tail_concurrency)
         self._tail_admission = _Admission(config.max_tail_concurrency)
@@ -247,12 +247,7 @@ class PlasmiteApp:
 
     @property
     def client(self):
-        if self._client is None:
-            from plasmite_core.client import Client
-
-            self.pool_dir.mkdir(parents=True, exist_ok=True)
-            self._client = Client(self.pool_dir)
-        return self._client
+        return self.store.client
 
     def _storage_executor(self) -> ThreadPoolExecutor:
         if self._storage_pool is None:
@@ -276,11 +271,10 @@ class PlasmiteApp:
         self._pools.clear()
         if self._storage_pool is not None:
             self._storage_pool.shutdown(wait=False, cancel_futures=True)
-        if self._client is not None:
-            try:
-                self._client.close()
-            except Exception:
-                pass
+        try:
+            self.store.close()
+        except Exception:
+            pass
 
     async def _storage(self, fn: Callable, *args) -> Any:
         if not self._storage_admission.take():
@@ -292,9 +286,6 @@ class PlasmiteApp:
         finally:
             self._storage_admission.give()
 
-    def _pool_path(self, name: str) -> Path:
-        return self.pool_dir / f"{name}.plasmite"
-
     def _handle(self, name: str) -> _PoolHandle:
         """The shared open handle for ``name`` (event loop only).
 
@@ -303,21 +294,18 @@ class PlasmiteApp:
         reopened when the file was replaced, and closed once it is both out of
         the cache and no longer used by a tail.
         """
-        path = self._pool_prefix + name + ".plasmite"
         try:
-            st = os.stat(path)
-        except FileNotFoundError:
+            dev, ino = self.store.identity(name)
+        except NotFoundError:
             self._evict(name)
-            raise NotFoundError(
-                f"pool not found: {name}", name, hint="create it first (POST /v0/pools) or check the name"
-            ) from None
+            raise
         handle = self._pools.get(name)
-        if handle is not None and handle.dev == st.st_dev and handle.ino == st.st_ino:
+        if handle is not None and handle.dev == dev and handle.ino == ino:
             self._pools.move_to_end(name)
             return handle
         self._evict(name)
-        pool = self.client.open_pool(str(path))
-        handle = self._pools[name] = _PoolHandle(pool, st.st_dev, st.st_ino)
+        pool = self.store.open(name)
+        handle = self._pools[name] = _PoolHandle(pool, dev, ino)
         while len(self._pools) > POOL_CACHE_SIZE:
             old_name = next(iter(self._pools))
             self._evict(old_name)
@@ -562,7 +550,7 @@ class PlasmiteApp:
 
     async def _list(self, send, cors) -> None:
         def work():
-            return [self._info_dict(info.name, info) for info in self.client.list_pools()]
+            return [self._info_dict(info.name, info) for info in self.store.list()]
 
         pools = await self._storage(work)
         await _send_json(send, _json_encode({"pools": pools}), 200, cors)
@@ -583,7 +571,7 @@ class PlasmiteApp:
             from plasmite_core.client import DEFAULT_POOL_SIZE_BYTES
 
             size = req.size_bytes if req.size_bytes is not None else DEFAULT_POOL_SIZE_BYTES
-            pool = self.client.create_pool(str(self._pool_path(name)), size)
+            pool = self.store.create(name, size)
             try:
                 return self._info_dict(name, pool.info())
             finally:
@@ -597,24 +585,21 @@ class PlasmiteApp:
         await self._info(_pool_name(req.pool), send, cors)
 
     async def _info(self, name: str, send, cors) -> None:
-        path = self._pool_path(name)
-
         def work():
-            if not path.exists():
+            if not self.store.exists(name):
                 raise NotFoundError(f"pool not found: {name}", name, hint="create it first (POST /v0/pools) or check the name")
-            return self._info_dict(name, self.client.pool_info(str(path)))
+            return self._info_dict(name, self.store.info(name))
 
         info = await self._storage(work)
         await _send_json(send, _json_encode({"pool": info}), 200, cors)
 
     async def _delete(self, name: str, send, cors) -> None:
         self._evict(name)
-        path = self._pool_path(name)
 
         def work():
-            if not path.exists():
+            if not self.store.exists(name):
                 raise NotFoundError(f"pool not found: {name}", name, hint="check the name (GET /v0/pools lists pools)")
-            self.client.delete_pool(str(path))
+            self.store.delete(name)
 
         await self._storage(work)
         await _send_json(send, b'{"ok":true}', 200, cors)
@@ -628,16 +613,14 @@ class PlasmiteApp:
 
     async def _append_and_answer(self, name: str, data: bytes, tags, durability, send, cors) -> None:
         """Append validated JSON data and answer with its envelope (JSON and Lite3 appends)."""
-        if durability is Durability.FAST:
+        if durability is Durability.FAST and not self.store.remote:
             # Fast path: a cached handle, a few microseconds under the pool lock.
             envelope = self._cached_pool(name).append_json(data, tags, durability)
         else:
-            path = self._pool_path(name)
-
             def work():
-                if not path.exists():
+                if not self.store.exists(name):
                     raise NotFoundError(f"pool not found: {name}", name, hint="create it first (POST /v0/pools)")
-                pool = self.client.open_pool(str(path))
+                pool = self.store.open(name)
                 try:
                     return pool.append_json(data, tags, durability)
                 finally:
@@ -648,7 +631,8 @@ class PlasmiteApp:
 
     async def _get(self, name: str, seq: int, send, cors) -> None:
         try:
-            envelope = self._cached_pool(name).get_json(seq)
+            pool = self._cached_pool(name)
+            envelope = await self._storage(pool.get_json, seq) if self.store.remote else pool.get_json(seq)
         except NotFoundError as exc:
             if exc.seq is None:
                 exc.seq = seq
@@ -676,7 +660,8 @@ class PlasmiteApp:
     async def _get_lite3(self, name: str, seq: int, send, cors) -> None:
         encoder = _lite3_encoder()
         try:
-            message = self._cached_pool(name).get(seq)
+            pool = self._cached_pool(name)
+            message = await self._storage(pool.get, seq) if self.store.remote else pool.get(seq)
         except NotFoundError as exc:
             if exc.seq is None:
                 exc.seq = seq

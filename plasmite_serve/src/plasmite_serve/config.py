@@ -49,6 +49,7 @@ class ServeConfig:
     max_tail_timeout_ms: int = DEFAULT_MAX_TAIL_TIMEOUT_MS
     max_tail_concurrency: int = DEFAULT_MAX_TAIL_CONCURRENCY
     max_pool_bytes: int = DEFAULT_MAX_POOL_BYTES
+    backend: str | None = None  # pools on a transport's server (redis://...) instead of pool_dir
 
 
 @dataclass
@@ -78,6 +79,7 @@ class ResolvedConfig:
     max_tail_timeout_ms: int
     max_tail_concurrency: int
     max_pool_bytes: int = 0
+    backend: str | None = None
 
     @property
     def allows_read(self) -> bool:
@@ -490,6 +492,7 @@ def resolve(config: ServeConfig, *, self_signed_dir: Path | None = None) -> Reso
         host=host,
         port=port,
         pool_dir=resolve_pool_dir(config.pool_dir),
+        backend=config.backend or None,
         token=token,
         token_file_used=token_file_used,
         access=config.access,
