@@ -82,7 +82,8 @@ def test_errors_and_credentials(redis_server, tmp_path):
     server = RedisServer(tmp_path, password=secret).start()
     try:
         for ref in (f"redis://:{secret}x@127.0.0.1:{server.port}/p", f"redis://:{secret}@127.0.0.1:{server.port}/p"):
-            for args in (("feed", ref, "{}"), ("pool", "info", ref), ("fetch", ref, "1"), ("pool", "delete", ref)):
+            for args in (("feed", ref, "{}"), ("pool", "info", ref), ("fetch", ref, "1"), ("pool", "delete", ref),
+                         ("follow", ref, "--tail", "1", "--timeout", "200ms")):
                 r = pls(*args, pool_dir=tmp_path)
                 assert r.returncode in (3, 6), (args, r.stderr)
                 assert secret not in r.stdout + r.stderr

@@ -74,7 +74,7 @@ def run_feed(state, pool: str, data: str | None, *, tags=(), file: str | None = 
         fh = None
         fd = sys.stdin.fileno()
     try:
-        outcome = ingest_stream(handle, fd, pool, mode=in_mode, errors=errors, tags=tag_list, durability=dur,
+        outcome = ingest_stream(handle, fd, targets.redact(pool), mode=in_mode, errors=errors, tags=tag_list, durability=dur,
                                 retries=retry, delay_s=delay_s, receipts=True, human=human, cmd="feed")
     finally:
         if fh is not None:

@@ -84,7 +84,7 @@ def duplex(ctx, pool, me, tail, since, echo_self, jsonl, fmt, timeout, create):
 
     predicate = not_me if (me and not echo_self) else None
     emitter = Emitter(fmt, False)
-    drops = DropNotices(pool, label, quiet=False, cmd="duplex")
+    drops = DropNotices(targets.redact(pool), label, quiet=False, cmd="duplex")
     stop = threading.Event()
     results: queue.Queue = queue.Queue()
 
@@ -110,7 +110,7 @@ def duplex(ctx, pool, me, tail, since, echo_self, jsonl, fmt, timeout, create):
             else:
                 from ..feeding import ingest_stream
 
-                outcome = ingest_stream(send_handle, sys.stdin.fileno(), pool, mode="auto", errors="stop", tags=[],
+                outcome = ingest_stream(send_handle, sys.stdin.fileno(), targets.redact(pool), mode="auto", errors="stop", tags=[],
                                         durability=Durability.FAST, retries=0, delay_s=0.05, receipts=False,
                                         human=False, cmd="duplex")
                 if outcome.total == 0:

@@ -39,9 +39,9 @@ def fetch(ctx, pool, seq):
         if err.kind == ErrorKind.NOT_FOUND:
             oldest, newest = handle.bounds()
             if newest is None:
-                err.hint = f"pool {pool!r} is empty"
+                err.hint = f"pool {targets.redact(pool)!r} is empty"
             else:
-                err.hint = f"pool {pool!r} holds seq {oldest}..{newest}"
+                err.hint = f"pool {targets.redact(pool)!r} holds seq {oldest}..{newest}"
             if err.seq is None:
                 err.seq = seq
         raise

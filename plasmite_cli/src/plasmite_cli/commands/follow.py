@@ -112,7 +112,7 @@ def follow(ctx, pool, tail, since, one, timeout, where, tags, jsonl, fmt, data_o
         return 0
 
     emitter = Emitter(fmt, data_only)
-    drops = DropNotices(pool, label, quiet=quiet_drops)
+    drops = DropNotices(targets.redact(pool), label, quiet=quiet_drops)
     opts: dict[str, Any] = {"on_gap": drops.gap}
     if tag_list:
         if targets.is_http(pool):
