@@ -11,6 +11,7 @@ import ssl
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -188,6 +189,10 @@ def tls_server(tmp_path_factory):
 def test_tls_with_generated_certificate(tls_server):
     paths = tls_server.paths
     assert tls_server.base_url.startswith("https://")
+    # The banner may reach stderr just after the ready file appears.
+    deadline = time.monotonic() + 10
+    while _fingerprint(paths["tls_cert"]) not in tls_server.stderr() and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert _fingerprint(paths["tls_cert"]) in tls_server.stderr()
     with RemoteClient(tls_server.base_url, token_file=paths["token_file"], tls_ca=paths["tls_cert"]) as c:
         pool = c.create_pool("secure")
