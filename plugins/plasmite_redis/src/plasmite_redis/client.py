@@ -90,8 +90,7 @@ class RedisClient:
             raise UsageError(f"redis pools store JSON; codec {codec!r} is not available there",
                              hint="omit the codec (json), or use a local pool for msgpack/lite3")
         meta, log = keys_of(name)
-        s = self._server
-        s.call(lambda r: s.script("CREATE")(keys=[meta, log], args=[size_bytes, max_messages]), name)
+        self._server.run("CREATE", [meta, log], [size_bytes, max_messages], name)
         return RedisPool(self, name)
 
     def open_pool(self, ref: str | None = None) -> "RedisPool":
@@ -195,8 +194,9 @@ class RedisPool:
         return self._server.call(fn, self.name)
 
     def _state(self) -> _State:
-        s = self._server
-        return _State(self._call(lambda r: s.script("STATE")(keys=self._keys)))
+        if self._closed:
+            raise UsageError("pool is closed", hint="open it again with RedisClient.open_pool")
+        return _State(self._server.run("STATE", self._keys, [], self.name))
 
     def _append_raw(self, items: list[tuple[bytes, bytes]], durability) -> list[tuple[int, int]]:
         """Store ``(tags_blob, payload)`` pairs; ``[(seq, time_ns)]`` in order."""
@@ -209,12 +209,10 @@ class RedisPool:
             for tags_raw, payload in items[i:i + _CHUNK]:
                 args.append(tags_raw)
                 args.append(payload)
-            script = s.script("APPEND")
             if durability:
-                res = s.run_durably(self._keys[0], self.name,
-                                    lambda pipe: script(keys=self._keys, args=args, client=pipe))
+                res = s.run_durably("APPEND", self._keys, args, self.name)
             else:
-                res = self._call(lambda r: script(keys=self._keys, args=args))
+                res = s.run("APPEND", self._keys, args, self.name)
             first = int(res[0])
             out.extend((first + j, int(t)) for j, t in enumerate(res[1:]))
         return out

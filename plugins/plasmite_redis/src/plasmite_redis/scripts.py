@@ -63,7 +63,8 @@ for i = 1, n do
   used = used + #tags + #data + over
   out[i + 1] = t
 end
-local count = redis.call('XLEN', log)
+local count = 0
+if capm > 0 then count = redis.call('XLEN', log) end
 if used > capb or (capm > 0 and count > capm) then
   local start, cut = '-', nil
   while used > capb or (capm > 0 and count > capm) do

@@ -35,7 +35,7 @@ class Server:
         self._lock = threading.Lock()
         self._r: Any = None
         self.cluster = False
-        self._scripts: dict[str, Any] = {}
+        self._shas: dict[str, str] = {}
         self.hubs: dict[str, Any] = {}  # async waiting, see stream._Hub
 
     # ------------------------------------------------------------ connecting
@@ -79,11 +79,24 @@ class Server:
         except rx.RedisError as exc:
             raise map_error(exc, self.where) from None
 
-    def script(self, name: str):
-        s = self._scripts.get(name)
-        if s is None:
-            s = self._scripts[name] = self.r.register_script(getattr(scripts, name))
-        return s
+    def _sha(self, name: str, client: Any = None) -> str:
+        sha = self._shas.get(name) if client is None else None
+        if sha is None:
+            sha = (client or self.r).script_load(getattr(scripts, name))
+            self._shas[name] = sha
+        return sha
+
+    def run(self, name: str, keys: list[str], args: list[Any], pool: str | None = None) -> Any:
+        """Run script ``name`` (``scripts.NAME``) by its SHA, loading it when the
+        server does not know it (first use, restart, failover)."""
+        try:
+            try:
+                return self.r.evalsha(self._sha(name), len(keys), *keys, *args)
+            except rx.NoScriptError:
+                self._shas.pop(name, None)
+                return self.r.evalsha(self._sha(name), len(keys), *keys, *args)
+        except rx.RedisError as exc:
+            raise map_error(exc, self.where, pool) from None
 
     def call(self, fn: Callable[[Any], Any], pool: str | None = None) -> Any:
         """Run ``fn(redis_client)``, mapping redis-py errors to Plasmite kinds."""
@@ -103,21 +116,21 @@ class Server:
             node = r.get_node_from_key(key)
         return node.redis_connection
 
-    def run_durably(self, key: str, pool: str, fn: Callable[[Any], Any]) -> Any:
-        """Run ``fn(pipeline)`` then ``WAIT`` for replicas on the same connection.
+    def run_durably(self, name: str, keys: list[str], args: list[Any], pool: str) -> Any:
+        """Run script ``name``, then ``WAIT`` for replicas on the same connection.
 
         WAIT covers the writes of its own connection, hence one pipeline on the
-        node holding ``key``. The replica count is ``?replicas=N`` or else all
+        node holding the keys. The replica count is ``?replicas=N`` or else all
         replicas the primary has connected now; with none, durability is the
         server's persistence (AOF with ``appendfsync always``: see docs/scale-out.md).
         """
         try:
-            node = self.node_client(key)
+            node = self.node_client(keys[0])
             want = self.loc.replicas
             if want is None:
                 want = int(node.info("replication").get("connected_slaves", 0))
             pipe = node.pipeline(transaction=False)
-            fn(pipe)
+            pipe.evalsha(self._sha(name, node), len(keys), *keys, *args)
             if want:
                 pipe.wait(want, self.loc.wait_timeout_ms)
             out = pipe.execute()
@@ -134,7 +147,7 @@ class Server:
 
     def close(self) -> None:
         r, self._r = self._r, None
-        self._scripts.clear()
+        self._shas.clear()
         if r is not None:
             try:
                 r.close()

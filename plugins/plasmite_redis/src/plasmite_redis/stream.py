@@ -73,8 +73,7 @@ class RedisStream:
         elif last is not None:
             cursor = max(st.oldest - 1, st.newest - last) if st.count else st.newest
         elif since_time_ns is not None:
-            s = self._server
-            at = pool._call(lambda r: s.script("SEQ_AT_TIME")(keys=pool._keys, args=[f"{max(0, since_time_ns):019d}"]))
+            at = self._server.run("SEQ_AT_TIME", pool._keys, [f"{max(0, since_time_ns):019d}"], pool.name)
             cursor = int(at) - 1
         else:
             cursor = st.oldest - 1 if st.count else st.newest
