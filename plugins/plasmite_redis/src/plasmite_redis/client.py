@@ -48,13 +48,21 @@ class RedisClient:
     ``?cluster=0|1`` to skip asking the server whether it is a Cluster.
     """
 
-    def __init__(self, url: str = "redis://127.0.0.1:6379", **options: Any) -> None:
+    def __init__(self, url: str = "redis://127.0.0.1:6379", *, tls_ca: str | None = None,
+                 tls_skip_verify: bool = False, **options: Any) -> None:
         if options:
             raise UsageError(
-                f"{', '.join(sorted('--' + k.replace('_', '-') for k in options))} do not apply to redis refs",
-                hint="put credentials in the ref (redis://user:password@host:port/POOL) and use rediss:// for TLS",
+                f"{', '.join(sorted(options))} do not apply to redis refs",
+                hint="put credentials in the ref: redis://user:password@host:port/POOL",
             )
         self.location: Location = parse(url)
+        if tls_ca or tls_skip_verify:
+            if self.location.scheme != "rediss":
+                raise UsageError("TLS options apply to rediss:// refs only", hint="use rediss://host:port/POOL")
+            if tls_ca:
+                self.location.extra["ssl_ca_certs"] = tls_ca
+            if tls_skip_verify:
+                self.location.extra["ssl_cert_reqs"] = "none"
         self._server = Server(self.location)
         self._closed = False
 
@@ -81,8 +89,11 @@ class RedisClient:
                     max_messages: int = 0, codec: str = "json", index_capacity: int | None = None) -> "RedisPool":
         """Create a pool keeping at most ``size_bytes`` (payload + tags + 48 bytes
         per message) and, when ``max_messages`` > 0, at most that many messages.
-        ``index_capacity`` is accepted for symmetry and ignored: seqs are the index."""
+        There is no ``index_capacity``: a seq is its stream entry's ID."""
         name = self._name(ref)
+        if index_capacity is not None:
+            raise UsageError("redis pools have no seq index to size: a seq is its stream entry's ID",
+                             hint="drop --index-capacity / index_capacity")
         for label, v, lo in (("size_bytes", size_bytes, 1), ("max_messages", max_messages, 0)):
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
                 raise UsageError(f"{label} must be an integer >= {lo}, got {v!r}", hint="e.g. 8 * 1024 * 1024")
@@ -172,11 +183,16 @@ class _State:
         self.oldest_t = int(raw[8]) if raw[8] else None
 
 
+_STREAM_OPTIONS = frozenset({"last", "since_time_ns", "tags", "where", "on_gap"})
+
+
 class RedisPool:
     """An open Redis pool; thread-safe (each call borrows a pooled connection)."""
 
     codec = "json"
     _payload_codec = None  # payloads are JSON text, decoded lazily by Message
+    # plasmite_core.protocols.Capability names (plain strings, so that older cores work too)
+    capabilities = frozenset({"encoded_append", "since_time", "where"})
 
     def __init__(self, client: RedisClient, name: str) -> None:
         self._client = client
@@ -310,11 +326,17 @@ class RedisPool:
     def open_stream(self, since_seq: int | None = None, max_messages: int | None = None,
                     timeout_ms: int | None = None, error_on_gap: bool = False, **options: Any) -> RedisStream:
         """A cursor; keywords as for a local pool: last, since_time_ns, tags, where, on_gap."""
+        unknown = set(options) - _STREAM_OPTIONS
+        if unknown:
+            raise UsageError(f"open_stream does not take {', '.join(sorted(unknown))}",
+                             hint=f"keywords: {', '.join(sorted(_STREAM_OPTIONS))}")
+        if self._closed:
+            raise UsageError("pool is closed", hint="open it again with RedisClient.open_pool")
         return RedisStream(self, since_seq, max_messages, timeout_ms, error_on_gap, **options)
 
     def tail(self, since_seq: int | None = None, max_messages: int | None = None, timeout_ms: int | None = None,
              tags: Iterable[str] | None = None, error_on_gap: bool = False, **options: Any) -> Iterator[Message]:
-        with RedisStream(self, since_seq, max_messages, timeout_ms, error_on_gap, tags=tags, **options) as stream:
+        with self.open_stream(since_seq, max_messages, timeout_ms, error_on_gap, tags=tags, **options) as stream:
             yield from stream.messages()
 
     async def atail(self, since_seq: int | None = None, max_messages: int | None = None,
@@ -322,7 +344,7 @@ class RedisPool:
                     error_on_gap: bool = False, **options: Any) -> AsyncIterator[Message]:
         """``async for`` over messages; the waiting of all async tails of a
         client shares one thread and one blocked connection."""
-        with RedisStream(self, since_seq, max_messages, timeout_ms, error_on_gap, tags=tags, **options) as stream:
+        with self.open_stream(since_seq, max_messages, timeout_ms, error_on_gap, tags=tags, **options) as stream:
             async for m in stream:
                 yield m
 

@@ -210,6 +210,10 @@ class RedisStream:
             out.append(self._pop())
         return out
 
+    def poll_json(self, limit: int = 1024) -> list[bytes]:
+        """JSON envelopes available now, without waiting."""
+        return [m.raw for m in self.poll(limit)]
+
     def next_json(self, timeout_ms: int | None = None) -> bytes | None:
         m = self.next(timeout_ms)
         return None if m is None else m.raw
