@@ -61,17 +61,60 @@ def test_stdin_jsonl_stream_one_message_per_line(pool_dir, chat):
 
 
 def test_auto_accepts_pretty_and_concatenated_json(pool_dir, chat):
-    text = json.dumps({"a": 1, "b": [1, 2]}, indent=2) + "\n" + '{"c":3}{"d":4}\n' + json.dumps([5, 6], indent=1)
+    text = json.dumps({"a": 1, "b": [1, 2]}, indent=2) + "\n" + '{"c":3}{"d":4}\n' + json.dumps({"e": 5}, indent=1)
     r = pls("feed", chat, pool_dir=pool_dir, input=text)
     assert r.returncode == 0, r.stderr
-    assert [m["data"] for m in all_messages(pool_dir)] == [{"a": 1, "b": [1, 2]}, {"c": 3}, {"d": 4}, [5, 6]]
+    assert [m["data"] for m in all_messages(pool_dir)] == [{"a": 1, "b": [1, 2]}, {"c": 3}, {"d": 4}, {"e": 5}]
 
 
-def test_in_json_stream_of_values(pool_dir, chat):
-    text = '{"x": 1}\n\n{\n "y": 2\n} 3 "s" [true]'
-    r = pls("feed", chat, "--in", "json", pool_dir=pool_dir, input=text)
+def test_auto_handles_values_that_start_mid_line(pool_dir, chat):
+    # a value ends on a later line and the next one starts right after it
+    text = '{"a":\n 3}{"a":4}\n{"b":\n [1,\n 2]} {"c":\n5}\n{"d":6}'
+    r = pls("feed", chat, pool_dir=pool_dir, input=text)
     assert r.returncode == 0, r.stderr
-    assert [m["data"] for m in all_messages(pool_dir)] == [{"x": 1}, {"y": 2}, 3, "s", [True]]
+    assert [m["data"] for m in all_messages(pool_dir)] == [{"a": 3}, {"a": 4}, {"b": [1, 2]}, {"c": 5}, {"d": 6}]
+
+
+def test_in_jq_stream_of_values_in_any_layout(pool_dir, chat):
+    text = '{"x": 1}\n\n{\n "y": 2\n} {"z":\n3}{"w":4}'
+    r = pls("feed", chat, "--in", "jq", pool_dir=pool_dir, input=text)
+    assert r.returncode == 0, r.stderr
+    assert [m["data"] for m in all_messages(pool_dir)] == [{"x": 1}, {"y": 2}, {"z": 3}, {"w": 4}]
+    r = pls("feed", chat, "--in", "jq", "--errors", "skip", pool_dir=pool_dir, input='{"v":1}\n')
+    assert r.returncode == 2 and error_of(r)["kind"] == "Usage" and "--in jq" in error_of(r)["message"]
+    assert len(all_messages(pool_dir)) == 4
+
+
+def test_in_json_takes_exactly_one_value(pool_dir, chat):
+    r = pls("feed", chat, "--in", "json", pool_dir=pool_dir, input='{\n  "x": 1,\n  "y": 2\n}\n')
+    assert r.returncode == 0 and len(jsonl(r.stdout)) == 1, r.stderr
+    r = pls("feed", chat, "--in", "json", pool_dir=pool_dir, input='{"x": 1}\n{"x": 2}\n')
+    err = error_of(r)
+    assert r.returncode == 2 and err["kind"] == "Usage" and "exactly one" in err["message"] and "--in jq" in err["hint"]
+    assert r.stdout == "" and len(all_messages(pool_dir)) == 1  # nothing of the two was stored
+
+
+def test_in_json_errors_skip_reports_a_truncated_document(pool_dir, chat):
+    r = pls("feed", chat, "--in", "json", "--errors", "skip", pool_dir=pool_dir, input='{"x":1')
+    assert r.returncode == 1 and r.stdout == ""
+    notices = [json.loads(line)["notice"] for line in r.stderr.splitlines() if line.strip()]
+    assert [n["kind"] for n in notices] == ["ingest_skip", "ingest_summary"]
+    assert notices[0]["details"]["mode"] == "json" and notices[0]["details"]["error_kind"] == "Parse"
+    assert all_messages(pool_dir) == []
+
+
+@pytest.mark.parametrize("data, kind", [("[1,2,3]", "an array"), ("42", "a number"), ('"text"', "a string"),
+                                        ("null", "null")])
+def test_message_data_must_be_an_object(pool_dir, chat, data, kind):
+    r = pls("feed", chat, data, pool_dir=pool_dir)
+    err = error_of(r)
+    assert r.returncode == 2 and err["kind"] == "Usage" and f"must be a JSON object, got {kind}" in err["message"]
+    assert err["hint"]
+    # in a stream: the records before it are stored, then it stops, whatever --errors says
+    for errors in ("stop", "skip"):
+        r = pls("feed", chat, "--errors", errors, pool_dir=pool_dir, input='{"ok":1}\n' + data + '\n{"ok":2}\n')
+        assert r.returncode == 2 and "record 2" in error_of(r)["message"], r.stderr
+    assert [m["data"] for m in all_messages(pool_dir)] == [{"ok": 1}, {"ok": 1}]
 
 
 def test_json_seq_as_journald_emits_it(pool_dir, chat):

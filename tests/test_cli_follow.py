@@ -221,6 +221,10 @@ def test_pretty_is_default_and_format_flags(pool_dir):
     assert r.stdout == pls("fetch", "f", "1", pool_dir=pool_dir).stdout
     r = pls("follow", "f", "--jsonl", "--format", "pretty", pool_dir=pool_dir)
     assert r.returncode == 2 and error_of(r)["kind"] == "Usage"
+    # Even agreeing flags conflict (as upstream): refused at once, not a follow that never returns.
+    r = pls("follow", "f", "--tail", "1", "--jsonl", "--format", "jsonl", pool_dir=pool_dir, timeout=30)
+    err = error_of(r)
+    assert r.returncode == 2 and err["kind"] == "Usage" and "--format jsonl" in err["hint"] and r.stdout == ""
 
 
 def test_pretty_on_a_terminal_and_alias_peek(pool_dir):

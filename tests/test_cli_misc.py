@@ -180,6 +180,19 @@ def test_doctor_ok_and_corrupt(pool_dir):
     assert r.returncode == 7
     reports = {rep["pool"]: rep for rep in json.loads(r.stdout)["reports"]}
     assert reports["good"]["ok"] is True and reports["bad"]["ok"] is False and reports["bad"]["issues"]
+    # upstream's report fields, beside ours
+    good, bad = reports["good"], reports["bad"]
+    assert good["pool_ref"] == "good" and good["status"] == "ok" and good["last_good_seq"] == 1
+    assert good["issue_count"] == 0 and good["issues"] == [] and good["remediation_hints"] == []
+    assert good["snapshot_path"] is None and good["path"] == str(pool_dir / "good.plasmite")
+    assert bad["status"] == "corrupt" and bad["issue_count"] == len(bad["issues"]) >= 1
+    assert bad["last_good_seq"] is None  # its only message is the damaged one
+    assert all(set(i) == {"code", "message", "seq", "offset"} for i in bad["issues"])
+    assert any("--repair" in h for h in bad["remediation_hints"])
+    (pool_dir / "junk.plasmite").write_bytes(b"NOPE")
+    junk = json.loads(pls("doctor", "junk", "--json", pool_dir=pool_dir).stdout)["reports"][0]
+    assert junk["status"] == "corrupt" and junk["issues"][0]["code"] == "header"
+    assert junk["remediation_hints"] and not any("--repair" in h for h in junk["remediation_hints"])
     # Reading the damaged message is a Corrupt error, exit 7.
     r = pls("fetch", "bad", "1", pool_dir=pool_dir)
     assert r.returncode == 7 and error_of(r)["kind"] == "Corrupt"
@@ -201,7 +214,7 @@ def test_not_a_pool_file_is_corrupt(pool_dir):
     err = error_of(r)
     assert err["kind"] == "Corrupt" and err["message"]
     listed = json.loads(pls("pool", "list", "--json", pool_dir=pool_dir).stdout)["pools"]
-    assert listed[0]["name"] == "junk" and listed[0]["error"]["kind"] == "Corrupt"
+    assert listed[0]["name"] == "junk" and listed[0]["error"]["error"]["kind"] == "Corrupt"
 
 
 def test_argument_errors_are_usage_envelopes_without_traceback(pool_dir):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from test_cli_support import PtyProcess, env_for, error_of, pls
 
 
@@ -36,8 +38,9 @@ def test_create_info_list_delete_json(pool_dir):
 def test_human_output_is_text(pool_dir):
     assert pls("pool", "create", "chat", pool_dir=pool_dir).returncode == 0
     r = pls("pool", "list", pool_dir=pool_dir)
-    assert r.stdout.splitlines()[0].split() == ["NAME", "SIZE", "MESSAGES", "USED", "LAST", "WRITE"]
-    assert "chat" in r.stdout
+    assert r.stdout.splitlines()[0].split() == ["NAME", "STATUS", "SIZE", "MESSAGES", "USED", "LAST", "WRITE",
+                                                "DETAIL"]
+    assert r.stdout.splitlines()[1].split()[:2] == ["chat", "OK"]
     r = pls("pool", "info", "chat", pool_dir=pool_dir)
     assert "Pool:     chat" in r.stdout and "Messages: 0 (seq empty)" in r.stdout
 
@@ -113,3 +116,59 @@ def test_remote_ref_rejected_for_pool_management(pool_dir):
     r = pls("pool", "info", "http://127.0.0.1:9/x", pool_dir=pool_dir)
     assert r.returncode == 2
     assert error_of(r)["kind"] == "Usage"
+
+
+def test_list_carries_upstream_fields_and_error_entries(pool_dir):
+    import datetime
+
+    pls("pool", "create", "beta", "alpha", pool_dir=pool_dir)
+    pls("feed", "alpha", '{"n":1}', pool_dir=pool_dir)
+    (pool_dir / "bad.plasmite").write_bytes(b"NOPE")
+    r = pls("pool", "list", "--json", pool_dir=pool_dir)
+    assert r.returncode == 0
+    pools = json.loads(r.stdout)["pools"]
+    assert [p["name"] for p in pools] == ["alpha", "bad", "beta"]
+    alpha, bad, beta = pools
+    for p in (alpha, beta):
+        assert {"name", "path", "file_size", "bounds", "mtime"} <= set(p) and "metrics" in p  # ours too
+        when = datetime.datetime.fromisoformat(p["mtime"].replace("Z", "+00:00")[:26] + "+00:00")
+        assert abs((datetime.datetime.now(datetime.timezone.utc) - when).total_seconds()) < 3600
+    assert alpha["bounds"] == {"oldest": 1, "newest": 1} and beta["bounds"] == {}
+    assert alpha["path"] == str((pool_dir / "alpha.plasmite").resolve())
+    # upstream's entry for an unreadable pool: name, path and the error envelope
+    assert set(bad) == {"name", "path", "error"} and bad["error"]["error"]["kind"] == "Corrupt"
+    assert bad["error"]["error"]["message"]
+    table = pls("pool", "list", pool_dir=pool_dir).stdout.splitlines()
+    assert table[0].split()[:2] == ["NAME", "STATUS"] and "DETAIL" in table[0]
+    assert [line.split()[:2] for line in table[1:]] == [["alpha", "OK"], ["bad", "ERR"], ["beta", "OK"]]
+    assert "too short" in table[2]
+
+
+def test_create_refuses_an_index_that_leaves_too_little_ring(pool_dir):
+    r = pls("pool", "create", "--size", "64K", "--index-capacity", "5000", "too-big", pool_dir=pool_dir)
+    err = error_of(r)
+    assert r.returncode == 2 and err["kind"] == "Usage" and "index capacity" in err["message"] and err["hint"]
+    assert not (pool_dir / "too-big.plasmite").exists() and list(pool_dir.iterdir()) == []
+    most = int(err["message"].rsplit("at most ", 1)[1].split()[0])
+    r = pls("pool", "create", "--size", "64K", "--index-capacity", str(most), "fits", "--json", pool_dir=pool_dir)
+    assert r.returncode == 0 and json.loads(r.stdout)["created"][0]["index_capacity"] == most
+    r = pls("pool", "create", "--size", "64K", "--index-capacity", str(most + 1), "over", pool_dir=pool_dir)
+    assert r.returncode == 2
+
+
+@pytest.mark.parametrize("codec", ["json", "msgpack", "lite3"])
+def test_create_with_codec(pool_dir, codec):
+    r = pls("pool", "create", "--codec", codec, "c", "--json", pool_dir=pool_dir)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["created"][0]["codec"] == codec
+    assert pls("feed", "c", '{"n":[1,2]}', pool_dir=pool_dir).returncode == 0
+    assert json.loads(pls("fetch", "c", "1", pool_dir=pool_dir).stdout)["data"] == {"n": [1, 2]}
+    info = json.loads(pls("pool", "info", "c", "--json", pool_dir=pool_dir).stdout)
+    assert info["codec"] == codec
+
+
+def test_create_with_unknown_codec_is_usage_and_creates_nothing(pool_dir):
+    r = pls("pool", "create", "--codec", "nope", "c", pool_dir=pool_dir)
+    err = error_of(r)
+    assert r.returncode == 2 and "nope" in err["message"] and "msgpack" in err["hint"]
+    assert list(pool_dir.iterdir()) == []

@@ -55,7 +55,7 @@ def test_append_get_roundtrip(client):
 
 def test_seq_is_monotonic_and_time_never_goes_back(client):
     pool = client.create_pool("mono")
-    msgs = [pool.append(i) for i in range(200)]
+    msgs = [pool.append({"i": i}) for i in range(200)]
     assert [m.seq for m in msgs] == list(range(1, 201))
     times = [pool.get(i).time_ns for i in range(1, 201)]
     assert times == sorted(times)
@@ -78,8 +78,8 @@ def test_create_open_errors(client, pool_dir):
     client.create_pool(str(nested)).close()
     assert nested.exists()
     # pool() opens or creates
-    assert client.pool("b").append(1).seq == 1
-    assert client.pool("b").append(2).seq == 2
+    assert client.pool("b").append({"n": 1}).seq == 1
+    assert client.pool("b").append({"n": 2}).seq == 2
 
 
 def test_get_errors(client):
@@ -128,11 +128,11 @@ def test_ring_wraps_and_retains_newest(client):
 def test_small_index_falls_back_to_a_correct_scan(client):
     pool = client.create_pool("smallidx", 256 * 1024, index_capacity=16)
     for i in range(2000):
-        pool.append(i)
+        pool.append({"i": i})
     oldest, newest = pool.bounds()
     assert pool.info().index_capacity == 16
     for seq in (oldest, oldest + 7, newest - 100, newest):
-        assert pool.get(seq).data == seq - 1
+        assert pool.get(seq).data == {"i": seq - 1}
 
 
 def test_append_many_batches(client):
@@ -150,7 +150,7 @@ def test_append_many_batches(client):
 def test_tail_start_positions(client):
     pool = client.create_pool("t")
     for i in range(10):
-        pool.append(i)
+        pool.append({"i": i})
     assert [m.seq for m in pool.tail(timeout_ms=0)] == list(range(1, 11))  # from oldest
     assert [m.seq for m in pool.tail(since_seq=8, timeout_ms=0)] == [8, 9, 10]
     assert [m.seq for m in pool.tail(last=3, timeout_ms=0)] == [8, 9, 10]
@@ -160,9 +160,9 @@ def test_tail_start_positions(client):
     assert list(pool.tail(last=0, timeout_ms=50)) == []
     # since_seq beyond newest waits for that seq and skips those before it
     s = pool.open_stream(since_seq=12, timeout_ms=2000)
-    pool.append("eleven")
-    pool.append("twelve")
-    assert s.next().data == "twelve"
+    pool.append({"n": "eleven"})
+    pool.append({"n": "twelve"})
+    assert s.next().data == {"n": "twelve"}
 
 
 def test_tag_filter_and_where(client):
@@ -199,13 +199,13 @@ def test_follower_wakes_on_append_from_thread(client):
     def follow():
         with client.open_pool("wake") as p:
             for m in p.tail(last=0, max_messages=3, timeout_ms=10_000):
-                got.append(m.data)
+                got.append(m.data["i"])
 
     th = threading.Thread(target=follow)
     th.start()
     time.sleep(0.2)
     for i in range(3):
-        pool.append(i)
+        pool.append({"i": i})
     th.join(10)
     assert got == [0, 1, 2]
 
@@ -229,13 +229,13 @@ def test_retention_gap_policies(client):
 
 def test_replay_keeps_relative_timing(client):
     pool = client.create_pool("rp")
-    pool.append(1)
+    pool.append({"n": 1})
     time.sleep(0.2)
-    pool.append(2)
+    pool.append({"n": 2})
     t0 = time.monotonic()
     out = list(pool.replay(speed=2.0, since_seq=1, max_messages=2))
     dt = time.monotonic() - t0
-    assert [m.data for m in out] == [1, 2]
+    assert [m.data["n"] for m in out] == [1, 2]
     assert 0.08 <= dt < 1.0  # ~0.1 s: 0.2 s of original spacing at 2x
     t0 = time.monotonic()
     list(pool.replay(speed=0, since_seq=1, max_messages=2))
@@ -249,10 +249,10 @@ def test_async_tail(client):
         async def produce():
             await asyncio.sleep(0.1)
             for i in range(5):
-                pool.append(i)
+                pool.append({"i": i})
 
         task = asyncio.create_task(produce())
-        out = [m.data async for m in pool.atail(last=0, max_messages=5, timeout_ms=5000)]
+        out = [m.data["i"] async for m in pool.atail(last=0, max_messages=5, timeout_ms=5000)]
         await task
         return out
 
@@ -278,7 +278,7 @@ def test_closed_handles_refuse_use(client):
     pool = client.create_pool("closed")
     pool.close()
     with pytest.raises(UsageError):
-        pool.append(1)
+        pool.append({"n": 1})
     client.close()
     with pytest.raises(UsageError):
         client.open_pool("closed")
@@ -288,13 +288,13 @@ def test_read_only_pool_can_be_followed_not_written(client, pool_dir):
     if os.geteuid() == 0:
         pytest.skip("root ignores file permissions")
     pool = client.create_pool("ro")
-    pool.append(1)
+    pool.append({"n": 1})
     pool.close()
     os.chmod(pool_dir / "ro.plasmite", 0o444)
     p = client.open_pool("ro")
     assert p.get(1).data == 1
     with pytest.raises(PlasmiteError) as e:
-        p.append(2)
+        p.append({"n": 2})
     assert e.value.kind == ErrorKind.PERMISSION
 
 

@@ -33,11 +33,11 @@ def test_batch_frame_ending_exactly_at_ring_end(pool_dir):
         while room() > 4 * f:
             pool.append(msg)
         need = room() - f  # a filler frame leaves room for exactly one more frame
-        filler = "b" * (need - 47)
+        filler = {"f": "b" * (need - 55)}  # message data is a JSON object
         while _flen(filler) < need:
-            filler += "b"
+            filler["f"] += "b"
         while _flen(filler) > need:
-            filler = filler[:-1]
+            filler["f"] = filler["f"][:-1]
         pool.append(filler)
         assert room() == f
         before = pool.bounds()[1]
@@ -122,9 +122,9 @@ def test_deeply_nested_json_is_a_usage_error(pool_dir):
     from plasmite_core.errors import UsageError
 
     def nest(n):
-        v: list = []
+        v: dict = {}
         for _ in range(n):
-            v = [v]
+            v = {"a": v}
         return v
 
     with Client(pool_dir) as c, c.create_pool("deep") as pool:

@@ -127,7 +127,7 @@ def test_append_and_get(server):
     assert msg["time"].endswith("Z") and len(msg["time"].split(".")[1]) == 10  # 9 digits + Z
     assert list(msg) == ["seq", "time", "meta", "data"]
 
-    status, _, body = jcall(server, "POST", "/v0/pools/msgs/append", {"data": [1, "two"], "durability": "flush"})
+    status, _, body = jcall(server, "POST", "/v0/pools/msgs/append", {"data": {"list": [1, "two"]}, "durability": "flush"})
     assert status == 200 and body["message"]["seq"] == 2 and body["message"]["meta"]["tags"] == []
 
     status, _, body = jcall(server, "GET", "/v0/pools/msgs/messages/1")
@@ -144,9 +144,11 @@ def test_append_and_get(server):
     "body,fragment",
     [
         ({"tags": ["x"]}, "data"),
-        ({"data": 1, "durability": "sometimes"}, "durability"),
-        ({"data": 1, "tags": "notalist"}, "tags"),
-        ({"data": 1, "tags": [""]}, "tags"),
+        ({"data": {}, "durability": "sometimes"}, "durability"),
+        ({"data": {}, "tags": "notalist"}, "tags"),
+        ({"data": {}, "tags": [""]}, "tags"),
+        ({"data": [1, 2]}, "must be a JSON object"),
+        ({"data": "text"}, "must be a JSON object"),
     ],
 )
 def test_append_rejects_bad_bodies(server, body, fragment):
@@ -362,8 +364,8 @@ def test_asgi_app_mounts_under_a_prefix(tmp_path):
 
         status, _, body = jcall(S, "POST", "/plasmite/v0/pools", {"pool": "mounted"})
         assert status == 200 and body["pool"]["name"] == "mounted"
-        status, _, body = jcall(S, "POST", "/plasmite/v0/pools/mounted/append", {"data": "hi"})
-        assert status == 200 and body["message"]["data"] == "hi"
+        status, _, body = jcall(S, "POST", "/plasmite/v0/pools/mounted/append", {"data": {"msg": "hi"}})
+        assert status == 200 and body["message"]["data"] == {"msg": "hi"}
         status, _, payload = call(S, "GET", "/")
         assert payload == b"parent"
     finally:

@@ -274,7 +274,7 @@ def test_sigterm_stops_promptly_with_open_tails(tmp_path):
     tails = [c.open_pool("bye").open_stream(last=0) for _ in range(3)]
     started = _time.monotonic()
     code = s.stop()
-    assert code in (0, -15), s.stderr()  # uvicorn re-raises SIGTERM after a clean shutdown
+    assert code == 0, s.stderr()  # a graceful stop is a success
     assert _time.monotonic() - started < 10
     assert "Traceback" not in s.stderr()
     for t in tails:

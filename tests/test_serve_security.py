@@ -125,7 +125,7 @@ def test_read_only_allows_reads_and_forbids_writes(read_only):
 def test_write_only_allows_writes_and_forbids_reads(tmp_path):
     with ServerProcess(tmp_path, "--access", "write-only") as s:
         assert jcall(s, "POST", "/v0/pools", {"pool": "wo"})[0] == 200
-        status, _, out = jcall(s, "POST", "/v0/pools/wo/append", {"data": 1})
+        status, _, out = jcall(s, "POST", "/v0/pools/wo/append", {"data": {"n": 1}})
         assert status == 200 and out["message"]["seq"] == 1
         for method, path, body in [("GET", "/v0/pools", None), ("GET", "/v0/pools/wo/info", None),
                                    ("POST", "/v0/pools/open", {"pool": "wo"}), ("GET", "/v0/pools/wo/messages/1", None),
@@ -183,7 +183,7 @@ def test_without_cors_flags_preflight_is_refused(tmp_path):
 def test_body_limit(tmp_path):
     with ServerProcess(tmp_path, "--max-body-bytes", "1000") as s:
         jcall(s, "POST", "/v0/pools", {"pool": "small"})
-        ok = {"data": "x" * 900}
+        ok = {"data": {"x": "x" * 890}}
         assert jcall(s, "POST", "/v0/pools/small/append", ok)[0] == 200
         status, _, out = jcall(s, "POST", "/v0/pools/small/append", {"data": "x" * 1000})
         assert status == 413 and out["error"]["kind"] == "Usage" and "1000" in out["error"]["message"]
@@ -239,7 +239,7 @@ def test_tail_concurrency_limit_answers_busy(tmp_path):
         status, _, _ = call(s, "GET", "/v0/ui/pools/busy/events?timeout_ms=10")
         assert status == 423
         # Ordinary requests are unaffected by open tails.
-        assert jcall(s, "POST", "/v0/pools/busy/append", {"data": 1})[0] == 200
+        assert jcall(s, "POST", "/v0/pools/busy/append", {"data": {"n": 1}})[0] == 200
         a.close()
         # Closing a client frees its slot (the server notices the disconnect).
         deadline = time.monotonic() + 10

@@ -93,14 +93,23 @@ def ingest_stream(handle, fd: int, pool_ref: str, *, mode: str, errors: str, tag
     from . import ingest
     from .output import notice
 
-    if errors == "skip" and mode == "json":
-        raise UsageError("--errors skip needs input that can resynchronise",
-                         hint="use --in jsonl or --in json-seq with --errors skip, or --errors stop")
+    if errors == "skip" and mode == "jq":
+        raise UsageError("--errors skip is not supported with --in jq: a jq-style stream cannot resynchronise "
+                         "after a bad value",
+                         hint="use --in jsonl or --in auto (which resynchronise at line starts), or --errors stop")
 
     append_many = handle.append_many
     append_encoded = _encoded_appender(handle, tags)
+    engine = None
 
     def on_values(values: list) -> None:
+        if set(map(type, values)) - _DICT_ONLY:
+            i, v = next((i, v) for i, v in enumerate(values) if type(v) is not dict)
+            # Store the records before it, then stop (as upstream: whatever --errors says).
+            if i:
+                on_values(values[:i])
+                engine.outcome.ok += i
+            _reject_non_object(v, engine.outcome.total + 1)
         if append_encoded is not None:
             # Local JSON pool: encode here and skip building Message objects.
             done = append_encoded(values, durability, retries, delay_s)
@@ -117,7 +126,7 @@ def ingest_stream(handle, fd: int, pool_ref: str, *, mode: str, errors: str, tag
 
     def on_failure(f: "ingest.Failure") -> None:
         if errors == "stop":
-            hint = "fix the input, pick the right --in format, or use --errors skip to continue past bad records"
+            hint = f.hint or "fix the input, pick the right --in format, or use --errors skip to continue past bad records"
             raise UsageError(f"{f.message} (record {f.index})", hint=hint)
         notice("ingest_skip", cmd, pool_ref,
                "Skipped oversized record." if f.error_kind == "Oversize" else f"Skipped invalid JSON ({f.message}).",
@@ -131,6 +140,22 @@ def ingest_stream(handle, fd: int, pool_ref: str, *, mode: str, errors: str, tag
                {"total": outcome.total, "ok": outcome.ok, "failed": outcome.failed,
                 "pool_path": str(getattr(handle, "path", pool_ref))})
     return outcome
+
+
+_DICT_ONLY = {dict}
+
+
+def _reject_non_object(value, index: int | None = None) -> None:
+    """Message data must be a JSON object (upstream's rule): a Usage error naming what was given."""
+    from plasmite_core.client import require_object
+    from plasmite_core.errors import UsageError
+
+    try:
+        require_object(value)
+    except UsageError as err:
+        where = "" if index is None else f" (record {index})"
+        raise UsageError(f"{err.message}{where}",
+                         hint="""wrap the value in an object, e.g. '{"value":[1,2,3]}', or use jq to build one""") from None
 
 
 def _encoded_appender(handle, tags: list[str]):
@@ -205,13 +230,16 @@ def _parse_inline(data: str):
     from plasmite_core.errors import UsageError
 
     try:
-        return msgspec.json.decode(data.encode("utf-8", "surrogatepass"))
+        value = msgspec.json.decode(data.encode("utf-8", "surrogatepass"))
     except RecursionError:
         raise UsageError("invalid JSON in DATA: nested too deeply",
                          hint="flatten the value (at most a few hundred levels of nesting)") from None
     except (msgspec.DecodeError, UnicodeEncodeError) as exc:
         raise UsageError(f"invalid JSON in DATA: {exc}",
-                         hint="""give one JSON value, quoted for the shell, e.g. '{"x":1}'""") from None
+                         hint="""give one JSON object, quoted for the shell, e.g. '{"x":1}'""") from None
+    if type(value) is not dict:
+        _reject_non_object(value)
+    return value
 
 
 def _write_receipts(msgs, human: bool) -> None:

@@ -3,8 +3,12 @@
 Input modes:
 
 - ``jsonl``: one JSON value per line; blank lines are ignored.
-- ``json``: a stream of JSON values, pretty-printed or concatenated, separated
-  by optional whitespace (what ``jq`` prints without ``-c``).
+- ``json``: exactly one JSON value (a document, pretty or compact); a second
+  value is an error, so nothing of a misread stream is stored.
+- ``jq``: a stream of JSON values in any layout, pretty-printed, compact or
+  concatenated, separated by optional whitespace (what ``jq``, ``jq -c`` and
+  ``jq --stream`` print). It cannot resynchronise after a bad value, so
+  ``--errors skip`` is refused.
 - ``json-seq`` (alias ``seq``): RFC 7464 text sequences, each record introduced
   by the 0x1E record separator, as ``journalctl -o json-seq`` emits them.
 - ``event``: Server-Sent Events ``data:`` lines (what ``curl -N`` prints for an
@@ -12,7 +16,8 @@ Input modes:
 - ``auto`` (default): sniffed from the first chunk: a 0x1E byte means
   json-seq, a first line starting with ``data:``/``event:``/``id:``/``:`` means
   an event stream, otherwise JSON Lines that also accepts a value spread over
-  several lines (pretty JSON) or several values on one line.
+  several lines (pretty JSON) and several values on one line, including one
+  that starts where a multi-line value ends (``{"a":\n 3}{"a":4}``).
 
 Values are handed over in batches: everything complete in one read of the
 input goes to one ``Pool.append_many`` call, so a fast producer is stored with
@@ -31,7 +36,7 @@ from typing import Any, Callable
 
 import msgspec
 
-MODES = ("auto", "jsonl", "json", "json-seq", "seq", "event")
+MODES = ("auto", "jsonl", "json", "jq", "json-seq", "seq", "event")
 READ_SIZE = 1 << 18
 MAX_RECORD_BYTES = 1 << 20
 SNIPPET_BYTES = 200
@@ -54,6 +59,7 @@ class Failure:
     error_kind: str  # "Parse" | "Oversize"
     line: int | None = None
     snippet: str | None = None
+    hint: str | None = None
 
     def details(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mode": self.mode, "index": self.index, "error_kind": self.error_kind}
@@ -133,9 +139,10 @@ class Ingest:
             self._on_values(values)
             self.outcome.ok += len(values)
 
-    def _fail(self, mode: str, message: str, kind: str, line: int | None, snippet: bytes | str | None) -> None:
+    def _fail(self, mode: str, message: str, kind: str, line: int | None, snippet: bytes | str | None,
+              hint: str | None = None) -> None:
         self._index += 1
-        failure = Failure(self._index, mode, message, kind, line, None if snippet is None else _snippet(snippet))
+        failure = Failure(self._index, mode, message, kind, line, None if snippet is None else _snippet(snippet), hint)
         self._flush()
         self.outcome.failed += 1
         self._on_failure(failure)
@@ -156,6 +163,8 @@ class Ingest:
         if mode == "jsonl":
             self._run_lines(first, read, multi)
         elif mode == "json":
+            self._run_single_json(first, read)
+        elif mode == "jq":
             self._run_json_stream(first, read)
         elif mode == "json-seq":
             self._run_seq(first, read)
@@ -233,6 +242,13 @@ class Ingest:
             text = b"\n".join(acc)
             try:
                 value = _decode(text)
+            except _DecodeError as exc:
+                if "trailing characters" in str(exc) and self._drain_acc(text, line_no, multi):
+                    return
+                if len(text) > MAX_RECORD_BYTES:
+                    self._acc = None
+                    self._fail("jsonl", "record exceeds the 1 MiB size limit", "Oversize", self._acc_line, text)
+                return
             except _BAD:
                 if len(text) > MAX_RECORD_BYTES:
                     self._acc = None
@@ -266,7 +282,67 @@ class Ingest:
                 return
         self._fail("jsonl", f"invalid JSON on line {line_no}", "Parse", line_no, line)
 
-    # -- concatenated / pretty JSON ---------------------------------------
+    def _drain_acc(self, text: bytes, line_no: int, multi: bool) -> bool:
+        """The accumulated lines hold a complete value followed by more input
+        (``{"a":\n 3}{"a":4}``): accept the complete values and keep
+        accumulating an unfinished last one. False if the text does not start
+        with a complete value."""
+        try:
+            decoded = text.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        decoder = json.JSONDecoder()
+        pos, n, values = 0, len(decoded), []
+        while True:
+            while pos < n and decoded[pos] in " \t\r\n":
+                pos += 1
+            if pos >= n:
+                break
+            try:
+                value, pos = decoder.raw_decode(decoded, pos)
+            except (json.JSONDecodeError, RecursionError):
+                break
+            values.append(value)
+        if not values:
+            return False
+        self._acc = None
+        for v in values:
+            self._accept(v)
+        rest = decoded[pos:]
+        if rest.strip():
+            self._line(rest.encode("utf-8"), line_no, multi)
+        return True
+
+    # -- exactly one JSON value ---------------------------------------------
+    def _run_single_json(self, chunk: bytes, read) -> None:
+        parts, size = [], 0
+        while chunk:
+            size += len(chunk)
+            if size > MAX_RECORD_BYTES:
+                while read(READ_SIZE):  # consume the rest of the input unstored
+                    pass
+                self._fail("json", "record exceeds the 1 MiB size limit", "Oversize", None, b"".join(parts) or chunk)
+                return
+            parts.append(chunk)
+            chunk = read(READ_SIZE)
+        buf = b"".join(parts)
+        if not buf.strip():
+            return
+        try:
+            self._accept(_decode(buf))
+            return
+        except RecursionError:
+            self._fail("json", "invalid JSON: nested too deeply", "Parse", None, buf)
+            return
+        except _BAD as exc:
+            trailing = isinstance(exc, _DecodeError) and "trailing characters" in str(exc)
+        if trailing:
+            self._fail("json", "--in json takes exactly one JSON value; the input holds more than one", "Parse",
+                       None, buf, hint="use --in jq (or the default auto) for a stream of values; nothing was stored")
+        else:
+            self._fail("json", "truncated or malformed JSON document", "Parse", None, buf)
+
+    # -- concatenated / pretty JSON stream (--in jq) --------------------------
     def _run_json_stream(self, chunk: bytes, read) -> None:
         decoder = json.JSONDecoder()
         raw = b""
@@ -301,7 +377,7 @@ class Ingest:
                     value, end = decoder.raw_decode(text, pos)
                 except RecursionError:
                     line = text.count("\n", 0, pos) + 1 + self._json_lines_done
-                    self._fail("json", f"invalid JSON near line {line}: nested too deeply", "Parse", line,
+                    self._fail("jq", f"invalid JSON near line {line}: nested too deeply", "Parse", line,
                                text[pos : pos + SNIPPET_BYTES])
                     return
                 except json.JSONDecodeError as exc:
@@ -310,7 +386,7 @@ class Ingest:
                     kind = "Oversize" if n - pos > MAX_RECORD_BYTES else "Parse"
                     line = text.count("\n", 0, exc.pos) + 1 + self._json_lines_done
                     msg = "record exceeds the 1 MiB size limit" if kind == "Oversize" else f"invalid JSON near line {line}: {exc.msg}"
-                    self._fail("json", msg, kind, line, text[pos : pos + SNIPPET_BYTES])
+                    self._fail("jq", msg, kind, line, text[pos : pos + SNIPPET_BYTES])
                     return  # a JSON stream cannot be resynchronised
                 if end == n and not eof and text[pos] not in "{[\"":
                     break  # a bare number at the end of the buffer may continue

@@ -26,10 +26,21 @@ from plasmite_core.errors import (
     PermissionDeniedError,
     PlasmiteError,
     RetentionGapError,
+    ERROR_CLASSES as _ERROR_KIND_TO_CLASS,
     UsageError,
 )
 from plasmite_core.refs import default_pool_dir
 from plasmite_core.stream import Stream
+
+
+def _message_has_tags(message: Message, tags) -> bool:
+    """True when ``message`` carries every tag in ``tags``.
+
+    Upstream's binding names this helper; as there, a tail or replay without
+    a tag filter never calls it (local tails test tags on the raw frame).
+    """
+    have = message.tags
+    return all(t in have for t in tags)
 
 
 def __getattr__(name: str):

@@ -17,7 +17,7 @@ import msgspec
 
 from .codecs import JSON, canonical_json, encode_json
 from .envelope import Message, format_rfc3339
-from .errors import NotFoundError, PlasmiteError, UsageError, from_os_error
+from .errors import CorruptError, NotFoundError, PlasmiteError, UsageError, from_os_error
 from .pool import PoolFile, delete_pool_file
 from .refs import SUFFIX, default_pool_dir, pool_name_of, resolve_pool_ref
 from .stream import Stream
@@ -50,6 +50,32 @@ def _tags_blob(tags) -> bytes:
     if len(blob) > 0xFFFF:
         raise UsageError("too many or too long tags (more than 64 KiB in all)", hint="keep tags short; put data in the payload")
     return blob
+
+
+_KINDS = {list: "an array", tuple: "an array", str: "a string", bool: "a boolean", int: "a number",
+          float: "a number", type(None): "null"}
+
+
+def require_object(value: Any) -> None:
+    """Refuse message data that is not a JSON object, as upstream does.
+
+    Every message then has a Lite3 form and upstream clients sharing a pool
+    can read it. Called only for values that are not plain dicts, so the
+    append path pays one type test.
+    """
+    if isinstance(value, dict):
+        return
+    try:
+        first = _json_enc(value)[:1]
+    except Exception:  # unencodable: the encoder's own error is reported
+        first = b""
+    if first == b"{":  # msgspec Structs, dataclasses
+        return
+    kind = _KINDS.get(type(value), type(value).__name__)
+    raise UsageError(
+        f"message data must be a JSON object, got {kind}",
+        hint='wrap the value in an object, e.g. {"value": [1, 2, 3]}',
+    )
 
 
 class PoolInfo(NamedTuple):
@@ -174,6 +200,8 @@ class Pool:
             payload = self._encode(value)
         except (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError):
             payload = encode_json(value)  # raises the Usage error with its hint
+        if type(value) is not dict:
+            require_object(value)
         tags_raw = _tags_blob(tags) if tags else _EMPTY
         pf = self._pf
         if pf is None:
@@ -182,12 +210,19 @@ class Pool:
         return Message(seq, t, tags_raw, payload, self._payload_codec, value)
 
     def append_json(self, payload: bytes | str, tags: Iterable[str] = (), durability: Durability = Durability.FAST) -> bytes:
-        """Append JSON text (validated); returns the committed JSON envelope."""
-        if isinstance(payload, (bytearray, memoryview)):
-            payload = bytes(payload)
+        """Append a JSON object given as UTF-8 bytes (validated); returns the
+        committed JSON envelope. A ``str`` is a TypeError, as upstream's binding."""
+        if type(payload) is not bytes:
+            if isinstance(payload, (bytearray, memoryview)):
+                payload = bytes(payload)
+            else:
+                raise TypeError(f"payload must be bytes (UTF-8 JSON), not {type(payload).__name__}; "
+                                "use .encode() or append() for Python values")
         if not payload:
-            raise UsageError("payload is empty", hint="pass one JSON value, e.g. b'{}'")
+            raise UsageError("payload is empty", hint="pass one JSON object, e.g. b'{}'")
         data = canonical_json(payload)
+        if data[:1] != b"{":
+            require_object(msgspec.json.decode(data))
         if self._codec_obj is not JSON:
             data = self._codec_obj.from_json(data)
         tags_raw = _tags_blob(tags)
@@ -209,6 +244,9 @@ class Pool:
         enc = encode_json if codec is JSON else codec.encode
         tags_raw = _tags_blob(tags) if tags else _EMPTY
         vals = list(values)
+        for v in vals:
+            if type(v) is not dict:
+                require_object(v)
         items = [(tags_raw, enc(v)) for v in vals]
         return self._commit_many(items, vals, durability)
 
@@ -219,6 +257,8 @@ class Pool:
         vals = []
         encoded = []
         for v, tg in items:
+            if type(v) is not dict:
+                require_object(v)
             vals.append(v)
             encoded.append((_tags_blob(tg) if tg else _EMPTY, enc(v)))
         return self._commit_many(encoded, vals, durability)
@@ -226,7 +266,8 @@ class Pool:
     def append_encoded(self, items: list[tuple[bytes, bytes]], durability: Durability = Durability.FAST) -> list[tuple[int, int]]:
         """Low-level batch: ``(tags_blob, payload)`` already in the pool's codec.
 
-        For ingest paths (CLI feed) that validated JSON themselves; returns
+        For ingest paths (CLI feed) that validated JSON (objects only, see
+        ``require_object``) themselves; returns
         ``[(seq, time_ns)]``. ``tags_blob`` is b"" or a JSON array of strings.
         """
         return self._file().append_batch(items, bool(durability))
@@ -381,6 +422,38 @@ class Pool:
         return f"Pool({str(self.path)!r})"
 
 
+def _check_index_capacity(size_bytes: int, index_capacity: int) -> None:
+    """Refuse an index with more slots than the ring left beside it can ever
+    hold messages (as upstream refuses an index that does not fit): the
+    default geometry, one slot per smallest frame, is the most that is useful."""
+    from .format import plan_geometry
+
+    try:
+        most = plan_geometry(size_bytes).index_capacity
+    except ValueError:
+        return  # a size out of range: PoolFile.create reports it
+    if index_capacity > most:
+        raise UsageError(
+            f"index capacity {index_capacity} leaves too little ring: a pool of {size_bytes} bytes "
+            f"holds at most {most} messages",
+            hint=f"choose an index capacity of at most {most} (the default indexes every message), "
+                 "or a larger pool size",
+        )
+
+
+def _open_file(path: Path, ref: str | Path | None = None) -> PoolFile:
+    """``PoolFile.open``, telling an upstream Plasmite pool from a corrupt one."""
+    try:
+        return PoolFile.open(path)
+    except CorruptError:
+        from .upstream import not_ours_error, upstream_version
+
+        version = upstream_version(path)
+        if version is None:
+            raise
+        raise not_ours_error(path, version, None if ref is None else str(ref)) from None
+
+
 class Client:
     """Pools in one local directory (default ``~/.plasmite/pools``)."""
 
@@ -405,6 +478,8 @@ class Client:
     ) -> Pool:
         if not isinstance(size_bytes, int) or isinstance(size_bytes, bool) or size_bytes <= 0:
             raise UsageError(f"size_bytes must be a positive integer, got {size_bytes!r}", hint="e.g. 8 * 1024 * 1024")
+        if index_capacity:
+            _check_index_capacity(size_bytes, index_capacity)
         if codec != "json":
             from . import plugins
 
@@ -412,7 +487,7 @@ class Client:
         return Pool(PoolFile.create(self._path(pool_ref), size_bytes, index_capacity, codec))
 
     def open_pool(self, pool_ref: str | Path) -> Pool:
-        return Pool(PoolFile.open(self._path(pool_ref)))
+        return Pool(_open_file(self._path(pool_ref), pool_ref))
 
     def pool(self, pool_ref: str | Path, size_bytes: int = DEFAULT_POOL_SIZE_BYTES, **options: Any) -> Pool:
         """Open the pool, creating it when missing (safe against a racing creator)."""
@@ -428,7 +503,7 @@ class Client:
             raise
 
     def pool_info(self, pool_ref: str | Path) -> PoolInfo:
-        pf = PoolFile.open(self._path(pool_ref))
+        pf = _open_file(self._path(pool_ref), pool_ref)
         try:
             return _info_of(pf)
         finally:
@@ -447,7 +522,7 @@ class Client:
         out = []
         for p in entries:
             try:
-                pf = PoolFile.open(p)
+                pf = _open_file(p)
             except PlasmiteError:
                 continue
             try:

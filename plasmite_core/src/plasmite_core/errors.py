@@ -139,7 +139,9 @@ class InternalError(PlasmiteError):
     default_kind = ErrorKind.INTERNAL
 
 
-class UsageError(PlasmiteError):
+class UsageError(PlasmiteError, ValueError):
+    """Bad input from the caller; also a ``ValueError``, as upstream's binding raises."""
+
     default_kind = ErrorKind.USAGE
 
 

@@ -62,3 +62,36 @@ def protocol_class():
             super().connection_made(_CoalescingTransport(transport, asyncio.get_running_loop()))
 
     return CoalescingHttpToolsProtocol
+
+
+def graceful_server_class(on_exit):
+    """A ``uvicorn.Server`` that ends with exit status 0 after SIGTERM or SIGINT.
+
+    ``on_exit()`` runs first on the signal (the app ends its open tails, so
+    they finish their responses instead of being cancelled). uvicorn then
+    shuts down gracefully and, by default, re-raises the signal it caught, so
+    the process would die by SIGTERM (status 143) or raise KeyboardInterrupt
+    (130). A stop that systemd or a container runtime asked for and that
+    completed is a success, so this server forgets the caught signals before
+    uvicorn can re-raise them.
+    """
+    import contextlib
+
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            on_exit()
+            super().handle_exit(sig, frame)
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    captured = getattr(self, "_captured_signals", None)
+                    if isinstance(captured, list):
+                        captured.clear()
+
+    return GracefulServer

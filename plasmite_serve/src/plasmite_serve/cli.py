@@ -63,6 +63,7 @@ Notes:
     need --token-file and TLS (or --insecure-no-tls for demos).
   - Clients send `Authorization: Bearer <token>` when a token is set.
   - The web UI is at /ui; the OpenAPI document at /openapi.json.
+  - SIGTERM or Ctrl-C stops it gracefully (open tails end cleanly); exit 0.
 """
 
 
@@ -419,7 +420,7 @@ def _banner(cfg: ResolvedConfig, port: int, verbose: bool) -> str:
 
 
 def run_server(config: ServeConfig) -> None:
-    """Validate, bind, print the banner and serve until SIGINT/SIGTERM."""
+    """Validate, bind, print the banner and serve until SIGINT/SIGTERM (then exit 0)."""
     import uvicorn
 
     from .app import PlasmiteApp
@@ -436,7 +437,7 @@ def run_server(config: ServeConfig) -> None:
             Path(tmp_ready).write_text(format_hostport(cfg.host, port))
             os.replace(tmp_ready, ready)
         click.echo(_banner(cfg, port, sys.stderr.isatty()), err=True)
-        from ._uvicorn import protocol_class
+        from ._uvicorn import graceful_server_class, protocol_class
 
         uv_config = uvicorn.Config(
             app,
@@ -451,12 +452,8 @@ def run_server(config: ServeConfig) -> None:
             ssl_certfile=str(cfg.tls.cert_path) if cfg.tls else None,
             ssl_keyfile=str(cfg.tls.key_path) if cfg.tls else None,
         )
-        class _Server(uvicorn.Server):
-            def handle_exit(self, sig, frame) -> None:
-                app.begin_shutdown()  # open tails end within one slice instead of being cancelled
-                super().handle_exit(sig, frame)
-
-        server = _Server(uv_config)
+        # SIGTERM/SIGINT: open tails end within one slice, then a graceful stop and exit 0.
+        server = graceful_server_class(app.begin_shutdown)(uv_config)
         try:
             server.run(sockets=[sock])
         finally:

@@ -76,7 +76,7 @@ def openapi_document(max_tail_timeout_ms: int | None = None, max_pool_bytes: int
                             "required": ["tags"],
                             "properties": {"tags": {"type": "array", "items": {"type": "string"}}},
                         },
-                        "data": {"description": "Any JSON value"},
+                        "data": {"type": "object", "description": "The message data: a JSON object"},
                     },
                 },
                 "PoolInfo": {
@@ -225,7 +225,7 @@ def openapi_document(max_tail_timeout_ms: int | None = None, max_pool_bytes: int
                                     "type": "object",
                                     "required": ["data"],
                                     "properties": {
-                                        "data": {"description": "Any JSON value"},
+                                        "data": {"type": "object", "description": "The message data: a JSON object"},
                                         "tags": {"type": ["array", "null"], "items": TAG},
                                         "durability": {
                                             "type": ["string", "null"],

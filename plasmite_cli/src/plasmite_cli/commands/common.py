@@ -47,9 +47,9 @@ def remote_options(fn):
 def output_format(jsonl: bool, fmt: str | None) -> str:
     from plasmite_core.errors import UsageError
 
-    if jsonl and fmt is not None and fmt != "jsonl":
-        raise UsageError("conflicting output options --jsonl and --format pretty",
-                         hint="use --format jsonl (or --jsonl), or --format pretty, not both")
+    if jsonl and fmt is not None:
+        raise UsageError(f"conflicting output options --jsonl and --format {fmt}",
+                         hint="give one of them: --jsonl is short for --format jsonl")
     if fmt is not None:
         return fmt
     return "jsonl" if jsonl else "pretty"

@@ -2,7 +2,10 @@
 
 Without ``--repair`` nothing is changed. Exits 7 (Corrupt) when any inspected
 pool has a problem (after ``--repair``: one that could not be repaired), so
-scripts and cron jobs can alert on it; ``--json`` prints ``{"reports": [...]}``.
+scripts and cron jobs can alert on it; ``--json`` prints ``{"reports": [...]}``,
+each report carrying upstream's fields (``pool_ref``, ``status``,
+``last_good_seq``, ``issues`` with ``seq``/``offset``, ...) and this project's
+(``ok``, ``messages_checked``, ``bounds``, ``repaired``, ``notes``).
 """
 
 from __future__ import annotations
@@ -67,8 +70,19 @@ def doctor(ctx, pool, check_all, as_json, repair):
     reports = []
     from plasmite_core.errors import CorruptError
 
+    from plasmite_core.upstream import not_ours_error, upstream_version
+
     for name, path in targets:
-        if repair:
+        version = upstream_version(path)
+        if version is not None:
+            err = not_ours_error(path, version, name)
+            if pool:
+                raise err
+            rep = check_pool(path)  # listed as unreadable here, with the way out
+            rep.issues[:] = []
+            rep.add("upstream_format", err.message, 0)
+            rep.notes.append(err.hint)
+        elif repair:
             try:
                 rep = repair_pool(path)
             except CorruptError as err:  # not repairable (e.g. a damaged header)
@@ -76,7 +90,8 @@ def doctor(ctx, pool, check_all, as_json, repair):
                 rep.notes.append(f"not repaired: {err.message}" + (f" ({err.hint})" if err.hint else ""))
         else:
             rep = check_pool(path)
-        d = rep.to_dict()
+        d = _upstream_fields(name, rep)
+        d.update((k, v) for k, v in rep.to_dict().items() if k not in d)
         d["pool"] = name
         reports.append((name, rep, d))
     if as_json:
@@ -107,3 +122,26 @@ def doctor(ctx, pool, check_all, as_json, repair):
     if any(not rep.ok for _, rep, _ in reports):
         return int(ErrorKind.CORRUPT)
     return 0
+
+
+def _upstream_fields(name: str, rep) -> dict:
+    """The fields of upstream's doctor report, from this project's report."""
+    issues = [{"code": i.code, "message": i.message, "seq": None, "offset": i.offset} for i in rep.issues]
+    hints = []
+    if not rep.ok:
+        if any(i.code == "upstream_format" for i in rep.issues):
+            hints.append(f"convert it with `pls pool import {name}`")
+        elif all(i.code != "header" for i in rep.issues):  # a damaged header cannot be repaired
+            hints.append(f"run `pls doctor {name} --repair` to keep every intact message up to the first damaged one")
+        else:
+            hints.append("restore the pool file from a backup, or delete and recreate it")
+    return {
+        "pool_ref": name,
+        "path": rep.path,
+        "status": "ok" if rep.ok else "corrupt",
+        "last_good_seq": rep.newest_seq,
+        "issue_count": len(issues),
+        "issues": issues,
+        "remediation_hints": hints,
+        "snapshot_path": None,  # doctor never copies a pool aside
+    }

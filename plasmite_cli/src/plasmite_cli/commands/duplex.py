@@ -38,7 +38,7 @@ Ctrl-C. Remote refs accept --tail but not --create or --since.""",
               help="Print the N newest messages first.")
 @click.option("--since", metavar="WHEN", help="Start at messages from this time: 30m, 2h or RFC 3339.")
 @click.option("--echo-self", is_flag=True, help="Also print your own messages.")
-@click.option("--jsonl", is_flag=True, help="Print JSON Lines (same as --format jsonl).")
+@click.option("--jsonl", is_flag=True, help="Print JSON Lines (short for --format jsonl; give one or the other).")
 @click.option("--format", "fmt", type=click.Choice(["pretty", "jsonl"]), help="Output format (default pretty).")
 @click.option("--timeout", metavar="DURATION", help="Exit 124 if nothing is printed for DURATION.")
 @click.option("--create", is_flag=True, help="Create the pool if it does not exist (local refs).")

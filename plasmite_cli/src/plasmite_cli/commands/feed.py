@@ -11,16 +11,20 @@ Examples:
   pls feed chat '{"from":"alice","msg":"hello"}'      # inline JSON
   pls feed alerts --tag sev1 --tag api '{"msg":"down"}'
   jq -c '.items[]' data.json | pls feed items           # JSON Lines on stdin
+  jq '.items[]' data.json | pls feed items --in jq      # pretty values, any layout
   pls feed items --file events.jsonl                    # a file (- for stdin)
   journalctl -o json-seq -f | pls feed syslog --create  # a live json-seq stream
   pls feed ci --create '{"status":"green"}'             # create the pool if missing
 
 \b
-Input: exactly one of DATA, --file, or piped stdin. --in picks the stream
-format (auto detects JSON Lines, json-seq and event streams, and accepts
-pretty or concatenated JSON). --errors skip reports each bad record on stderr
-and exits 1 at the end if any was rejected; --errors stop (default) stops at
-the first one, after storing the records before it.
+Input: exactly one of DATA, --file, or piped stdin. Each message's data
+must be a JSON object ('[1,2]', '42' or '"text"' are Usage errors). --in
+picks the stream format: auto detects JSON Lines, json-seq and event
+streams, and accepts pretty or concatenated JSON; json takes exactly one
+document (a second value stores nothing); jq takes values in any layout.
+--errors skip reports each bad record on stderr and exits 1 at the end if
+any was rejected (not with --in jq, which cannot resynchronise); --errors
+stop (default) stops at the first one, after storing the records before it.
 
 \b
 Output: one receipt per stored message: `fed seq=N at TIME` on a terminal,
@@ -33,10 +37,12 @@ Output: one receipt per stored message: `fed seq=N at TIME` on a terminal,
 @click.option("--tag", "tags", multiple=True, metavar="TAG", help="Tag the message(s) (repeatable).")
 @click.option("-f", "--file", "file", metavar="PATH",
               help="Read a JSON value or stream from a file; - reads stdin.")
-@click.option("-i", "--in", "in_mode", type=click.Choice(["auto", "jsonl", "json", "json-seq", "seq", "event"]),
+@click.option("-i", "--in", "in_mode",
+              type=click.Choice(["auto", "jsonl", "json", "jq", "json-seq", "seq", "event"]),
               default="auto", show_default=True,
-              help="Stream format for --file/stdin: auto, jsonl (one value per line), json "
-                   "(pretty or concatenated values), json-seq (RFC 7464, alias seq), event (SSE data:).")
+              help="Stream format for --file/stdin: auto, jsonl (one value per line), json (exactly one "
+                   "value), jq (values in any layout, as jq prints them), json-seq (RFC 7464, alias seq), "
+                   "event (SSE data:).")
 @click.option("-e", "--errors", type=click.Choice(["stop", "skip"]), default="stop", show_default=True,
               help="On a bad stream record: stop, or skip it with a notice on stderr.")
 @click.option("--durability", type=click.Choice(["fast", "flush"]), default="fast", show_default=True,

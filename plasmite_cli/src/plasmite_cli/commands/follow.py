@@ -60,7 +60,7 @@ that long."""
 @click.option("--where", "where", multiple=True, metavar="EXPR",
               help="Keep messages for which the jq EXPR is true (repeatable; all must hold).")
 @click.option("--tag", "tags", multiple=True, metavar="TAG", help="Keep messages carrying TAG (repeatable; all must match).")
-@click.option("--jsonl", is_flag=True, help="Print JSON Lines (same as --format jsonl).")
+@click.option("--jsonl", is_flag=True, help="Print JSON Lines (short for --format jsonl; give one or the other).")
 @click.option("--format", "fmt", type=click.Choice(["pretty", "jsonl"]), help="Output format (default pretty).")
 @click.option("--data-only", is_flag=True, help="Print only each message's .data.")
 @click.option("--replay", type=float, metavar="SPEED",

@@ -1,4 +1,4 @@
-"""``pls pool create|info|list|delete``: manage pool files.
+"""``pls pool create|info|list|delete|import``: manage pool files.
 
 Human output is a short table or summary; ``--json`` gives the stable machine
 shape (pool info as in upstream's pool-info JSON). ``delete`` is best effort:
@@ -23,6 +23,7 @@ Examples:
   pls pool info chat --json
   pls pool list
   pls pool delete chat logs
+  pls pool import chat          # convert an upstream Plasmite pool
 
 \b
 Pools live in ~/.plasmite/pools unless --dir DIR (or PLASMITE_DIR) says
@@ -32,6 +33,14 @@ otherwise; put --dir before the command: pls --dir ./pools pool list""",
 )
 def pool():
     """Manage pool files (persistent ring buffers of JSON messages)."""
+
+
+def _local_only(ref: str, what: str) -> None:
+    from plasmite_core.errors import UsageError
+
+    if "://" in ref:
+        raise UsageError(f"pool {what} accepts local pool names or paths only",
+                         hint="manage remote pools on the server that hosts them")
 
 
 def _client_for(state, ref: str, what: str):
@@ -58,20 +67,26 @@ Examples:
   pls pool create chat
   pls pool create --size 8M bar baz
   pls pool create --size 64M --index-capacity 65536 events
+  pls pool create --codec msgpack metrics
   pls pool create --json chat
   pls pool create --size 64M redis://127.0.0.1:6379/events   # plasmite-redis
 
 \b
-Sizes take K/M/G suffixes (1024-based); the default is 1M.""",
+Sizes take K/M/G suffixes (1024-based); the default is 1M. An index with more
+slots than the ring can hold messages is a usage error (the default indexes
+every message). The codec is how payloads are stored; every codec reads and
+writes the same JSON messages.""",
     short_help="Create one or more pools.",
 )
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
 @click.option("--size", metavar="SIZE", help="Pool file size: bytes or K/M/G (default 1M).")
 @click.option("--index-capacity", type=click.IntRange(min=0), metavar="N",
               help="Slots of the seq index (default: sized from the pool; 0 disables).")
+@click.option("--codec", default="json", show_default=True, metavar="NAME",
+              help="Payload codec: json, msgpack, lite3 (plasmite-codecs) or a plugin's.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
-def create(ctx, names, size, index_capacity, as_json):
+def create(ctx, names, size, index_capacity, codec, as_json):
     """Create pools NAME... (AlreadyExists if one exists)."""
     from plasmite_core.client import DEFAULT_POOL_SIZE_BYTES
     from plasmite_core.errors import ErrorKind, PlasmiteError
@@ -84,7 +99,7 @@ def create(ctx, names, size, index_capacity, as_json):
     for name in names:
         client, ref = _client_for(state, name, "create")
         try:
-            p = client.create_pool(ref, size_bytes, index_capacity=index_capacity)
+            p = client.create_pool(ref, size_bytes, index_capacity=index_capacity, codec=codec)
         except PlasmiteError as err:
             if err.kind == ErrorKind.ALREADY_EXISTS:
                 err.message = f"pool already exists: {ref}"
@@ -160,8 +175,9 @@ Examples:
   pls pool list --json | jq -r '.pools[].name'
 
 \b
-Files not ending in .plasmite are ignored; a pool that cannot be read is
-listed with an error.""",
+Files not ending in .plasmite are ignored. A pool that cannot be read is
+listed with STATUS ERR and the reason in DETAIL (in JSON: an "error" entry
+holding the error envelope); readable pools show OK.""",
     short_help="List pools in the pool directory.",
 )
 @click.argument("server", metavar="[SERVER]", required=False)
@@ -169,6 +185,7 @@ listed with an error.""",
 @click.pass_context
 def list_(ctx, server, as_json):
     """List the pools in the pool directory, or on SERVER (e.g. redis://host:6379)."""
+    from plasmite_core.envelope import format_rfc3339
     from plasmite_core.errors import PlasmiteError, from_os_error
 
     from ..output import error_dict
@@ -190,8 +207,13 @@ def list_(ctx, server, as_json):
         try:
             d = client.pool_info(str(p)).to_dict()
             d["name"] = name
+            try:
+                d["mtime"] = format_rfc3339(p.stat().st_mtime_ns)
+            except OSError:
+                d["mtime"] = None
         except PlasmiteError as err:
-            d = {"name": name, "path": str(p), "error": error_dict(err)}
+            # upstream's entry for an unreadable pool: the error envelope under "error"
+            d = {"name": name, "path": str(p), "error": {"error": error_dict(err)}}
         pools.append(d)
     if as_json:
         emit_json({"pools": pools})
@@ -202,17 +224,75 @@ def list_(ctx, server, as_json):
     rows = []
     for d in pools:
         if "error" in d:
-            rows.append([d["name"], "-", "-", "-", f"error: {d['error']['message']}"])
+            rows.append([d["name"], "ERR", "-", "-", "-", "-", d["error"]["error"]["message"]])
             continue
         m = d["metrics"]
         rows.append([
             d["name"],
+            "OK",
             human_bytes(d["file_size"]),
             str(m["message_count"]),
             f"{m['utilization']['used_percent']}%",
             human_age(m["age"]["newest_age_ms"]),
+            "",
         ])
-    write_out(table(["NAME", "SIZE", "MESSAGES", "USED", "LAST WRITE"], rows))
+    write_out(table(["NAME", "STATUS", "SIZE", "MESSAGES", "USED", "LAST WRITE", "DETAIL"], rows))
+    return 0
+
+
+@pool.command(
+    "import",
+    epilog="""\b
+Examples:
+  pls pool import chat                  # convert ~/.plasmite/pools/chat.plasmite in place
+  pls pool import ./old/chat.plasmite chat
+  pls pool import chat chat2 --size 8M --json
+
+\b
+SOURCE is a pool file written by upstream Plasmite (format 3), given by name
+or path. Every retained message keeps its seq, time, tags and data, and new
+appends continue its numbering. Without NAME, or when NAME is SOURCE itself,
+the file is converted in place and the original is kept beside it as
+NAME.plasmite.upstream-v3.bak. The new pool has the source's file size
+unless --size says otherwise (a smaller pool keeps the newest messages that
+fit and says how many it dropped). Needs the lite3 codec (plasmite-codecs).""",
+    short_help="Convert an upstream Plasmite pool file into this format.",
+)
+@click.argument("source", metavar="SOURCE", shell_complete=complete_pool)
+@click.argument("name", metavar="[NAME]", required=False)
+@click.option("--size", metavar="SIZE", help="Size of the new pool: bytes or K/M/G (default: the source's).")
+@click.option("--index-capacity", type=click.IntRange(min=0), metavar="N",
+              help="Slots of the seq index (default: sized from the pool).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.pass_context
+def import_(ctx, source, name, size, index_capacity, as_json):
+    """Convert the upstream pool SOURCE into pool NAME (default: in place)."""
+    from plasmite_core.refs import resolve_pool_ref
+    from plasmite_core.upstream import import_pool
+
+    from ..parsing import parse_size
+
+    _local_only(source, "import")
+    state = get_state(ctx)
+    src = resolve_pool_ref(source, state.pool_dir)
+    if name is not None:
+        _local_only(name, "import")
+    dest = src if name is None else resolve_pool_ref(name, state.pool_dir)
+    size_bytes = parse_size(size) if size is not None else None
+    rep = import_pool(src, dest, size_bytes, index_capacity, source_ref=source)
+    out = {"source": rep.source, "pool": name or source, "path": rep.path, "messages": rep.messages,
+           "first_seq": rep.first_seq, "last_seq": rep.last_seq, "dropped_oldest": rep.dropped_oldest,
+           "backup": rep.backup}
+    if as_json:
+        emit_json({"imported": out})
+        return 0
+    seqs = f"seq {rep.first_seq}..{rep.last_seq}" if rep.messages else "no messages"
+    lines = [f"imported {out['pool']}: {rep.messages} messages ({seqs})", f"  path: {rep.path}"]
+    if rep.backup:
+        lines.append(f"  original kept as {rep.backup}")
+    if rep.dropped_oldest:
+        lines.append(f"  dropped the {rep.dropped_oldest} oldest messages that did not fit; use a larger --size to keep them")
+    write_out("\n".join(lines) + "\n")
     return 0
 
 
@@ -236,10 +316,10 @@ def _list_server(state, server: str, as_json: bool) -> int:
     if not pools:
         write_out(f"No pools on {targets.redact(server)}.\nCreate one: pls pool create {targets.redact(server)}/NAME\n")
         return 0
-    rows = [[d["name"], human_bytes(d["file_size"]), str(d["metrics"]["message_count"]),
-             f"{d['metrics']['utilization']['used_percent']}%", human_age(d["metrics"]["age"]["newest_age_ms"])]
+    rows = [[d["name"], "OK", human_bytes(d["file_size"]), str(d["metrics"]["message_count"]),
+             f"{d['metrics']['utilization']['used_percent']}%", human_age(d["metrics"]["age"]["newest_age_ms"]), ""]
             for d in pools]
-    write_out(table(["NAME", "SIZE", "MESSAGES", "USED", "LAST WRITE"], rows))
+    write_out(table(["NAME", "STATUS", "SIZE", "MESSAGES", "USED", "LAST WRITE", "DETAIL"], rows))
     return 0
 
 
