@@ -45,15 +45,23 @@ def test_append_json_and_encoded_paths(client):
     pool = client.create_pool(unique(), 1 << 20)
     env = pool.append_json(b'{ "a" : [1, 2] }', ["x"])
     assert env.endswith(b'"meta":{"tags":["x"]},"data":{"a":[1,2]}}')
-    assert pool.append_encoded([(b"", b"1"), (b'["t"]', b'"s"')]) == [(2, pool.get(2).time_ns), (3, pool.get(3).time_ns)]
-    assert pool.get(3).data == "s" and pool.get(3).tags == ["t"]
-    for bad in (b"", b"{nope"):
+    assert pool.append_encoded([(b"", b'{"n":1}'), (b'["t"]', b'{"s":1}')]) == [(2, pool.get(2).time_ns),
+                                                                              (3, pool.get(3).time_ns)]
+    assert pool.get(3).data == {"s": 1} and pool.get(3).tags == ["t"]
+    for bad in (b"", b"{nope", b"[1]", b'"text"'):
         with pytest.raises(Exception) as exc:
             pool.append_json(bad)
         assert exc.value.kind.label == "Usage"
     with pytest.raises(Exception) as exc:
         pool.append(object())
     assert exc.value.kind.label == "Usage"
+    for value in (1, "s", [1], None):
+        with pytest.raises(Exception) as exc:
+            pool.append(value)
+        assert exc.value.kind.label == "Usage" and "JSON object" in exc.value.message
+    with pytest.raises(TypeError):
+        pool.append_json('{"a": 1}')
+    assert pool.bounds() == (1, 3)  # nothing stored by the refused calls
 
 
 def test_lifecycle_and_kinds(client, redis_server):
@@ -86,10 +94,10 @@ def test_lifecycle_and_kinds(client, redis_server):
 def test_pool_deleted_under_a_writer_is_not_found(client):
     name = unique()
     pool = client.create_pool(name, 4096)
-    pool.append(1)
+    pool.append({"n": 1})
     client.delete_pool(name)
     with pytest.raises(Exception) as exc:
-        pool.append(2)
+        pool.append({"n": 2})
     assert exc.value.kind.label == "NotFound"
 
 
@@ -104,10 +112,10 @@ def test_retention_in_bytes_and_messages(client):
     kept = [m.seq for m in pool.tail(timeout_ms=0)]
     assert kept == list(range(info.oldest_seq, 201))
     counted = client.create_pool(unique(), 1 << 20, max_messages=10)
-    counted.append_many(list(range(25)))
+    counted.append_many([{"n": i} for i in range(25)])
     assert counted.bounds() == (16, 25)
     with pytest.raises(Exception) as exc:
-        pool.append("x" * 3000)
+        pool.append({"x": "x" * 3000})
     assert exc.value.kind.label == "Usage"
     assert pool.bounds()[1] == 200  # nothing stored by the refused append
 
@@ -115,11 +123,11 @@ def test_retention_in_bytes_and_messages(client):
 @pytest.mark.parametrize("error_on_gap", [False, True])
 def test_retention_gap_policies(client, error_on_gap):
     pool = client.create_pool(unique(), 1 << 20, max_messages=5)
-    pool.append_many(list(range(3)))
+    pool.append_many([{"n": i} for i in range(3)])
     gaps = []
     stream = pool.open_stream(since_seq=2, timeout_ms=2000, error_on_gap=error_on_gap,
                               on_gap=lambda first, resumed: gaps.append((first, resumed)))
-    pool.append_many(list(range(3, 20)))  # seqs 2..15 trimmed before they were read
+    pool.append_many([{"n": i} for i in range(3, 20)])  # seqs 2..15 trimmed before they were read
     if error_on_gap:
         with pytest.raises(Exception) as exc:
             stream.next()
@@ -148,14 +156,14 @@ def test_tails_from_seq_last_time_and_filters(client):
 
 def test_replay_keeps_spacing(client):
     pool = client.create_pool(unique(), 1 << 20)
-    pool.append(1)
+    pool.append({"n": 1})
     time.sleep(0.3)
-    pool.append(2)
+    pool.append({"n": 2})
     start = time.monotonic()
-    assert [m.data for m in pool.replay(speed=1.0, since_seq=1, timeout_ms=0)] == [1, 2]
+    assert [m.data["n"] for m in pool.replay(speed=1.0, since_seq=1, timeout_ms=0)] == [1, 2]
     assert time.monotonic() - start >= 0.25
     start = time.monotonic()
-    assert [m.data for m in pool.replay(speed=0, since_seq=1, timeout_ms=0)] == [1, 2]
+    assert [m.data["n"] for m in pool.replay(speed=0, since_seq=1, timeout_ms=0)] == [1, 2]
 
 
 def _calls(server: RedisServer, command: str) -> int:
@@ -191,13 +199,13 @@ def test_async_tails_share_one_blocked_connection(client, redis_server):
         await asyncio.sleep(1.0)
         blocked = int(redis_server.cli("info", "clients").split("blocked_clients:", 1)[1].split()[0])
         for i, p in enumerate(pools):
-            await asyncio.to_thread(p.append_many, [f"{i}a", f"{i}b"])
+            await asyncio.to_thread(p.append_many, [{"v": f"{i}a"}, {"v": f"{i}b"}])
         return blocked, await asyncio.gather(*tasks)
 
     blocked, results = asyncio.run(main())
     assert blocked == 1  # 20 async tails on 4 pools wait in one XREAD
     for i, p in enumerate(pools):
-        assert results[i * 5:(i + 1) * 5] == [[f"{i}a", f"{i}b"]] * 5
+        assert results[i * 5:(i + 1) * 5] == [[{"v": f"{i}a"}, {"v": f"{i}b"}]] * 5
 
 
 def test_durability_flush_waits_for_replicas(redis_server, tmp_path):
@@ -258,7 +266,7 @@ def test_busy_server_is_busy(client, redis_server):
     try:
         time.sleep(0.5)  # past busy-reply-threshold (100 ms)
         with pytest.raises(Exception) as exc:
-            pool.append(1)
+            pool.append({"n": 1})
         assert exc.value.kind.label == "Busy"
     finally:
         deadline = time.monotonic() + 30
@@ -268,7 +276,7 @@ def test_busy_server_is_busy(client, redis_server):
             except Exception:
                 pass
             spin.join(0.2)
-    assert pool.append(2).seq == 1
+    assert pool.append({"n": 2}).seq == 1
 
 
 def test_missing_plugin_is_a_usage_error_naming_the_package():

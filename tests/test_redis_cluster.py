@@ -54,7 +54,7 @@ def test_semantics_on_the_cluster(client):
 
     pool = client.open_pool("pool-3")
     first = pool.bounds()[1] or 0
-    msgs = pool.append_many([{"i": i} for i in range(80)], ["t"]) + [pool.append(1, durability=Durability.FLUSH)]
+    msgs = pool.append_many([{"i": i} for i in range(80)], ["t"]) + [pool.append({"i": 80}, durability=Durability.FLUSH)]
     assert [m.seq for m in msgs] == list(range(first + 1, first + 82))
     assert pool.get(msgs[-2].seq).data == {"i": 79}
     assert pool.bounds() == (first + 82 - 50, first + 81)  # max_messages=50
@@ -67,18 +67,18 @@ def test_semantics_on_the_cluster(client):
 def test_blocking_follow_and_async_tails_on_the_cluster(client):
     pools = [client.open_pool(n) for n in NAMES[:6]]
     stream = pools[0].open_stream(last=0)
-    threading.Timer(0.3, lambda: pools[0].append("wake")).start()
+    threading.Timer(0.3, lambda: pools[0].append({"wake": 1})).start()
     m = stream.next(30000)
-    assert m is not None and m.data == "wake"
+    assert m is not None and m.data == {"wake": 1}
 
     async def main():
         tasks = [asyncio.create_task(_two(p)) for p in pools]
         await asyncio.sleep(0.5)
         for p in pools:
-            await asyncio.to_thread(p.append_many, ["a", "b"])
+            await asyncio.to_thread(p.append_many, [{"v": "a"}, {"v": "b"}])
         return await asyncio.gather(*tasks)
 
-    assert asyncio.run(main()) == [["a", "b"]] * len(pools)
+    assert asyncio.run(main()) == [[{"v": "a"}, {"v": "b"}]] * len(pools)
 
 
 async def _two(pool):

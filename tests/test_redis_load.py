@@ -37,7 +37,7 @@ seqs = []
 gaps = []
 print("ready", flush=True)
 for m in pool.tail(since_seq=1, timeout_ms=120000, on_gap=lambda a, b: gaps.append((a, b))):
-    if m.data == "done":
+    if m.data.get("done"):
         break
     seqs.append(m.seq)
 print(json.dumps({"seqs": seqs, "gaps": gaps}))
@@ -62,7 +62,7 @@ def test_four_writers_two_followers(redis_server):
                 out, err = w.communicate(timeout=180)
                 assert w.returncode == 0, err
                 written.append(json.loads(out))
-            done = pool.append("done").seq
+            done = pool.append({"done": True}).seq
             results = []
             for f in followers:
                 out, err = f.communicate(timeout=180)

@@ -67,14 +67,14 @@ def test_stream_reports_a_gap_for_what_was_trimmed_while_it_was_away(durable_ser
 
     with RedisClient(durable_server.url) as c:
         pool = c.create_pool("small", 1 << 20, max_messages=5)
-        pool.append_many([1, 2, 3])
+        pool.append_many([{"n": 1}, {"n": 2}, {"n": 3}])
         gaps = []
         stream = pool.open_stream(since_seq=1, on_gap=lambda first, resumed: gaps.append((first, resumed)))
         assert [stream.next(5000).seq for _ in range(3)] == [1, 2, 3]
         durable_server.stop()
         durable_server.start()
         with RedisClient(durable_server.url) as writer:
-            writer.open_pool("small").append_many(list(range(4, 21)))  # 4..15 trimmed
+            writer.open_pool("small").append_many([{"n": i} for i in range(4, 21)])  # 4..15 trimmed
         m = stream.next(30000)  # the first read fails on the dead connection, then reconnects
         assert m is not None and m.seq == 16 and gaps == [(4, 16)]
 

@@ -12,7 +12,7 @@ from typing import Any, AsyncIterator, Iterable, Iterator
 
 import msgspec
 
-from plasmite_core.client import DEFAULT_POOL_SIZE_BYTES, Durability, PoolInfo, _tags_blob
+from plasmite_core.client import DEFAULT_POOL_SIZE_BYTES, Durability, PoolInfo, _tags_blob, require_object
 from plasmite_core.codecs import canonical_json, encode_json
 from plasmite_core.envelope import Message
 from plasmite_core.errors import NotFoundError, PlasmiteError, UsageError
@@ -239,16 +239,24 @@ class RedisPool:
             payload = self._encode(value)
         except (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError):
             payload = encode_json(value)  # raises the Usage error with its hint
+        if type(value) is not dict:
+            require_object(value)
         tags_raw = _tags_blob(tags) if tags else _EMPTY
         (seq, t), = self._append_raw([(tags_raw, payload)], durability)
         return Message(seq, t, tags_raw, payload, None, value)
 
     def append_json(self, payload: bytes | str, tags: Iterable[str] = (), durability: Durability = Durability.FAST) -> bytes:
-        if isinstance(payload, (bytearray, memoryview)):
+        """Append a JSON object given as UTF-8 bytes; returns the committed envelope."""
+        if type(payload) is not bytes:
+            if not isinstance(payload, (bytearray, memoryview)):
+                raise TypeError(f"payload must be bytes (UTF-8 JSON), not {type(payload).__name__}; "
+                                "use .encode() or append() for Python values")
             payload = bytes(payload)
         if not payload:
-            raise UsageError("payload is empty", hint="pass one JSON value, e.g. b'{}'")
+            raise UsageError("payload is empty", hint="pass one JSON object, e.g. b'{}'")
         data = canonical_json(payload)
+        if data[:1] != b"{":
+            require_object(msgspec.json.decode(data))
         tags_raw = _tags_blob(tags)
         (seq, t), = self._append_raw([(tags_raw, data)], durability)
         return Message(seq, t, tags_raw, data, None).raw
@@ -258,6 +266,9 @@ class RedisPool:
         """Append many values in as few round trips as possible; all share ``tags``."""
         tags_raw = _tags_blob(tags) if tags else _EMPTY
         vals = list(values)
+        for v in vals:
+            if type(v) is not dict:
+                require_object(v)
         items = [(tags_raw, encode_json(v)) for v in vals]
         return self._messages(items, vals, durability)
 
@@ -265,12 +276,14 @@ class RedisPool:
                            durability: Durability = Durability.FAST) -> list[Message]:
         vals, encoded = [], []
         for v, tg in items:
+            if type(v) is not dict:
+                require_object(v)
             vals.append(v)
             encoded.append((_tags_blob(tg) if tg else _EMPTY, encode_json(v)))
         return self._messages(encoded, vals, durability)
 
     def append_encoded(self, items: list[tuple[bytes, bytes]], durability: Durability = Durability.FAST) -> list[tuple[int, int]]:
-        """``(tags_blob, compact JSON payload)`` pairs, validated by the caller."""
+        """``(tags_blob, compact JSON object payload)`` pairs, validated by the caller."""
         return self._append_raw(items, durability)
 
     def _messages(self, items, vals, durability) -> list[Message]:
