@@ -32,7 +32,7 @@ from plasmite_core.stream import _tag_matcher
 from .errors import is_transient, map_error
 from .server import BLOCK_SLICE_MS
 
-_BATCH = 512
+_BATCH = 1024
 
 
 def entry_message(entry_id: bytes, fields: dict) -> Message:
