@@ -145,8 +145,8 @@ class RedisCluster:
             n.stop(save=False)
 
 
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
+@pytest.fixture(scope="module", name="redis_server")
+def redis_server_fixture(tmp_path_factory):
     """A redis-server shared by the tests of one module (each test uses its own pools)."""
     require_redis()
     server = RedisServer(tmp_path_factory.mktemp("redis"), "--busy-reply-threshold", "100").start()

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from redis_support import RedisServer, redis_server, require_redis, unique  # noqa: F401 (fixture)
+from redis_support import RedisServer, redis_server_fixture, require_redis, unique  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -7,11 +7,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
-from redis_support import redis_server, require_redis  # noqa: F401 (fixture)
+from redis_support import redis_server_fixture, require_redis  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.timeout(600)
 

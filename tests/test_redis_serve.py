@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from redis_support import redis_server, require_redis, unique  # noqa: F401 (fixture)
+from redis_support import redis_server_fixture, require_redis, unique  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.timeout(300)
 
