@@ -71,12 +71,15 @@ def map_error(exc: BaseException, where: str, pool: str | None = None) -> Plasmi
     if code == "OOM":
         return IoError(f"Redis at {where} is out of memory (maxmemory reached)",
                        hint="raise maxmemory, or shrink pools; evicting policies must not touch pool keys")
-    if "ID specified in XADD" in text:
-        return CorruptError(f"pool {pool or '?'} on {where}: stream and seq counter disagree", pool,
-                            hint="the pool's keys were changed outside Plasmite; recreate the pool")
-    if isinstance(exc, rx.ResponseError) and ("unknown command" in text or "WRONGTYPE" in text):
+    if "ID specified in XADD" in text or "WRONGTYPE" in text or "user_script" in text:
+        # A stream behind its seq counter, a key of another type, or a meta
+        # hash our scripts cannot read: the pool's keys were changed outside.
+        return CorruptError(f"pool {pool or '?'} on {where} is damaged: {text[:160]}", pool,
+                            hint="its keys (plasmite:{POOL}:meta and :log) were changed outside Plasmite; "
+                            "recreate the pool")
+    if isinstance(exc, rx.ResponseError) and "unknown command" in text:
         return UsageError(f"Redis at {where} cannot host pools: {text[:200]}",
-                          hint="Plasmite needs Redis 6.2 or newer with Lua scripting, and its own key names")
+                          hint="Plasmite needs Redis 6.2 or newer with Lua scripting")
     return InternalError(f"Redis at {where}: {type(exc).__name__}: {text[:200]}",
                          hint="report this with the command you ran")
 

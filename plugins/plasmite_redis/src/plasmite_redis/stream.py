@@ -12,7 +12,10 @@ to the server's newest seq so that new messages are not skipped.
 
 Async tails wait through one ``_Hub`` per client (one per pool on a Cluster):
 a thread blocked in a single ``XREAD`` over all the streams they watch, so
-many async tails cost one connection and one thread.
+many async tails cost one connection and one thread. Their reads run in
+worker threads; called on an event loop's thread, the non-waiting ``poll``
+and ``next(0)`` return only what is already fetched, so a server draining
+a tail between awaits never blocks its loop on Redis.
 """
 
 from __future__ import annotations
@@ -180,6 +183,8 @@ class RedisStream:
             return None
         if self._buf:
             return self._pop()
+        if timeout_ms == 0 and _in_event_loop():
+            return None  # never block a loop on the network: anext() reads in a thread
         call_deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000.0
         while True:
             left = self._left(call_deadline)
@@ -196,10 +201,14 @@ class RedisStream:
                 return None
 
     def poll(self, limit: int | None = None) -> list[Message]:
-        """Messages available now, without waiting (at most ``limit``)."""
+        """Messages available now, without waiting (at most ``limit``); inside
+        an event loop, only those an ``anext()`` already fetched."""
         out: list[Message] = []
+        in_loop = _in_event_loop()
         while not self._done and (limit is None or len(out) < limit):
             if not self._buf:
+                if in_loop:
+                    break
                 try:
                     self._read(None)
                 except Exception as exc:  # noqa: BLE001
@@ -369,6 +378,10 @@ class _Hub:
         finally:
             if conn is not None:
                 conn.close()
+
+
+def _in_event_loop() -> bool:
+    return asyncio._get_running_loop() is not None
 
 
 def _resolve(fut) -> None:
