@@ -306,6 +306,7 @@ class _Hub:
         self._watching: dict[str, int] = {}
         self._thread: threading.Thread | None = None
         self._conn_id: int | None = None
+        self._arrived = threading.Event()  # a waiter registered while the thread was idle
 
     async def wait(self, key: str, cursor: int, timeout: float | None) -> None:
         loop = asyncio.get_running_loop()
@@ -313,6 +314,7 @@ class _Hub:
         with self._lock:
             self._waiters.setdefault(key, {})[fut] = (loop, cursor)
             interrupt = key not in self._watching or self._watching[key] > cursor
+            self._arrived.set()
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="plasmite-redis-hub", daemon=True)
                 self._thread.start()
@@ -343,19 +345,20 @@ class _Hub:
         import redis
 
         conn = None
-        idle_since = time.monotonic()
         try:
             while True:
                 with self._lock:
                     watch = {k: min(c for _, c in ws.values()) for k, ws in self._waiters.items() if ws}
                     self._watching = watch
-                    if not watch and time.monotonic() - idle_since > 30:
-                        self._thread = None
-                        return
+                    if not watch:
+                        self._arrived.clear()
                 if not watch:
-                    time.sleep(0.05)
+                    if not self._arrived.wait(30):  # idle: end, unless a waiter came meanwhile
+                        with self._lock:
+                            if not self._waiters:
+                                self._thread = None
+                                return
                     continue
-                idle_since = time.monotonic()
                 try:
                     if conn is None:
                         conn = redis.Redis(connection_pool=self._node.connection_pool, single_connection_client=True)
