@@ -320,7 +320,7 @@ class _Hub:
                 self._thread.start()
                 interrupt = False
         if interrupt:
-            self._interrupt()
+            await asyncio.to_thread(self._interrupt, key, cursor)
         try:
             await asyncio.wait_for(fut, timeout)
         except asyncio.TimeoutError:
@@ -333,13 +333,22 @@ class _Hub:
                     if not ws:
                         del self._waiters[key]
 
-    def _interrupt(self) -> None:
-        conn_id = self._conn_id
-        if conn_id is not None:
-            try:
-                self._node.client_unblock(conn_id)
-            except rx.RedisError:
-                pass
+    def _interrupt(self, key: str, cursor: int) -> None:
+        """Make the thread's XREAD include ``key`` from ``cursor``: unblock it,
+        retrying while it is between taking its list of keys and blocking."""
+        for _ in range(500):
+            with self._lock:
+                watched = self._watching.get(key)
+                conn_id = self._conn_id
+            if watched is not None and watched <= cursor:
+                return
+            if conn_id is not None:
+                try:
+                    if self._node.client_unblock(conn_id):
+                        return
+                except rx.RedisError:
+                    return  # the thread's own read fails too and wakes everyone
+            time.sleep(0.002)
 
     def _run(self) -> None:
         import redis
