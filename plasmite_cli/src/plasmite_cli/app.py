@@ -45,7 +45,8 @@ NAME.plasmite lives in DIR; http(s)://host:port/NAME is a remote pool
 Errors go to stderr: text with a hint on a terminal, a JSON envelope
 {"error": {"kind", "message", "hint", ...}} otherwise. Exit codes: 1 Internal,
 2 Usage, 3 NotFound, 4 AlreadyExists, 5 Busy, 6 Permission, 7 Corrupt, 8 Io,
-9 RetentionGap; follow/duplex 124 on --timeout.
+9 RetentionGap; follow/duplex 124 on --timeout. A lock held longer than
+PLASMITE_LOCK_TIMEOUT (default 5s) is Busy; the hint names its holder.
 
 \b
 Aliases: poke = feed, peek = follow, get = fetch."""
@@ -65,6 +66,12 @@ class PlasmiteGroup(click.Group):
             from .main import StdoutClosed
 
             raise StdoutClosed() from None
+        except KeyboardInterrupt:
+            # Past click, whose handler writes a bare newline to stderr
+            # (non-TTY stderr carries one JSON object per line).
+            from .main import Interrupted
+
+            raise Interrupted() from None
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         cmd = self.commands.get(cmd_name)

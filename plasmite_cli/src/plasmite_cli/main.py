@@ -74,6 +74,11 @@ class StdoutClosed(Exception):
     would exit 1) to ``guarded``, which exits 141 quietly."""
 
 
+class Interrupted(Exception):
+    """Ctrl-C (SIGINT), carried past click to ``guarded``: exit 130, and on a
+    terminal a newline after the ``^C`` echo; nothing on non-TTY stderr."""
+
+
 def guarded(fn: Callable[[], int]) -> int:
     """Run ``fn`` and turn every way out of it into an exit code."""
     from plasmite_core.errors import InternalError, PlasmiteError
@@ -86,7 +91,8 @@ def guarded(fn: Callable[[], int]) -> int:
     except PlasmiteError as err:
         _render(err)
         return err.kind.exit_code
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):
+        _end_interrupted_line()
         return 130
     except (BrokenPipeError, StdoutClosed):
         _silence_stdout()
@@ -107,6 +113,15 @@ def guarded(fn: Callable[[], int]) -> int:
         )
         _render(err)
         return err.kind.exit_code
+
+
+def _end_interrupted_line() -> None:
+    try:
+        if sys.stderr.isatty():
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def _render(err) -> None:

@@ -17,6 +17,7 @@ import msgspec
 
 from .codecs import JSON, canonical_json, encode_json
 from .envelope import Message, format_rfc3339
+from . import leftovers, locks
 from .errors import CorruptError, NotFoundError, PlasmiteError, UsageError, from_os_error
 from .pool import PoolFile, delete_pool_file
 from .refs import SUFFIX, default_pool_dir, pool_name_of, resolve_pool_ref
@@ -186,6 +187,15 @@ class Pool:
         self.path = pf.path
         self.name = pool_name_of(pf.path)
         self.codec = pf.codec_name
+
+    @property
+    def lock_timeout(self) -> float:
+        """Seconds an append waits for the pool's write lock before BusyError."""
+        return self._file().lock_timeout
+
+    @lock_timeout.setter
+    def lock_timeout(self, value: float) -> None:
+        self._file().lock_timeout = locks.parse_timeout(value)
 
     def _file(self) -> PoolFile:
         pf = self._pf
@@ -441,10 +451,10 @@ def _check_index_capacity(size_bytes: int, index_capacity: int) -> None:
         )
 
 
-def _open_file(path: Path, ref: str | Path | None = None) -> PoolFile:
+def _open_file(path: Path, ref: str | Path | None = None, lock_timeout: float | None = None) -> PoolFile:
     """``PoolFile.open``, telling an upstream Plasmite pool from a corrupt one."""
     try:
-        return PoolFile.open(path)
+        return PoolFile.open(path, lock_timeout)
     except CorruptError:
         from .upstream import not_ours_error, upstream_version
 
@@ -455,12 +465,18 @@ def _open_file(path: Path, ref: str | Path | None = None) -> PoolFile:
 
 
 class Client:
-    """Pools in one local directory (default ``~/.plasmite/pools``)."""
+    """Pools in one local directory (default ``~/.plasmite/pools``).
 
-    def __init__(self, pool_dir: str | Path | None = None) -> None:
+    ``lock_timeout`` (seconds; default ``$PLASMITE_LOCK_TIMEOUT``, else 5) bounds
+    every wait for a lock: an append, create, delete or repair that cannot get
+    its lock in time raises ``BusyError`` naming the holder's PID when known.
+    """
+
+    def __init__(self, pool_dir: str | Path | None = None, *, lock_timeout: float | str | None = None) -> None:
         if pool_dir is not None and not str(pool_dir):
             raise UsageError("pool_dir is empty", hint="omit it for the default directory")
         self.pool_dir = Path(pool_dir).expanduser() if pool_dir is not None else default_pool_dir()
+        self.lock_timeout = locks.resolve_timeout(lock_timeout)
         self._closed = False
 
     def _path(self, ref: str | Path) -> Path:
@@ -484,10 +500,10 @@ class Client:
             from . import plugins
 
             plugins.codec(codec)  # fail before creating the file
-        return Pool(PoolFile.create(self._path(pool_ref), size_bytes, index_capacity, codec))
+        return Pool(PoolFile.create(self._path(pool_ref), size_bytes, index_capacity, codec, self.lock_timeout))
 
     def open_pool(self, pool_ref: str | Path) -> Pool:
-        return Pool(_open_file(self._path(pool_ref), pool_ref))
+        return Pool(_open_file(self._path(pool_ref), pool_ref, self.lock_timeout))
 
     def pool(self, pool_ref: str | Path, size_bytes: int = DEFAULT_POOL_SIZE_BYTES, **options: Any) -> Pool:
         """Open the pool, creating it when missing (safe against a racing creator)."""
@@ -510,9 +526,12 @@ class Client:
             pf.close()
 
     def list_pools(self) -> list[PoolInfo]:
-        """Pools in ``pool_dir`` sorted by name; unreadable files are skipped."""
+        """Pools in ``pool_dir`` sorted by name; unreadable files are skipped.
+
+        Also removes temp files that killed creators left (``sweep_leftovers``)."""
         if self._closed:
             raise UsageError("client is closed")
+        self.sweep_leftovers()
         try:
             entries = sorted(p for p in self.pool_dir.iterdir() if p.name.endswith(SUFFIX) and not p.name.startswith("."))
         except FileNotFoundError:
@@ -532,7 +551,20 @@ class Client:
         return out
 
     def delete_pool(self, pool_ref: str | Path) -> None:
-        delete_pool_file(self._path(pool_ref))
+        """Delete a pool; handles still open on it refuse appends (NotFound)."""
+        delete_pool_file(self._path(pool_ref), self.lock_timeout)
+
+    def sweep_leftovers(self) -> list[str]:
+        """Remove temp files of dead pool creators in ``pool_dir``; returns their
+        paths. Best effort: skipped while another process holds the directory's
+        admin lock."""
+        if not self.pool_dir.is_dir():
+            return []
+        try:
+            with locks.admin_lock(self.pool_dir, 0) as held:
+                return [str(item.path) for item in leftovers.sweep(self.pool_dir)] if held else []
+        except PlasmiteError:
+            return []
 
     def close(self) -> None:
         self._closed = True

@@ -12,7 +12,6 @@ followers see the dropped messages as a retention gap.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import struct
 import zlib
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import format as F
+from . import locks
 from .errors import CorruptError, PlasmiteError
 from .pool import PoolFile
 
@@ -158,9 +158,17 @@ def _check_open(pf: PoolFile, report: Report) -> None:
                 break
 
 
-def repair_pool(path: str | os.PathLike) -> Report:
-    """Repair in place under the writer lock: keep whole frames, rebuild state and index."""
+def repair_pool(path: str | os.PathLike, lock_timeout: float | None = None) -> Report:
+    """Repair in place under the directory's admin lock and the pool's write
+    lock (each waited for within ``lock_timeout``, then Busy): keep whole
+    frames, rebuild state and index."""
     path = Path(path)
+    timeout = locks.resolve_timeout(lock_timeout)
+    with locks.admin_lock(path.parent, timeout):
+        return _repair(path, timeout)
+
+
+def _repair(path: Path, timeout: float) -> Report:
     before = check_pool(path)
     if before.ok:
         return before
@@ -169,9 +177,9 @@ def repair_pool(path: str | os.PathLike) -> Report:
             f"cannot repair {path}: its header is damaged", str(path), offset=0,
             hint="restore the pool from a backup, or delete and recreate it",
         )
-    pf = PoolFile.open(path)
+    pf = PoolFile.open(path, timeout)
     try:
-        fcntl.flock(pf.fd, fcntl.LOCK_EX)
+        pf.lock()
         try:
             st = pf.read_state()
             R = pf.ring_size
@@ -199,7 +207,7 @@ def repair_pool(path: str | os.PathLike) -> Report:
                     F.INDEX_ENTRY.pack_into(pf.mm, pf.index_offset + (seq % icap) * 4, ((pos % R) >> 3) + 1)
             pf.mm.flush()
         finally:
-            fcntl.flock(pf.fd, fcntl.LOCK_UN)
+            pf.unlock()
     finally:
         pf.close()
     after = check_pool(path)

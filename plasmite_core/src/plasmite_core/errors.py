@@ -223,6 +223,11 @@ def from_os_error(exc: OSError, path: str | None = None, *, action: str = "acces
             f"already exists: {where}", where,
             hint="open the existing pool instead, or delete it first",
         )
+    if code == errno.ENAMETOOLONG:
+        return UsageError(
+            f"name too long: cannot {action} {where}", where,
+            hint="use a shorter pool name or path (file names are at most 255 bytes)",
+        )
     if code in (errno.EAGAIN, errno.EBUSY, errno.ETXTBSY):
         return BusyError(f"busy: {where}", where, hint="retry shortly")
     if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):

@@ -41,6 +41,10 @@ STATE_PAIR = struct.Struct("<QQQQQQII8xQQQQQQII")
 # deadline (ns) until which some follower may be sleeping on it.
 NOTIFY_COUNTER_OFFSET = 256
 WAITER_DEADLINE_OFFSET = 264
+# Lifecycle word: LIFE_DELETED once `delete` has unlinked the file, so that
+# writers still holding it open refuse to append (zero while the pool lives).
+LIFECYCLE_OFFSET = 272
+LIFE_DELETED = int.from_bytes(b"DELETED!", "little")
 
 # Frame: len I | crc I | seq Q | time_ns Q | payload_len I | tags_len H | kind B | flags B
 # then tags (JSON array text, empty meaning []), then payload, padded to 8 bytes.

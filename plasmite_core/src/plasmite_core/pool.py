@@ -18,7 +18,6 @@ A crash at any step leaves a state slot that describes only whole frames.
 from __future__ import annotations
 
 import errno
-import fcntl
 import mmap
 import os
 import struct
@@ -28,6 +27,7 @@ import zlib
 from pathlib import Path
 
 from . import format as F
+from . import leftovers, locks
 from .errors import (
     AlreadyExistsError,
     BusyError,
@@ -65,9 +65,11 @@ _MIN_FRAME = F.MIN_FRAME
 _SA = F.STATE_A_OFFSET
 _SB = F.STATE_B_OFFSET
 _time_ns = time.time_ns
-_LOCK_EX = fcntl.LOCK_EX
-_LOCK_UN = fcntl.LOCK_UN
-_flock = fcntl.flock
+_LOCK_EX_NB = locks.LOCK_EX_NB
+_LOCK_UN = locks.LOCK_UN
+_flock = locks.flock
+_wait_lock = locks.wait_for_write_lock
+_QLIFE = F.LIFECYCLE_OFFSET // 8
 
 SCAN_CHUNK = 256 * 1024
 
@@ -99,9 +101,12 @@ def _fault(step: str) -> None:
 class PoolFile:
     """One open pool file: its mapping, geometry and lock."""
 
-    def __init__(self, path: Path, fd: int, mm: mmap.mmap, header: F.StaticHeader, writable: bool) -> None:
+    def __init__(self, path: Path, fd: int, mm: mmap.mmap, header: F.StaticHeader, writable: bool,
+                 lock_timeout: float | None = None) -> None:
         self.path = path
         self.fd = fd
+        # Longest wait for the write lock (seconds) before Busy; see locks.py.
+        self.lock_timeout = locks.resolve_timeout(lock_timeout)
         self.mm = mm
         self.header = header
         self.writable = writable
@@ -125,7 +130,15 @@ class PoolFile:
 
     # ------------------------------------------------------------------ open
     @classmethod
-    def create(cls, path: Path, size: int, index_capacity: int | None = None, codec: str = "json") -> "PoolFile":
+    def create(cls, path: Path, size: int, index_capacity: int | None = None, codec: str = "json",
+               lock_timeout: float | None = None) -> "PoolFile":
+        """Create a pool file atomically (a hidden temp file, then a hard link).
+
+        Before allocating, temp files that dead creators left in the directory
+        are removed; the link and the first open happen under the directory's
+        admin lock, so a concurrent delete sees either no pool or the whole one.
+        """
+        timeout = locks.resolve_timeout(lock_timeout)
         try:
             geo = F.plan_geometry(int(size), index_capacity)
         except ValueError as exc:
@@ -146,7 +159,9 @@ class PoolFile:
             raise AlreadyExistsError(
                 f"pool already exists: {path}", str(path), hint="open it instead, or delete it first"
             )
-        tmp = parent / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+        with locks.admin_lock(parent, timeout):
+            leftovers.sweep(parent)
+        tmp = parent / leftovers.temp_name(path.name)
         try:
             fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
             try:
@@ -174,20 +189,22 @@ class PoolFile:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            try:
-                os.link(tmp, path)  # atomic, never clobbers a pool created meanwhile
-            except FileExistsError:
-                raise AlreadyExistsError(
-                    f"pool already exists: {path}", str(path), hint="open it instead, or delete it first"
-                ) from None
-            except OSError as exc:
-                if exc.errno in (errno.EPERM, errno.ENOTSUP, errno.EXDEV):
-                    # Filesystems without hard links: exclusive rename fallback.
-                    if path.exists():
-                        raise AlreadyExistsError(f"pool already exists: {path}", str(path)) from None
-                    os.rename(tmp, path)
-                else:
-                    raise
+            with locks.admin_lock(parent, timeout):
+                try:
+                    os.link(tmp, path)  # atomic, never clobbers a pool created meanwhile
+                except FileExistsError:
+                    raise AlreadyExistsError(
+                        f"pool already exists: {path}", str(path), hint="open it instead, or delete it first"
+                    ) from None
+                except OSError as exc:
+                    if exc.errno in (errno.EPERM, errno.ENOTSUP, errno.EXDEV):
+                        # Filesystems without hard links: exclusive rename fallback.
+                        if path.exists():
+                            raise AlreadyExistsError(f"pool already exists: {path}", str(path)) from None
+                        os.rename(tmp, path)
+                    else:
+                        raise
+                return cls.open(path, timeout)
         except PlasmiteError:
             raise
         except OSError as exc:
@@ -197,11 +214,11 @@ class PoolFile:
                 os.unlink(tmp)
             except OSError:
                 pass
-        return cls.open(path)
 
     @classmethod
-    def open(cls, path: Path) -> "PoolFile":
+    def open(cls, path: Path, lock_timeout: float | None = None) -> "PoolFile":
         path = Path(path)
+        lock_timeout = locks.resolve_timeout(lock_timeout)
         writable = True
         try:
             try:
@@ -228,6 +245,7 @@ class PoolFile:
         except OSError as exc:
             raise from_os_error(exc, str(path), action="open pool") from None
         try:
+            locks.register(fd, path)
             size = os.fstat(fd).st_size
             if size < F.HEADER_SIZE:
                 raise CorruptError(
@@ -250,9 +268,10 @@ class PoolFile:
             access = mmap.ACCESS_WRITE if writable else mmap.ACCESS_READ
             mm = mmap.mmap(fd, header.geometry.file_size, access=access)
         except BaseException:
+            locks.unregister(fd)
             os.close(fd)
             raise
-        pf = cls(path, fd, mm, header, writable)
+        pf = cls(path, fd, mm, header, writable, lock_timeout)
         try:
             pf.read_state()
         except BaseException:
@@ -273,6 +292,7 @@ class PoolFile:
             self.mm.close()
         except BufferError:
             pass  # a live export (stream in another thread); the GC closes it
+        locks.unregister(self.fd)
         try:
             os.close(self.fd)
         except OSError:
@@ -365,6 +385,18 @@ class PoolFile:
             gb = hq[_QB]
             if (ga if ga > gb else gb) == cached[0]:
                 return cached
+        return self._writer_state()
+
+    def _writer_state(self) -> tuple:
+        """The verified state for a writer holding the lock, refusing a pool
+        that was deleted meanwhile (a writer's cached state never survives a
+        delete: it publishes a new generation, so this costs the hot path nothing)."""
+        if self._hq[_QLIFE] == F.LIFE_DELETED:
+            raise NotFoundError(
+                f"pool was deleted: {self.path}", str(self.path),
+                hint="the pool was deleted while this handle had it open; nothing was appended. "
+                "Open it again (create it first if needed) to keep writing",
+            )
         return self._state_fields()
 
     def append(self, tags: bytes, payload: bytes, flush: bool = False) -> tuple[int, int]:
@@ -381,8 +413,18 @@ class PoolFile:
         if flen > R:
             raise self._too_big(flen)
         mm = self.mm
-        with self._tlock:
-            _flock(self.fd, _LOCK_EX)
+        tlock = self._tlock
+        if not tlock.acquire(False):
+            _wait_lock(self.fd, self.lock_timeout, self.path, tlock)
+        else:
+            try:
+                _flock(self.fd, _LOCK_EX_NB)
+            except BlockingIOError:
+                _wait_lock(self.fd, self.lock_timeout, self.path, tlock, True)
+            except BaseException:
+                tlock.release()
+                raise
+        try:
             try:
                 if _faults:
                     _fault("locked")
@@ -390,7 +432,7 @@ class PoolFile:
                 if cached is not None and cached[0] == (hq[_QA] if hq[_QA] > hq[_QB] else hq[_QB]):
                     gen, head, tail, newest, oldest, ntime = cached
                 else:
-                    gen, head, tail, newest, oldest, ntime = self._state_fields()
+                    gen, head, tail, newest, oldest, ntime = self._writer_state()
                 seq = newest + 1
                 t = _time_ns()
                 if t < ntime:
@@ -443,6 +485,8 @@ class PoolFile:
                 raise
             finally:
                 _flock(self.fd, _LOCK_UN)
+        finally:
+            tlock.release()
         return seq, t
 
     def append_batch(self, items: list[tuple[bytes, bytes]], flush: bool = False) -> list[tuple[int, int]]:
@@ -485,8 +529,18 @@ class PoolFile:
         R = self.ring_size
         icap = self.index_capacity
         io = self.index_offset
-        with self._tlock:
-            _flock(self.fd, _LOCK_EX)
+        tlock = self._tlock
+        if not tlock.acquire(False):
+            _wait_lock(self.fd, self.lock_timeout, self.path, tlock)
+        else:
+            try:
+                _flock(self.fd, _LOCK_EX_NB)
+            except BlockingIOError:
+                _wait_lock(self.fd, self.lock_timeout, self.path, tlock, True)
+            except BaseException:
+                tlock.release()
+                raise
+        try:
             try:
                 if _faults:
                     _fault("locked")
@@ -566,6 +620,8 @@ class PoolFile:
                 raise
             finally:
                 _flock(self.fd, _LOCK_UN)
+        finally:
+            tlock.release()
         return out
 
     def _flush(self) -> None:
@@ -788,36 +844,73 @@ class PoolFile:
         return lo
 
     # ------------------------------------------------------------ admin ops
-    def try_exclusive(self) -> bool:
+    def lock(self) -> None:
+        """Take the write lock for an admin operation, within ``lock_timeout``."""
+        self._tlock.acquire()
         try:
-            _flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
+            _flock(self.fd, _LOCK_EX_NB)
         except BlockingIOError:
-            return False
+            _wait_lock(self.fd, self.lock_timeout, self.path, self._tlock, True)
+        except BaseException:
+            self._tlock.release()
+            raise
 
     def unlock(self) -> None:
         _flock(self.fd, _LOCK_UN)
+        self._tlock.release()
+
+    def mark_deleted(self) -> None:
+        """Under the write lock: tell every handle on this file that its pool is
+        gone. Re-publishing the state under a new generation sends writers with
+        a cached state to the checked path (``_writer_state``)."""
+        self._hq[_QLIFE] = F.LIFE_DELETED
+        gen, head, tail, newest, oldest, ntime = self._state_fields()
+        self._publish(gen + 1, head, tail, newest, oldest, ntime)
+        self._wstate = None
 
 
-def delete_pool_file(path: Path) -> None:
-    """Remove a pool file; Busy while a writer holds its lock."""
+def delete_pool_file(path: Path, lock_timeout: float | None = None) -> None:
+    """Remove a pool file so that no writer ever acknowledges an append to it
+    afterwards: under the directory's admin lock and the pool's write lock
+    (each waited for within ``lock_timeout``, then Busy), unlink the file and
+    mark it deleted; writers that still have it open check the mark after
+    taking the lock and raise NotFound."""
     path = Path(path)
+    timeout = locks.resolve_timeout(lock_timeout)
+    with locks.admin_lock(path.parent, timeout):
+        try:
+            pf = PoolFile.open(path, timeout)
+        except NotFoundError:
+            raise NotFoundError(
+                f"pool not found: {path}", str(path), hint="`pls pool list` shows existing pools"
+            ) from None
+        except (CorruptError, UsageError) as exc:
+            if exc.kind == ErrorKind.USAGE and not path.is_file():
+                raise
+            # Not a readable pool (damaged or not ours): no writer can use it.
+            _unlink(path)
+            return
+        try:
+            pf.lock()
+            try:
+                mine, now = os.fstat(pf.fd), os.stat(path)
+                if (mine.st_dev, mine.st_ino) != (now.st_dev, now.st_ino):
+                    raise BusyError(f"pool was replaced while being deleted: {path}", str(path),
+                                    hint="retry the delete")
+                _unlink(path)
+                if pf.writable:
+                    pf.mark_deleted()
+            finally:
+                pf.unlock()
+        except FileNotFoundError:
+            raise NotFoundError(f"pool not found: {path}", str(path),
+                                hint="`pls pool list` shows existing pools") from None
+        finally:
+            pf.close()
+
+
+def _unlink(path: Path) -> None:
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        raise NotFoundError(f"pool not found: {path}", str(path), hint="`pls pool list` shows existing pools") from None
+        os.unlink(path)
     except OSError as exc:
         raise from_os_error(exc, str(path), action="delete pool") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise BusyError(
-                f"pool is busy: {path} is locked by a writer", str(path), hint="retry when appends finish"
-            ) from None
-        try:
-            os.unlink(path)
-        except OSError as exc:
-            raise from_os_error(exc, str(path), action="delete pool") from None
-    finally:
-        os.close(fd)

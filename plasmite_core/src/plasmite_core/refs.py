@@ -3,6 +3,9 @@
 1. contains ``/``: a path, used as is;
 2. ends in ``.plasmite``: a file inside the pool directory;
 3. otherwise: ``POOL_DIR/NAME.plasmite``.
+
+A bare name (cases 2 and 3) must pass ``validate_pool_name``, the one name
+rule of the API, the CLI and the server.
 """
 
 from __future__ import annotations
@@ -44,9 +47,7 @@ def resolve_pool_ref(ref: str | os.PathLike, pool_dir: str | os.PathLike | None 
     if "/" in ref:
         return Path(ref)
     base = Path(pool_dir) if pool_dir is not None else default_pool_dir()
-    if ref.endswith(SUFFIX):
-        return base / ref
-    return base / (ref + SUFFIX)
+    return base / (validate_pool_name(ref) + SUFFIX)
 
 
 def pool_name_of(path: Path) -> str:
@@ -54,19 +55,29 @@ def pool_name_of(path: Path) -> str:
     return name[: -len(SUFFIX)] if name.endswith(SUFFIX) else name
 
 
-_NAME_OK = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+_NAME_OK = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
+MAX_NAME_LENGTH = 128
 
 
 def validate_pool_name(name: str) -> str:
-    """A bare pool name safe to join to a directory (for servers)."""
+    """A bare pool name (``NAME`` or ``NAME.plasmite``) safe to join to a
+    directory; returns it without the suffix. The whole string must match:
+    no separators, no ``..``, no control characters (a trailing newline
+    included), at most 128 characters."""
     if not isinstance(name, str) or not name:
         raise UsageError("pool name is empty", hint="use letters, digits, '-', '_' and '.'")
     if name.endswith(SUFFIX):
         name = name[: -len(SUFFIX)]
-    if not _NAME_OK.match(name) or ".." in name:
+    if len(name) > MAX_NAME_LENGTH:
+        raise UsageError(
+            f"pool name is too long ({len(name)} characters)",
+            hint=f"pool names are at most {MAX_NAME_LENGTH} characters",
+        )
+    if not _NAME_OK.fullmatch(name) or ".." in name:
         raise UsageError(
             f"invalid pool name {name!r}",
             hint="pool names use letters, digits, '-', '_' and '.', at most 128 characters, "
-            "with no path separators or '..'",
+            "with no path separators or '..'; a local file of another name is opened by its path "
+            "(one that contains '/', e.g. ./my-file.plasmite)",
         )
     return name

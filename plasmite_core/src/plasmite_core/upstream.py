@@ -250,23 +250,27 @@ def import_pool(source: Path, dest: Path, size: int | None = None, index_capacit
         if not report.ok or report.messages_checked != len(built):
             raise InternalError(f"imported pool failed its check: {[i.message for i in report.issues]}",
                                 hint="this is a bug; the source pool is unchanged")
-        if in_place:
-            backup = dest.with_name(f"{dest.name}.upstream-v{version}.bak")
-            try:
-                os.link(dest, backup)
-            except FileExistsError:
-                raise AlreadyExistsError(f"a backup from an earlier import is in the way: {backup}", str(backup),
-                                         hint="move or delete it, then import again") from None
-            os.replace(tmp, dest)
-        else:
-            try:
-                os.link(tmp, dest)
-            except FileExistsError:
-                raise AlreadyExistsError(f"pool already exists: {dest}", str(dest)) from None
-            except OSError as exc:
-                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV):
-                    raise
-                os.rename(tmp, dest)
+        from . import locks
+
+        # Into place under the directory's admin lock (bounded, then Busy), as create does.
+        with locks.admin_lock(dest.parent, locks.resolve_timeout()):
+            if in_place:
+                backup = dest.with_name(f"{dest.name}.upstream-v{version}.bak")
+                try:
+                    os.link(dest, backup)
+                except FileExistsError:
+                    raise AlreadyExistsError(f"a backup from an earlier import is in the way: {backup}", str(backup),
+                                             hint="move or delete it, then import again") from None
+                os.replace(tmp, dest)
+            else:
+                try:
+                    os.link(tmp, dest)
+                except FileExistsError:
+                    raise AlreadyExistsError(f"pool already exists: {dest}", str(dest)) from None
+                except OSError as exc:
+                    if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV):
+                        raise
+                    os.rename(tmp, dest)
     except OSError as exc:
         raise from_os_error(exc, str(dest), action="import into") from None
     finally:

@@ -30,7 +30,12 @@ and time order) and the seq index, without changing anything. --repair
 rewrites a damaged pool's state and index under the writer lock, keeping
 every whole, checksummed message from the oldest up to the first damaged
 one (seqs are never reused; followers see the loss as a gap). Exits 7 if a
-pool is corrupt (with --repair: if it could not be repaired).""",
+pool is corrupt (with --repair: if it could not be repaired).
+
+\b
+--all also reports hidden temp files that killed `pool create` runs left
+(.NAME.plasmite.PID.TID.tmp); --repair, `pool list` and `pool create`
+remove those whose creator is gone.""",
     short_help="Check pools for corruption.",
 )
 @click.argument("pool", metavar="[POOL]", required=False, shell_complete=complete_pool)
@@ -68,9 +73,17 @@ def doctor(ctx, pool, check_all, as_json, repair):
             paths = []
         targets = [(p.name[: -len(".plasmite")], p) for p in paths]
     reports = []
+    from plasmite_core import leftovers
     from plasmite_core.errors import CorruptError
-
     from plasmite_core.upstream import not_ours_error, upstream_version
+
+    temp_files = leftovers.find(state.pool_dir) if check_all else []
+    if repair and any(not t.creator_alive for t in temp_files):
+        from plasmite_core import locks
+
+        with locks.admin_lock(state.pool_dir, locks.resolve_timeout()):
+            removed = {t.path for t in leftovers.sweep(state.pool_dir)}
+        temp_files = [t for t in temp_files if t.path not in removed]
 
     for name, path in targets:
         version = upstream_version(path)
@@ -95,11 +108,20 @@ def doctor(ctx, pool, check_all, as_json, repair):
         d["pool"] = name
         reports.append((name, rep, d))
     if as_json:
-        emit_json({"reports": [d for _, _, d in reports]})
+        out = {"reports": [d for _, _, d in reports]}
+        if check_all:
+            out["leftovers"] = [t.to_dict() for t in temp_files]
+        emit_json(out)
     else:
         lines = []
         if not reports:
             lines.append(f"No pools in {state.pool_dir}.")
+        for t in temp_files:
+            who = "running" if t.creator_alive else "dead"
+            lines.append(f"LEFTOVER {t.path.name}: {t.size} bytes, temp file of a `pool create` "
+                         f"by PID {t.pid} ({who})")
+        if any(not t.creator_alive for t in temp_files):
+            lines.append("`pls pool list` or `pls doctor --all --repair` removes temp files of dead creators")
         for name, rep, d in reports:
             issues = [i.get("message") if isinstance(i, dict) else str(i) for i in d.get("issues", [])]
             if rep.ok and d.get("repaired"):

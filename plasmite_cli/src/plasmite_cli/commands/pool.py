@@ -177,7 +177,9 @@ Examples:
 \b
 Files not ending in .plasmite are ignored. A pool that cannot be read is
 listed with STATUS ERR and the reason in DETAIL (in JSON: an "error" entry
-holding the error envelope); readable pools show OK.""",
+holding the error envelope); readable pools show OK. Hidden temp files that
+killed `pool create` runs left behind are removed (`pls doctor` reports
+them).""",
     short_help="List pools in the pool directory.",
 )
 @click.argument("server", metavar="[SERVER]", required=False)
@@ -194,13 +196,14 @@ def list_(ctx, server, as_json):
     if server is not None:
         return _list_server(state, server, as_json)
     base = state.pool_dir
+    client = state.client()
+    client.sweep_leftovers()
     try:
         paths = sorted(p for p in base.iterdir() if p.name.endswith(".plasmite") and not p.name.startswith("."))
     except FileNotFoundError:
         paths = []
     except OSError as exc:
         raise from_os_error(exc, str(base), action="list") from None
-    client = state.client()
     pools = []
     for p in paths:
         name = p.name[: -len(".plasmite")]
