@@ -42,7 +42,7 @@ class Location:
     def safe(self) -> str:
         return self.pool_safe(self.pool)
 
-    def server_url(self) -> str:
+    def server_url(self, with_db: bool = True) -> str:
         """The URL handed to redis-py (credentials included, never shown)."""
         auth = ""
         if self.username or self.password:
@@ -52,7 +52,8 @@ class Location:
             auth += "@"
         host = f"[{self.host}]" if ":" in self.host else self.host
         query = urlencode(self.extra)
-        return f"{self.scheme}://{auth}{host}:{self.port}/{self.db}" + (f"?{query}" if query else "")
+        db = f"/{self.db}" if with_db else ""
+        return f"{self.scheme}://{auth}{host}:{self.port}{db}" + (f"?{query}" if query else "")
 
 
 def _int(key: str, text: str, lo: int) -> int:
