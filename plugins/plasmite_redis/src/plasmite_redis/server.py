@@ -74,8 +74,7 @@ class Server:
                 raise UsageError(f"Redis Cluster at {self.where} has only database 0",
                                  hint="drop ?db= from the ref")
             self.cluster = True
-            return RedisCluster.from_url(self.loc.server_url(with_db=False), socket_connect_timeout=5.0,
-                                         socket_timeout=SOCKET_TIMEOUT_S)
+            return RedisCluster.from_url(self.loc.server_url(with_db=False), **self._options())
         except rx.RedisError as exc:
             raise map_error(exc, self.where) from None
 
