@@ -64,11 +64,13 @@ def _ping(port: int, password: str | None = None) -> bool:
 class RedisServer:
     """One redis-server; ``stop()``/``start()`` restart it on the same port and dir."""
 
-    def __init__(self, workdir: Path, *args: str, port: int | None = None, password: str | None = None) -> None:
+    def __init__(self, workdir: Path, *args: str, port: int | None = None, password: str | None = None,
+                 tls_cert: Path | None = None, tls_key: Path | None = None) -> None:
         self.port = port or free_port()
         self.dir = workdir / f"redis-{self.port}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.password = password
+        self.tls = (tls_cert, tls_key) if tls_cert else None  # then the port speaks TLS only
         self.args = list(args)
         self.proc: subprocess.Popen | None = None
 
@@ -77,14 +79,19 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}"
 
     def start(self) -> "RedisServer":
-        cmd = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+        ports = ["--port", str(self.port)]
+        if self.tls:
+            cert, key = self.tls
+            ports = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(cert), "--tls-key-file",
+                     str(key), "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no"]
+        cmd = [REDIS_SERVER, *ports, "--bind", "127.0.0.1", "--dir", str(self.dir),
                "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", str(self.dir / "log"),
                "--protected-mode", "no", *self.args]
         if self.password:
             cmd += ["--requirepass", self.password]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
-        while not _ping(self.port, self.password):
+        while not self._ready():
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 log = (self.dir / "log").read_text(errors="replace")[-2000:] if (self.dir / "log").exists() else ""
                 self.stop()
@@ -92,8 +99,16 @@ class RedisServer:
             time.sleep(0.05)
         return self
 
+    def _ready(self) -> bool:
+        if not self.tls:
+            return _ping(self.port, self.password)
+        log = self.dir / "log"
+        return log.exists() and "Ready to accept connections" in log.read_text(errors="replace")
+
     def cli(self, *args: str, timeout: float = 30) -> str:
         cmd = [REDIS_CLI, "-p", str(self.port)]
+        if self.tls:
+            cmd += ["--tls", "--cacert", str(self.tls[0])]
         if self.password:
             cmd += ["--no-auth-warning", "-a", self.password]
         return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout, check=True).stdout

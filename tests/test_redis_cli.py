@@ -99,3 +99,31 @@ def test_errors_and_credentials(redis_server, tmp_path):
     assert r.returncode == 8 and error_of(r)["kind"] == "Io"
     r = pls("feed", "redis://u:pw@[bad/p", "{}", pool_dir=tmp_path)
     assert r.returncode == 2 and "pw" not in r.stderr
+
+
+def test_rediss_with_tls_ca(tmp_path):
+    require_redis()
+    from plasmite_serve.config import generate_self_signed
+
+    cert, key, _fp = generate_self_signed("127.0.0.1")
+    (tmp_path / "cert.pem").write_bytes(cert)
+    (tmp_path / "key.pem").write_bytes(key)
+    server = RedisServer(tmp_path, tls_cert=tmp_path / "cert.pem", tls_key=tmp_path / "key.pem")
+    port = server.port
+    try:
+        try:
+            server.start()
+        except RuntimeError as exc:
+            pytest.skip(f"redis-server without TLS support: {str(exc)[-200:]}")
+        ref = f"rediss://127.0.0.1:{port}/secure"
+        r = pls("feed", ref, "--create", "--tls-ca", str(tmp_path / "cert.pem"), '{"a":1}', pool_dir=tmp_path)
+        assert r.returncode == 0, r.stderr
+        r = pls("feed", ref, '{"a":2}', pool_dir=tmp_path)  # the self-signed certificate is not trusted
+        assert r.returncode == 8 and "--tls-ca" in error_of(r)["hint"]
+        r = pls("follow", ref, "--tail", "5", "--jsonl", "--timeout", "300ms", "--tls-ca", str(tmp_path / "cert.pem"),
+                pool_dir=tmp_path)
+        assert [m["data"] for m in jsonl(r.stdout)] == [{"a": 1}]
+        r = pls("feed", f"redis://127.0.0.1:{port}/x", '{"a":3}', "--tls-ca", str(tmp_path / "cert.pem"), pool_dir=tmp_path)
+        assert r.returncode == 2  # TLS options on a plain redis:// ref
+    finally:
+        server.stop(save=False)

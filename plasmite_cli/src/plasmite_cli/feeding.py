@@ -50,8 +50,8 @@ def run_feed(state, pool: str, data: str | None, *, tags=(), file: str | None = 
         handle = targets.remote_pool(pool, "feed", token=token, token_file=token_file,
                                      tls_ca=tls_ca, tls_skip_verify=tls_skip_verify)
     else:
-        targets.reject_remote_flags("feed", token, token_file, tls_ca, tls_skip_verify)
-        handle = targets.open_pool(state, pool, "feed", create=create, create_size=size)
+        handle = targets.open_pool(state, pool, "feed", create=create, create_size=size, token=token,
+                                   token_file=token_file, tls_ca=tls_ca, tls_skip_verify=tls_skip_verify)
 
     out = sys.stdout
     human = _isatty(out)

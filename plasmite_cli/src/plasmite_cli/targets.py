@@ -97,11 +97,16 @@ def transport_client(ref: str, **opts: Any) -> tuple[Any, str]:
 
 
 def open_pool(state, ref: str, cmd: str, *, create: bool = False, create_size: int | None = None,
-              can_create: bool = True):
-    """A local pool, or a pool of a non-http transport, opened (or created) alike."""
+              can_create: bool = True, token: str | None = None, token_file: str | None = None,
+              tls_ca: str | None = None, tls_skip_verify: bool = False):
+    """A local pool, or a pool of a non-http transport, opened (or created) alike.
+
+    The remote flags go to the transport (which refuses those it cannot
+    honour); a local ref refuses them all."""
     if not is_url(ref):
+        reject_remote_flags(cmd, token, token_file, tls_ca, tls_skip_verify)
         return open_local(state, ref, cmd, create=create, create_size=create_size, can_create=can_create)
-    client, name = transport_client(ref)
+    client, name = transport_client(ref, **remote_options(token, token_file, tls_ca, tls_skip_verify))
     if not name:
         raise UsageError(f"no pool named in {redact(ref)}", hint="append the pool name: scheme://host:port/POOL")
     from plasmite_core.client import DEFAULT_POOL_SIZE_BYTES
@@ -119,9 +124,9 @@ def open_pool(state, ref: str, cmd: str, *, create: bool = False, create_size: i
         raise
 
 
-def remote_pool(ref: str, cmd: str, *, token: str | None = None, token_file: str | None = None,
-                tls_ca: str | None = None, tls_skip_verify: bool = False):
-    """Open a pool through the transport registered for the URL's scheme."""
+def remote_options(token: str | None, token_file: str | None, tls_ca: str | None,
+                   tls_skip_verify: bool) -> dict[str, Any]:
+    """The transport options of the remote flags that were given."""
     opts: dict[str, Any] = {}
     if token_file:
         token = read_token_file(token_file)
@@ -134,8 +139,14 @@ def remote_pool(ref: str, cmd: str, *, token: str | None = None, token_file: str
 
         write_err("warning: --tls-skip-verify disables TLS certificate verification (unsafe)\n")
         opts["tls_skip_verify"] = True
+    return opts
+
+
+def remote_pool(ref: str, cmd: str, *, token: str | None = None, token_file: str | None = None,
+                tls_ca: str | None = None, tls_skip_verify: bool = False):
+    """Open a pool through the transport registered for the URL's scheme."""
     base = split_url(ref)[1]
-    client, name = transport_client(ref, **opts)
+    client, name = transport_client(ref, **remote_options(token, token_file, tls_ca, tls_skip_verify))
     try:
         return client.open_pool(name)
     except PlasmiteError as err:
@@ -171,8 +182,8 @@ def reject_remote_flags(cmd: str, token: Any = None, token_file: Any = None,
     ]
     if used:
         raise UsageError(
-            f"{', '.join(used)} only apply to http(s) pool refs",
-            hint=f"remove {' and '.join(used)}, or give `pls {cmd}` an http(s)://host:port/POOL ref",
+            f"{', '.join(used)} only apply to remote pool refs",
+            hint=f"remove {' and '.join(used)}, or give `pls {cmd}` a URL ref (http(s)://host:port/POOL)",
         )
 
 

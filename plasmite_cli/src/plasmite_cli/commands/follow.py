@@ -104,8 +104,8 @@ def follow(ctx, pool, tail, since, one, timeout, where, tags, jsonl, fmt, data_o
                                      tls_ca=tls_ca, tls_skip_verify=tls_skip_verify)
         label = pool
     else:
-        targets.reject_remote_flags("follow", token, token_file, tls_ca, tls_skip_verify)
-        handle = targets.open_pool(get_state(ctx), pool, "follow", create=create)
+        handle = targets.open_pool(get_state(ctx), pool, "follow", create=create, token=token,
+                                   token_file=token_file, tls_ca=tls_ca, tls_skip_verify=tls_skip_verify)
         label = str(getattr(handle, "path", pool))
 
     if since_ns is not None and since_ns > now:

@@ -52,7 +52,7 @@ class RedisClient:
                  tls_skip_verify: bool = False, **options: Any) -> None:
         if options:
             raise UsageError(
-                f"{', '.join(sorted(options))} do not apply to redis refs",
+                f"redis refs take no {', '.join(sorted(options))} option",
                 hint="put credentials in the ref: redis://user:password@host:port/POOL",
             )
         self.location: Location = parse(url)

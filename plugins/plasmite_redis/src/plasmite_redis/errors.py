@@ -55,6 +55,10 @@ def map_error(exc: BaseException, where: str, pool: str | None = None) -> Plasmi
     if isinstance(exc, rx.TimeoutError):
         return IoError(f"Redis at {where} did not answer in time",
                        hint="check the network and the server's load; slow commands show in SLOWLOG")
+    if isinstance(exc, rx.ConnectionError) and ("certificate" in text.lower() or "SSL" in text):
+        return IoError(f"TLS handshake with Redis at {where} failed: {text[:160]}",
+                       hint="trust the server's certificate with --tls-ca PEM (or ?ssl_ca_certs=PEM in the ref); "
+                       "is the port a TLS port?")
     if isinstance(exc, rx.ConnectionError):
         return IoError(f"cannot reach Redis at {where}: {_cause(exc)}",
                        hint="is redis-server running and listening there? check host, port, TLS (rediss://) "
