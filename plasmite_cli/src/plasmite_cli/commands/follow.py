@@ -115,9 +115,9 @@ def follow(ctx, pool, tail, since, one, timeout, where, tags, jsonl, fmt, data_o
     drops = DropNotices(targets.redact(pool), label, quiet=quiet_drops)
     opts: dict[str, Any] = {"on_gap": drops.gap}
     if tag_list:
-        if targets.is_http(pool):
-            # Remote: test tags here so every message reaches the client and
-            # the --tail scan knows when it has seen the newest one.
+        if targets.is_url(pool):
+            # Over a network: test tags here so every message reaches the client
+            # and the --tail scan knows when it has seen the newest one.
             predicate = _and(_has_tags(tag_list), predicate)
         else:
             opts["tags"] = tag_list  # the core tests tags without decoding payloads
