@@ -233,7 +233,7 @@ def test_slowloris_body_does_not_block_others(env):
     stalled = []
     for _ in range(8):
         s = socket.create_connection((host, int(port)))
-        s.sendall(b"POST /v0/pools/canary/append HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        s.sendall(b"POST /v0/pools/canary/append HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                   b"Content-Length: 60000\r\n\r\n{\"data\":")
         stalled.append(s)
     try:

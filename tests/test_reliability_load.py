@@ -215,7 +215,9 @@ def test_server_64_tails_steady_appends_flat_memory(tmp_path):
         host, port = server.address.rsplit(":", 1)
         port = int(port)
         conn = http.client.HTTPConnection(host, port, timeout=10)
-        conn.request("POST", "/v0/pools", body=json.dumps({"pool": "srv", "size_bytes": 64 * 1024 * 1024}))
+        json_type = {"Content-Type": "application/json"}
+        conn.request("POST", "/v0/pools", body=json.dumps({"pool": "srv", "size_bytes": 64 * 1024 * 1024}),
+                     headers=json_type)
         resp = conn.getresponse()
         created = json.loads(resp.read())
         assert resp.status == 200 and created["pool"]["file_size"] == 64 * 1024 * 1024, created
@@ -232,7 +234,8 @@ def test_server_64_tails_steady_appends_flat_memory(tmp_path):
         warm = time.monotonic() + min(2.0, secs / 4)
         next_sample = 0.0
         while budget:
-            conn.request("POST", "/v0/pools/srv/append", body=json.dumps({"data": {"i": appended, "pad": "m" * 100}}))
+            conn.request("POST", "/v0/pools/srv/append", body=json.dumps({"data": {"i": appended, "pad": "m" * 100}}),
+                         headers=json_type)
             resp = conn.getresponse()
             body = resp.read()
             assert resp.status == 200, body

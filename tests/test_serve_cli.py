@@ -42,9 +42,34 @@ def test_check_json_defaults(tmp_path):
     assert report["listen"] == "127.0.0.1:9700" and report["scope"] == "loopback only"
     assert report["base_url"] == "http://127.0.0.1:9700" and report["web_ui"].endswith("/ui")
     assert report["auth"] == "none" and report["tls"] == "disabled" and report["access"] == "read-write"
-    assert report["limits"] == {
+    limits = report["limits"]
+    effective = limits.pop("max_connections_effective")
+    assert limits == {
         "max_body_bytes": 1048576, "max_tail_timeout_ms": 30000, "max_tail_concurrency": 64, "max_pool_bytes": 1 << 30,
+        "idle_timeout_ms": 30000, "head_timeout_ms": 10000, "body_timeout_ms": 30000, "max_connections": 1024,
+        "lock_timeout_ms": 5000,
     }
+    assert 8 <= effective <= 1024
+    assert report["allowed_hosts"] == ["localhost", "*.localhost", "loopback IPs"]
+
+
+def test_check_reports_hosts_timeouts_and_the_descriptor_cap(tmp_path):
+    """--allowed-host entries are normalized; a low descriptor limit lowers the connection cap to half of it."""
+    proc = subprocess.run(
+        ["prlimit", "--nofile=256", sys.executable, "-m", "plasmite_serve", "--dir", str(tmp_path),
+         "--allowed-host", "Pools.Example.COM", "--allowed-host", ".lan", "--allowed-host", "[::1]",
+         "--head-timeout-ms", "1500", "--body-timeout-ms", "2500", "--idle-timeout-ms", "3500",
+         "--lock-timeout-ms", "700", "check", "--json"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)["check"]
+    assert report["allowed_hosts"][-3:] == ["pools.example.com", ".lan", "::1"]
+    limits = report["limits"]
+    assert (limits["head_timeout_ms"], limits["body_timeout_ms"], limits["idle_timeout_ms"],
+            limits["lock_timeout_ms"]) == (1500, 2500, 3500, 700)
+    assert limits["max_connections"] == 1024 and limits["max_connections_effective"] == 128
+    text = serve_cmd("--dir", str(tmp_path), "--bind", "0.0.0.0:9700", "--allow-non-loopback", "--access",
+                     "read-only", "check").stdout
+    assert "any IP address" in text and "head 10000 ms" in text
 
 
 def test_check_text_and_effective_values(tmp_path):
@@ -79,6 +104,15 @@ def test_check_text_and_effective_values(tmp_path):
         (["--max-body-bytes", "0"], "Usage", "--max-body-bytes"),
         (["--max-tail-timeout-ms", "0"], "Usage", "--max-tail-timeout-ms"),
         (["--max-tail-concurrency", "0"], "Usage", "--max-tail-concurrency"),
+        (["--head-timeout-ms", "0"], "Usage", "--head-timeout-ms"),
+        (["--body-timeout-ms", "-1"], "Usage", "--body-timeout-ms"),
+        (["--idle-timeout-ms", "0"], "Usage", "--idle-timeout-ms"),
+        (["--max-connections", "0"], "Usage", "--max-connections"),
+        (["--lock-timeout-ms", "0"], "Usage", "--lock-timeout-ms"),
+        (["--allowed-host", "https://a.example"], "Usage", "not a URL"),
+        (["--allowed-host", "a.example:8080"], "Usage", "no port"),
+        (["--allowed-host", "bad host"], "Usage", "--allowed-host"),
+        (["--allowed-host", ""], "Usage", "--allowed-host"),
         (["--cors-origin", "*"], "Usage", "wildcard"),
         (["--cors-origin", "https://*.example.com"], "Usage", "wildcard"),
         (["--cors-origin", "https://a.example/path"], "Usage", "path"),
@@ -296,6 +330,8 @@ def test_init_certificate_names(tmp_path):
     assert {"127.0.0.1", "::1", "10.1.2.3"} <= set(ips)
     assert set(result["tls_names"]) >= {"pools.example.com", "10.1.2.3"}
     assert "https://pools.example.com:9700/demo" in result["client_commands"][0]
+    # Clients dial the DNS name, so the printed server command accepts it as Host (an IP always is).
+    assert result["server_commands"][0].endswith("--allowed-host pools.example.com")
     bad = serve_cmd("init", "--output-dir", str(tmp_path / "b"), "--san", "bad name!")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())  # nothing half-written

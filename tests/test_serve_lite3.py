@@ -138,13 +138,16 @@ def test_errors_have_the_right_kind_and_status(server):
         (lite3.from_json(b'{"meta":{"tags":[]},"data":1}'), LITE3),  # data not an object
         (lite3.from_json(b'[1,2]'), LITE3),  # root not an object
         (good[:-40], LITE3),  # truncated
-        (good, "application/json"),  # wrong content type
     ]
     for body, ctype in cases:
         status, hdrs, payload = call(server, "POST", "/v0/pools/errs/append_lite3", body, content_type=ctype)
         assert status == 400, (body[:20], ctype)
         err = err_of(payload)
         assert err["kind"] == "Usage" and err["message"] and hdrs["content-type"] == "application/json"
+    # Another (or no) content type is refused before the body is read: 415.
+    for ctype in ("application/json", "text/plain", "application/x-www-form-urlencoded", None):
+        status, _, payload = call(server, "POST", "/v0/pools/errs/append_lite3", good, content_type=ctype)
+        assert status == 415 and err_of(payload)["kind"] == "Usage", ctype
     _, _, info = jcall(server, "GET", "/v0/pools/errs/info")
     assert info["pool"]["bounds"] == {}  # nothing was stored
 
@@ -205,7 +208,7 @@ def test_tail_lite3_writes_large_batches(server):
         pool.append_many([{"i": i, "name": "sensor", "ok": True} for i in range(3000)], tags=["t"])
     host, port = server.address.rsplit(":", 1)
     sock = socket.create_connection((host, int(port)), timeout=30)
-    sock.sendall(b"GET /v0/pools/big/tail_lite3?max=3000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    sock.sendall(b"GET /v0/pools/big/tail_lite3?max=3000 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
     raw = b""
     while True:
         data = sock.recv(1 << 16)
@@ -344,7 +347,7 @@ def test_body_and_tail_limits_apply_to_lite3(tmp_path):
         # One tail open (of either kind) uses the only slot: the next one is Busy.
         host, port = s.address.rsplit(":", 1)
         held = socket.create_connection((host, int(port)), timeout=10)
-        held.sendall(b"GET /v0/pools/lim/tail_lite3?timeout_ms=4000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        held.sendall(b"GET /v0/pools/lim/tail_lite3?timeout_ms=4000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert held.recv(4096).startswith(b"HTTP/1.1 200")
         try:
             for path in ("/v0/pools/lim/tail_lite3?timeout_ms=10", "/v0/pools/lim/tail?timeout_ms=10"):

@@ -69,7 +69,7 @@ def test_malformed_bearer_headers(authed, value):
 def test_duplicate_authorization_headers_refused(authed):
     host, port = authed.address.rsplit(":", 1)
     s = socket.create_connection((host, int(port)))
-    s.sendall(f"GET /v0/pools HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+    s.sendall(f"GET /v0/pools HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
               f"Authorization: Bearer evil\r\nConnection: close\r\n\r\n".encode())
     data = b""
     while chunk := s.recv(65536):
@@ -192,7 +192,7 @@ def test_body_limit(tmp_path):
         sock = socket.create_connection((host, int(port)))
         body = json.dumps({"data": "y" * 3000}).encode()
         chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 500]), body[i:i + 500]) for i in range(0, len(body), 500))
-        sock.sendall(b"POST /v0/pools/small/append HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        sock.sendall(b"POST /v0/pools/small/append HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
                      b"Content-Type: application/json\r\nConnection: close\r\n\r\n" + chunks + b"0\r\n\r\n")
         data = b""
         sock.settimeout(10)
@@ -221,7 +221,7 @@ def test_tail_timeout_limit(tmp_path):
 def _open_tail(server, pool):
     host, port = server.address.rsplit(":", 1)
     sock = socket.create_connection((host, int(port)))
-    sock.sendall(f"GET /v0/pools/{pool}/tail?timeout_ms=20000 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    sock.sendall(f"GET /v0/pools/{pool}/tail?timeout_ms=20000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
     head = b""
     while b"\r\n\r\n" not in head:
         head += sock.recv(1)

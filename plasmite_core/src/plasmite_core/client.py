@@ -409,6 +409,25 @@ class Pool:
             prev = m.time_ns
             yield m
 
+    # ------------------------------------------------------------ try-lock
+    def try_lock(self) -> bool:
+        """Take the pool's write lock (the file's ``flock``) now if it is free; never waits.
+
+        For callers that must not block (an event loop): the lock belongs to
+        this handle's open file, so this handle's next append goes through at
+        once while other processes wait. Release it with :meth:`unlock` (an
+        append releases it too).
+        """
+        try:
+            locks.flock(self._file().fd, locks.LOCK_EX_NB)
+            return True
+        except BlockingIOError:
+            return False
+
+    def unlock(self) -> None:
+        """Release the write lock taken by :meth:`try_lock` (harmless when not held)."""
+        locks.flock(self._file().fd, locks.LOCK_UN)
+
     # ------------------------------------------------------------- lifetime
     def close(self) -> None:
         pf, self._pf = self._pf, None

@@ -49,7 +49,7 @@ def bench_tail(server: ServerProcess, pool_dir: str, n: int) -> dict:
     # Raw bytes: how fast the server streams (client does no per-message work).
     host, port = server.address.rsplit(":", 1)
     sock = socket.create_connection((host, int(port)))
-    sock.sendall(f"GET /v0/pools/tailbench/tail?since_seq=1&max={n} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n".encode())
+    sock.sendall(f"GET /v0/pools/tailbench/tail?since_seq=1&max={n} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
     t0 = time.perf_counter()
     total = 0
     newlines = 0
@@ -93,7 +93,7 @@ def bench_tail_lite3(server: ServerProcess, pool_dir: str, n: int) -> dict:
             p.append_many([payload] * min(10_000, n - start), tags=["t"])
     host, port = server.address.rsplit(":", 1)
     sock = socket.create_connection((host, int(port)))
-    sock.sendall(f"GET /v0/pools/lite3bench/tail_lite3?since_seq=1&max={n} HTTP/1.1\r\nHost: b\r\n"
+    sock.sendall(f"GET /v0/pools/lite3bench/tail_lite3?since_seq=1&max={n} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                  "Connection: close\r\n\r\n".encode())
     t0 = time.perf_counter()
     total = 0
@@ -156,7 +156,7 @@ def bench_memory(server: ServerProcess, tails: int, duration: float) -> dict:
         while not stop.is_set():
             s = socket.create_connection((host, int(port)))
             s.settimeout(1.0)
-            s.sendall(b"GET /v0/pools/membench/tail?last=0&timeout_ms=10000 HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
+            s.sendall(b"GET /v0/pools/membench/tail?last=0&timeout_ms=10000 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             while not stop.is_set():
                 try:
                     chunk = s.recv(65536)

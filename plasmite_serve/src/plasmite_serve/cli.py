@@ -27,6 +27,11 @@ from plasmite_core.errors import AlreadyExistsError, IoError, PlasmiteError, Usa
 from .config import (
     ACCESS_MODES,
     DEFAULT_BIND,
+    DEFAULT_BODY_TIMEOUT_MS,
+    DEFAULT_HEAD_TIMEOUT_MS,
+    DEFAULT_IDLE_TIMEOUT_MS,
+    DEFAULT_LOCK_TIMEOUT_MS,
+    DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_POOL_BYTES,
     DEFAULT_MAX_TAIL_CONCURRENCY,
@@ -46,6 +51,8 @@ from .config import (
     write_private,
 )
 
+from ._uvicorn import effective_max_connections, graceful_server_class, protocol_class, raise_descriptor_limit
+
 READY_FILE_ENV = "PLASMITE_SERVE_READY_FILE"
 
 SERVE_EPILOG = """\b
@@ -62,6 +69,9 @@ Notes:
   - Non-loopback binds need --allow-non-loopback; with write access they also
     need --token-file and TLS (or --insecure-no-tls for demos).
   - Clients send `Authorization: Bearer <token>` when a token is set.
+  - Host must name the server (add --allowed-host NAME for DNS names); state
+    changes from other browser origins need --cors-origin; JSON bodies need
+    Content-Type: application/json.
   - The web UI is at /ui; the OpenAPI document at /openapi.json.
   - SIGTERM or Ctrl-C stops it gracefully (open tails end cleanly); exit 0.
 """
@@ -115,10 +125,25 @@ def _pool_dir_from(ctx: click.Context, explicit: str | None) -> str | None:
               help="Concurrent tail streams (and storage operations) before answering Busy/423.")
 @click.option("--max-pool-bytes", type=int, default=DEFAULT_MAX_POOL_BYTES, show_default=True,
               help="Largest pool a client may create over HTTP (400 Usage beyond).")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="HOST",
+              help="Also accept requests whose Host header names HOST (repeatable; .example.com covers "
+                   "subdomains; * turns the check off). Loopback names and the bound IP are always accepted.")
+@click.option("--idle-timeout-ms", type=int, default=DEFAULT_IDLE_TIMEOUT_MS, show_default=True,
+              help="Close a keep-alive connection idle this long.")
+@click.option("--head-timeout-ms", type=int, default=DEFAULT_HEAD_TIMEOUT_MS, show_default=True,
+              help="Close a connection whose request head takes longer (408).")
+@click.option("--body-timeout-ms", type=int, default=DEFAULT_BODY_TIMEOUT_MS, show_default=True,
+              help="Close a connection whose request body takes longer (408).")
+@click.option("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, show_default=True,
+              help="Concurrent connections (at most half the descriptor limit); beyond: idle ones are "
+                   "closed, else 503.")
+@click.option("--lock-timeout-ms", type=int, default=DEFAULT_LOCK_TIMEOUT_MS, show_default=True,
+              help="Longest wait for a pool's writer lock held by another process (then Busy/423).")
 @click.pass_context
 def serve(ctx: click.Context, bind, serve_dir, backend, access, cors_origins, token, token_file, tls_cert, tls_key,
           tls_self_signed, allow_non_loopback, insecure_no_tls, max_body_bytes, max_tail_timeout_ms,
-          max_tail_concurrency, max_pool_bytes) -> None:
+          max_tail_concurrency, max_pool_bytes, allowed_hosts, idle_timeout_ms, head_timeout_ms, body_timeout_ms,
+          max_connections, lock_timeout_ms) -> None:
     """Serve pools over HTTP (remote protocol v0), with a web UI at /ui."""
     config = ServeConfig(
         bind=bind,
@@ -137,6 +162,12 @@ def serve(ctx: click.Context, bind, serve_dir, backend, access, cors_origins, to
         max_tail_timeout_ms=max_tail_timeout_ms,
         max_tail_concurrency=max_tail_concurrency,
         max_pool_bytes=max_pool_bytes,
+        allowed_hosts=list(allowed_hosts),
+        idle_timeout_ms=idle_timeout_ms,
+        head_timeout_ms=head_timeout_ms,
+        body_timeout_ms=body_timeout_ms,
+        max_connections=max_connections,
+        lock_timeout_ms=lock_timeout_ms,
     )
     ctx.meta["plasmite_serve_config"] = config
     if ctx.invoked_subcommand is None:
@@ -144,6 +175,18 @@ def serve(ctx: click.Context, bind, serve_dir, backend, access, cors_origins, to
 
 
 # -------------------------------------------------------------------- check
+
+
+def allowed_hosts_label(cfg: ResolvedConfig) -> list[str]:
+    """The Host values the server accepts, in words (see guard.HostPolicy)."""
+    if "*" in cfg.allowed_hosts:
+        return ["* (Host check off)"]
+    out = ["localhost", "*.localhost", "loopback IPs"]
+    if is_unspecified(cfg.host):
+        out.append("any IP address (bound to all interfaces)")
+    elif not is_loopback(cfg.host):
+        out.append(cfg.host)
+    return out + cfg.allowed_hosts
 
 
 def _auth_label(cfg: ResolvedConfig) -> str:
@@ -173,6 +216,8 @@ def check(ctx: click.Context, as_json: bool) -> None:
     """Validate the serve options and print the effective endpoints, without binding."""
     config: ServeConfig = ctx.meta["plasmite_serve_config"]
     cfg = resolve(config)
+    raise_descriptor_limit()  # as `serve` does, so the effective cap is the one it will use
+    connections = effective_max_connections(cfg.max_connections)
     base = cfg.base_url
     fingerprint = cfg.tls.fingerprint if cfg.tls is not None else None
     report = {
@@ -189,11 +234,18 @@ def check(ctx: click.Context, as_json: bool) -> None:
         "tls_fingerprint": fingerprint,
         "access": cfg.access,
         "cors_allowed_origins": cfg.cors_origins,
+        "allowed_hosts": allowed_hosts_label(cfg),
         "limits": {
             "max_body_bytes": cfg.max_body_bytes,
             "max_tail_timeout_ms": cfg.max_tail_timeout_ms,
             "max_tail_concurrency": cfg.max_tail_concurrency,
             "max_pool_bytes": cfg.max_pool_bytes,
+            "idle_timeout_ms": cfg.idle_timeout_ms,
+            "head_timeout_ms": cfg.head_timeout_ms,
+            "body_timeout_ms": cfg.body_timeout_ms,
+            "max_connections": cfg.max_connections,
+            "max_connections_effective": connections,
+            "lock_timeout_ms": cfg.lock_timeout_ms,
         },
     }
     if as_json:
@@ -208,8 +260,12 @@ def check(ctx: click.Context, as_json: bool) -> None:
         f"  Pools:   {cfg.pool_dir}",
         f"  Auth: {report['auth']}    TLS: {report['tls']}    Access: {cfg.access}",
         f"  CORS:    {cors}",
+        f"  Hosts:   {', '.join(report['allowed_hosts'])}",
         f"  Limits:  body {cfg.max_body_bytes} bytes, tail timeout {cfg.max_tail_timeout_ms} ms, "
         f"concurrency {cfg.max_tail_concurrency}, pool size {cfg.max_pool_bytes} bytes",
+        f"  Timeouts: idle {cfg.idle_timeout_ms} ms, head {cfg.head_timeout_ms} ms, body {cfg.body_timeout_ms} ms, "
+        f"lock {cfg.lock_timeout_ms} ms; connections {connections}"
+        + (f" (of {cfg.max_connections}: half the descriptor limit)" if connections < cfg.max_connections else ""),
     ]
     if fingerprint:
         lines.append(f"  Fingerprint: {fingerprint}")
@@ -314,6 +370,8 @@ def init(ctx: click.Context, bind, output_dir, token_file, tls_cert, tls_key, sa
         f"pls serve --bind {format_hostport(host, port)}"
         + ("" if is_loopback(host) else " --allow-non-loopback")
         + f" --token-file {t} --tls-cert {c} --tls-key {k}"
+        # Clients that dial a DNS name send it as Host: the server must accept it (DNS rebinding guard).
+        + "".join(f" --allowed-host {_quote(n)}" for n in sans if not _is_ip(n))
     )
     feed_cmd = f"pls feed {base}/demo --token-file {t} --tls-ca {c} '{{\"hello\":\"world\"}}'"
     follow_cmd = f"pls follow {base}/demo --token-file {t} --tls-ca {c} --tail 10"
@@ -428,6 +486,13 @@ def run_server(config: ServeConfig) -> None:
     tmp = tempfile.mkdtemp(prefix="plasmite-serve-") if config.tls_self_signed else None
     try:
         cfg = resolve(config, self_signed_dir=Path(tmp) if tmp else None)
+        raise_descriptor_limit()
+        protocol = protocol_class(idle_timeout_ms=cfg.idle_timeout_ms, head_timeout_ms=cfg.head_timeout_ms,
+                                  body_timeout_ms=cfg.body_timeout_ms,
+                                  max_connections=effective_max_connections(cfg.max_connections))
+        if protocol is None:
+            raise IoError("the server needs httptools (its slow-connection guards are built on it)",
+                          hint="pip install httptools (uvicorn[standard] includes it)")
         app = PlasmiteApp(cfg)
         sock = _bind_socket(cfg.host, cfg.port)
         port = sock.getsockname()[1]
@@ -437,17 +502,15 @@ def run_server(config: ServeConfig) -> None:
             Path(tmp_ready).write_text(format_hostport(cfg.host, port))
             os.replace(tmp_ready, ready)
         click.echo(_banner(cfg, port, sys.stderr.isatty()), err=True)
-        from ._uvicorn import graceful_server_class, protocol_class
-
         uv_config = uvicorn.Config(
             app,
-            http=protocol_class() or "auto",
+            http=protocol,
             log_level="warning",
             access_log=False,
             lifespan="on",
             server_header=False,
             proxy_headers=False,
-            timeout_keep_alive=30,
+            timeout_keep_alive=cfg.idle_timeout_ms / 1000.0,
             timeout_graceful_shutdown=3,
             ssl_certfile=str(cfg.tls.cert_path) if cfg.tls else None,
             ssl_keyfile=str(cfg.tls.key_path) if cfg.tls else None,

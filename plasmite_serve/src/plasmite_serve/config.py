@@ -26,6 +26,13 @@ DEFAULT_MAX_TAIL_TIMEOUT_MS = 30_000
 DEFAULT_MAX_TAIL_CONCURRENCY = 64
 # Largest pool a remote client may create: remote creates allocate disk.
 DEFAULT_MAX_POOL_BYTES = 1 << 30
+# Slow or idle connections are closed after these; see _uvicorn.py.
+DEFAULT_IDLE_TIMEOUT_MS = 30_000
+DEFAULT_HEAD_TIMEOUT_MS = 10_000
+DEFAULT_BODY_TIMEOUT_MS = 30_000
+DEFAULT_MAX_CONNECTIONS = 1024
+# How long an append waits for a pool's writer lock held by another process before Busy/423.
+DEFAULT_LOCK_TIMEOUT_MS = 5_000
 ACCESS_MODES = ("read-only", "write-only", "read-write")
 SELF_SIGNED_VALIDITY_DAYS = 825
 
@@ -49,6 +56,12 @@ class ServeConfig:
     max_tail_timeout_ms: int = DEFAULT_MAX_TAIL_TIMEOUT_MS
     max_tail_concurrency: int = DEFAULT_MAX_TAIL_CONCURRENCY
     max_pool_bytes: int = DEFAULT_MAX_POOL_BYTES
+    allowed_hosts: list[str] = field(default_factory=list)
+    idle_timeout_ms: int = DEFAULT_IDLE_TIMEOUT_MS
+    head_timeout_ms: int = DEFAULT_HEAD_TIMEOUT_MS
+    body_timeout_ms: int = DEFAULT_BODY_TIMEOUT_MS
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS
     backend: str | None = None  # pools on a transport's server (redis://...) instead of pool_dir
 
 
@@ -79,6 +92,12 @@ class ResolvedConfig:
     max_tail_timeout_ms: int
     max_tail_concurrency: int
     max_pool_bytes: int = 0
+    allowed_hosts: list[str] = field(default_factory=list)
+    idle_timeout_ms: int = DEFAULT_IDLE_TIMEOUT_MS
+    head_timeout_ms: int = DEFAULT_HEAD_TIMEOUT_MS
+    body_timeout_ms: int = DEFAULT_BODY_TIMEOUT_MS
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS
     backend: str | None = None
 
     @property
@@ -448,6 +467,18 @@ def resolve(config: ServeConfig, *, self_signed_dir: Path | None = None) -> Reso
     max_timeout = _positive("--max-tail-timeout-ms", config.max_tail_timeout_ms, "30000")
     max_tails = _positive("--max-tail-concurrency", config.max_tail_concurrency, "64")
     max_pool = _positive("--max-pool-bytes", config.max_pool_bytes, "1073741824")
+    idle_timeout = _positive("--idle-timeout-ms", config.idle_timeout_ms, "30000")
+    head_timeout = _positive("--head-timeout-ms", config.head_timeout_ms, "10000")
+    body_timeout = _positive("--body-timeout-ms", config.body_timeout_ms, "30000")
+    max_connections = _positive("--max-connections", config.max_connections, "1024")
+    lock_timeout = _positive("--lock-timeout-ms", config.lock_timeout_ms, "5000")
+    from .security import normalize_allowed_host
+
+    allowed_hosts: list[str] = []
+    for entry in config.allowed_hosts or ():
+        allowed = normalize_allowed_host(entry)
+        if allowed not in allowed_hosts:
+            allowed_hosts.append(allowed)
 
     token = config.token
     token_file_used = False
@@ -505,6 +536,12 @@ def resolve(config: ServeConfig, *, self_signed_dir: Path | None = None) -> Reso
         max_tail_timeout_ms=max_timeout,
         max_tail_concurrency=max_tails,
         max_pool_bytes=max_pool,
+        allowed_hosts=allowed_hosts,
+        idle_timeout_ms=idle_timeout,
+        head_timeout_ms=head_timeout,
+        body_timeout_ms=body_timeout,
+        max_connections=max_connections,
+        lock_timeout_ms=lock_timeout,
     )
 
 

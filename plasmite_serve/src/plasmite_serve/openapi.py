@@ -23,6 +23,7 @@ _ERRORS = {
     "401": {"$ref": "#/components/responses/Unauthorized"},
     "403": {"$ref": "#/components/responses/Forbidden"},
     "404": {"$ref": "#/components/responses/NotFound"},
+    "415": {"$ref": "#/components/responses/UnsupportedMediaType"},
     "423": {"$ref": "#/components/responses/Busy"},
     "500": {"$ref": "#/components/responses/Internal"},
 }
@@ -45,8 +46,22 @@ POOL_NAME = {"type": "string", "pattern": "^(?!.*\\.\\.)[A-Za-z0-9_][A-Za-z0-9_.
 TAG = {"type": "string", "minLength": 1}
 
 
-def openapi_document(max_tail_timeout_ms: int | None = None, max_pool_bytes: int | None = None) -> dict[str, Any]:
-    """The document; given the server's limits, it states them as schema bounds."""
+def _connection_text(limits: dict[str, int] | None) -> str:
+    if not limits:
+        return ""
+    return (
+        f" Connections (when run by `pls serve`): a keep-alive connection idle for {limits['idle_timeout_ms']} ms is closed; a request head "
+        f"must arrive within {limits['head_timeout_ms']} ms and its body within {limits['body_timeout_ms']} ms "
+        f"(else 408 and the connection is closed); beyond {limits['max_connections']} connections the oldest one "
+        "still waiting for a request is closed, and when none is, new connections are answered 503. An append "
+        f"waits at most {limits['lock_timeout_ms']} ms for a pool's writer lock held by another process "
+        "(then 423 Busy)."
+    )
+
+
+def openapi_document(max_tail_timeout_ms: int | None = None, max_pool_bytes: int | None = None,
+                     connection_limits: dict[str, int] | None = None) -> dict[str, Any]:
+    """The document; given the server's limits, it states them as schema bounds and in the description."""
     timeout_schema: dict[str, Any] = {"type": "integer", "minimum": 0}
     if max_tail_timeout_ms is not None:
         timeout_schema["maximum"] = max_tail_timeout_ms
@@ -58,7 +73,12 @@ def openapi_document(max_tail_timeout_ms: int | None = None, max_pool_bytes: int
             "description": (
                 "HTTP access to Plasmite pools. Every response carries `plasmite-version: 0`. "
                 "Errors use the envelope `{\"error\": {\"kind\", \"message\", \"hint\"?, \"path\"?, "
-                "\"seq\"?, \"offset\"?}}`. When the server has a token, send `Authorization: Bearer <token>`."
+                "\"seq\"?, \"offset\"?}}`. When the server has a token, send `Authorization: Bearer <token>`. "
+                "Request bodies need their declared type: `Content-Type: application/json` for the JSON "
+                "endpoints (415 otherwise). The `Host` header must name the server (a loopback name or IP, the "
+                "bound address, or an operator-allowed host) and a state-changing request with an `Origin` must "
+                "come from the server's own origin or an allowed CORS origin (403 otherwise)."
+                + _connection_text(connection_limits)
             ),
         },
         "components": {
@@ -128,11 +148,14 @@ def openapi_document(max_tail_timeout_ms: int | None = None, max_pool_bytes: int
                 for name, text in (
                     ("Usage", "Usage: malformed input"),
                     ("Unauthorized", "Permission: missing or invalid bearer token"),
-                    ("Forbidden", "Permission: forbidden by the server's access mode"),
+                    ("Forbidden", "Permission: forbidden by the server's access mode, a Host that does not name the "
+                                  "server, or a state change from a foreign Origin"),
                     ("NotFound", "NotFound"),
                     ("AlreadyExists", "AlreadyExists"),
                     ("TooLarge", "Usage: request body larger than the server's limit"),
-                    ("Busy", "Busy: a concurrency limit was reached; retry later"),
+                    ("UnsupportedMediaType", "Usage: the body's Content-Type is not the endpoint's"),
+                    ("Busy", "Busy: a concurrency limit was reached, or another process held the pool's "
+                             "writer lock too long; retry later"),
                     ("Gone", "RetentionGap"),
                     ("Internal", "Internal, Corrupt or Io"),
                 )
@@ -172,7 +195,7 @@ def openapi_document(max_tail_timeout_ms: int | None = None, max_pool_bytes: int
                         "200": _json({"type": "object", "properties": {"pool": _ref("PoolInfo")}}, "Created"),
                         "409": {"$ref": "#/components/responses/AlreadyExists"},
                         "413": {"$ref": "#/components/responses/TooLarge"},
-                        **_errors("400", "401", "403", "423", "500"),
+                        **_errors("400", "401", "403", "415", "423", "500"),
                     },
                 },
             },
@@ -189,7 +212,7 @@ def openapi_document(max_tail_timeout_ms: int | None = None, max_pool_bytes: int
                     },
                     "responses": {
                         "200": _json({"type": "object", "properties": {"pool": _ref("PoolInfo")}}, "Pool info"),
-                        **_errors("400", "401", "403", "404", "423", "500"),
+                        **_errors("400", "401", "403", "404", "415", "423", "500"),
                     },
                 }
             },
@@ -241,7 +264,7 @@ def openapi_document(max_tail_timeout_ms: int | None = None, max_pool_bytes: int
                     "responses": {
                         "200": _json({"type": "object", "properties": {"message": _ref("Message")}}, "Appended"),
                         "413": {"$ref": "#/components/responses/TooLarge"},
-                        **_errors("400", "401", "403", "404", "423", "500"),
+                        **_errors("400", "401", "403", "404", "415", "423", "500"),
                     },
                 },
             },

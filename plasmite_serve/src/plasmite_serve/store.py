@@ -23,9 +23,10 @@ class DirStore:
 
     remote = False
 
-    def __init__(self, pool_dir: Path) -> None:
+    def __init__(self, pool_dir: Path, lock_timeout: float | None = None) -> None:
         self.pool_dir = pool_dir
         self.label = str(pool_dir)
+        self._lock_timeout = lock_timeout
         self._client = None
 
     @property
@@ -34,7 +35,8 @@ class DirStore:
             from plasmite_core.client import Client
 
             self.pool_dir.mkdir(parents=True, exist_ok=True)
-            self._client = Client(self.pool_dir)
+            # Every lock wait of the storage workers (flushed appends, create, delete) is bounded alike.
+            self._client = Client(self.pool_dir, lock_timeout=self._lock_timeout)
         return self._client
 
     def _ref(self, name: str) -> str:
@@ -104,4 +106,6 @@ class TransportStore(DirStore):
 
 def open_store(config) -> DirStore:
     backend = getattr(config, "backend", None)
-    return TransportStore(backend) if backend else DirStore(Path(config.pool_dir))
+    if backend:
+        return TransportStore(backend)
+    return DirStore(Path(config.pool_dir), lock_timeout=config.lock_timeout_ms / 1000.0)

@@ -20,13 +20,15 @@ from pathlib import Path
 
 class ServerProcess:
     def __init__(self, pool_dir: str | os.PathLike, *args: str, bind: str = "127.0.0.1:0",
-                 https: bool | None = None, env: dict | None = None, startup_timeout: float = 20.0) -> None:
+                 https: bool | None = None, env: dict | None = None, startup_timeout: float = 20.0,
+                 wrapper: list[str] | tuple[str, ...] = ()) -> None:
         self.pool_dir = Path(pool_dir)
         self.args = list(args)
         self.bind = bind
         self.https = https if https is not None else any(a in ("--tls-cert", "--tls-self-signed") for a in args)
         self.env = env
         self.startup_timeout = startup_timeout
+        self.wrapper = list(wrapper)  # e.g. ["prlimit", "--nofile=256"]: a command that execs the server
         self.proc: subprocess.Popen | None = None
         self.address = ""
         self._tmp = tempfile.TemporaryDirectory(prefix="plasmite-serve-test-")
@@ -56,7 +58,7 @@ class ServerProcess:
         env = dict(os.environ)
         env.update(self.env or {})
         env["PLASMITE_SERVE_READY_FILE"] = str(ready)
-        cmd = [sys.executable, "-m", "plasmite_serve", "--dir", str(self.pool_dir), "--bind", self.bind, *self.args]
+        cmd = [*self.wrapper, sys.executable, "-m", "plasmite_serve", "--dir", str(self.pool_dir), "--bind", self.bind, *self.args]
         self._stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr,
                                      env=env)
