@@ -459,11 +459,11 @@ def test_doctor_repair_keeps_intact_messages(pool_dir):
     r = pls("doctor", "fix", "--repair", "--json", pool_dir=pool_dir)
     assert r.returncode == 0, r.stdout
     rep = json.loads(r.stdout)["reports"][0]
-    assert rep["repaired"] is True and rep["ok"] is True and rep["issues"]
+    assert rep["repaired"] is True and rep["ok"] is True and rep["issues"] and rep["lost"] == [[4, 4]]
     assert pls("doctor", "fix", pool_dir=pool_dir).returncode == 0
     msgs = [json.loads(x) for x in pls("follow", "fix", "--tail", "10", "--jsonl", "--timeout", "200ms",
                                        pool_dir=pool_dir).stdout.splitlines()]
-    assert [m["data"]["i"] for m in msgs] == [0, 1, 2]
+    assert [m["data"]["i"] for m in msgs] == [0, 1, 2, 4]  # every intact message, past the damaged one
     # seqs are not reused: the next append continues after the newest ever published
     assert json.loads(pls("feed", "fix", '{"after": true}', pool_dir=pool_dir).stdout)["seq"] == 6
     # a healthy pool is left alone

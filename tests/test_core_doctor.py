@@ -46,9 +46,12 @@ def test_flipped_payload_byte_is_found_and_repaired(client, pool_dir):
         assert e.value.offset == off and e.value.path
     fixed = repair_pool(path)
     assert fixed.repaired and check_pool(path).ok
+    assert fixed.lost == [[20, 20]]
     with client.open_pool("flip") as pool:
         assert pool.bounds() == (1, 50)
-        assert [m.seq for m in pool.tail(timeout_ms=0)] == list(range(1, 20))
+        # every frame that verifies is kept: only seq 20 is lost
+        assert [m.seq for m in pool.tail(timeout_ms=0)] == [s for s in range(1, 51) if s != 20]
+        assert pool.info().message_count == 49
         # seqs are never reused after a repair
         assert pool.append({"after": 1}).seq == 51
     assert check_pool(path).ok

@@ -81,19 +81,6 @@ def test_state_slots_pick_newest_valid():
     assert F.choose_state(bytes(torn)) is None
 
 
-class Ring:
-    """A model ring: frames by logical position, for checking plan_placement."""
-
-    def __init__(self, size: int):
-        self.size = size
-        self.frames: dict[int, tuple[int, bool]] = {}
-        self.head = 0
-        self.tail = 0
-
-    def frame_at(self, pos: int):
-        return self.frames[pos]
-
-
 @settings(max_examples=300, deadline=None)
 @given(
     ring_units=st.integers(8, 200),
@@ -101,20 +88,20 @@ class Ring:
 )
 def test_placement_never_overlaps_and_bounds_the_span(ring_units, batches):
     R = ring_units * 8
-    ring = Ring(R)
-    live_msgs = 0
+    frames: dict[int, int] = {}  # live frames and pads: logical pos -> length
+    head = 0
     for batch in batches:
         lengths = [min(n * 8, R // 2) for n in batch]
         if sum(lengths) + len(lengths) * 8 > R // 2:
             lengths = lengths[:1]
-        plan = F.plan_placement(ring.head, ring.tail, R, lengths, ring.frame_at)
+        plan = F.plan_placement(head, R, lengths)
         # frames never straddle the ring end; pads fill exactly to it
         for pos, n in zip(plan.positions, lengths):
             assert pos % R + n <= R
         for pos, room in plan.pads:
             assert pos % R + room == R
         # positions are increasing and contiguous apart from pads
-        cur = ring.head
+        cur = plan.positions[0] if plan.need > head else head
         pads = dict(plan.pads)
         for pos, n in zip(plan.positions, lengths):
             if cur in pads:
@@ -122,29 +109,29 @@ def test_placement_never_overlaps_and_bounds_the_span(ring_units, batches):
             assert pos == cur
             cur += n
         assert plan.head == cur
-        assert plan.head - plan.tail <= R
-        # eviction only drops whole old frames, from the tail
-        assert plan.tail >= ring.tail
-        evicted = [p for p in list(ring.frames) if p < plan.tail]
-        assert sum(1 for p in evicted if ring.frames[p][1]) == plan.evicted_messages
-        for p in evicted:
-            del ring.frames[p]
-        live_msgs -= plan.evicted_messages
+        assert plan.head - plan.need <= R
+        # eviction drops whole old frames from the tail, never a new one
+        assert plan.need <= plan.positions[0]
+        tail = min(frames) if frames else head
+        while frames and tail < plan.need:
+            tail += frames.pop(tail)
+        if plan.need > head:
+            assert not frames
+            tail = plan.need
         for pos, room in plan.pads:
-            ring.frames[pos] = (room, False)
+            frames[pos] = room
         for pos, n in zip(plan.positions, lengths):
-            ring.frames[pos] = (n, True)
-            live_msgs += 1
-        ring.head, ring.tail = plan.head, plan.tail
+            frames[pos] = n
+        head = plan.head
         # live frames are exactly [tail, head) with no overlap
-        spans = sorted(ring.frames.items())
-        assert spans[0][0] == ring.tail
-        for (p, (n, _)), (q, _) in zip(spans, spans[1:]):
+        spans = sorted(frames.items())
+        assert spans[0][0] == tail
+        for (p, n), (q, _) in zip(spans, spans[1:]):
             assert p + n == q
-        assert spans[-1][0] + spans[-1][1][0] == ring.head
-        assert live_msgs == sum(1 for _, (_, m) in spans if m)
+        assert spans[-1][0] + spans[-1][1] == head
+        assert head - tail <= R
 
 
 def test_placement_refuses_frame_larger_than_ring():
     with pytest.raises(ValueError):
-        F.plan_placement(0, 0, 64, [72], lambda p: (8, True))
+        F.plan_placement(0, 64, [72])

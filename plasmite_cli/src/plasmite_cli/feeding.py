@@ -88,7 +88,7 @@ def run_feed(state, pool: str, data: str | None, *, tags=(), file: str | None = 
 def ingest_stream(handle, fd: int, pool_ref: str, *, mode: str, errors: str, tags: list[str], durability,
                   retries: int, delay_s: float, receipts: bool, human: bool, cmd: str):
     """Parse a stream from ``fd`` and append it to ``handle`` in batches."""
-    from plasmite_core.errors import UsageError
+    from plasmite_core.errors import PlasmiteError, UsageError
 
     from . import ingest
     from .output import notice
@@ -102,6 +102,10 @@ def ingest_stream(handle, fd: int, pool_ref: str, *, mode: str, errors: str, tag
     append_encoded = _encoded_appender(handle, tags)
     engine = None
 
+    def emit_fast(done: list) -> None:
+        if receipts:
+            _write_fast_receipts(done, append_encoded.tags_json, human)
+
     def on_values(values: list) -> None:
         if set(map(type, values)) - _DICT_ONLY:
             i, v = next((i, v) for i, v in enumerate(values) if type(v) is not dict)
@@ -112,15 +116,26 @@ def ingest_stream(handle, fd: int, pool_ref: str, *, mode: str, errors: str, tag
             _reject_non_object(v, engine.outcome.total + 1)
         if append_encoded is not None:
             # Local JSON pool: encode here and skip building Message objects.
-            done = append_encoded(values, durability, retries, delay_s)
+            done = append_encoded(values, durability, retries, delay_s, emit_fast)
             if done is not None:
-                if receipts:
-                    _write_fast_receipts(done, append_encoded.tags_json, human)
+                emit_fast(done)
                 return
-        if retries:
-            msgs = with_retry(retries, delay_s, lambda: append_many(values, tags, durability))
-        else:
-            msgs = append_many(values, tags, durability)
+        rest = list(values)
+
+        def attempt():
+            # A batch larger than half the ring is stored in chunks: when a
+            # later chunk fails, print what was stored and retry only the rest.
+            try:
+                return append_many(rest, tags, durability)
+            except PlasmiteError as err:
+                done = getattr(err, "committed", None)
+                if done:
+                    if receipts:
+                        _write_receipts(done, human)
+                    del rest[: len(done)]
+                raise
+
+        msgs = with_retry(retries, delay_s, attempt) if retries else attempt()
         if receipts:
             _write_receipts(msgs, human)
 
@@ -159,7 +174,8 @@ def _reject_non_object(value, index: int | None = None) -> None:
 
 
 def _encoded_appender(handle, tags: list[str]):
-    """For a local pool storing compact JSON: ``append(values, ...) -> [(seq, time_ns)]``.
+    """For a local pool storing compact JSON: ``append(values, ..., emit) -> [(seq, time_ns)]``
+    (``emit`` receives the receipts of chunks stored before a failure).
 
     Uses ``Pool.append_encoded`` with payloads encoded here. Returns None for
     other pools (remote, other codecs), or returns None from a call whose
@@ -167,6 +183,7 @@ def _encoded_appender(handle, tags: list[str]):
     its error reporting.
     """
     import msgspec
+    from plasmite_core.errors import PlasmiteError
 
     if getattr(handle, "codec", None) != "json" or not hasattr(handle, "append_encoded"):
         return None
@@ -178,14 +195,25 @@ def _encoded_appender(handle, tags: list[str]):
     enc = msgspec.json.Encoder().encode
     append_encoded = handle.append_encoded
 
-    def append(values: list, durability, retries: int, delay_s: float):
+    def append(values: list, durability, retries: int, delay_s: float, emit: Callable[[list], None]):
         try:
             items = [(tags_blob, enc(v)) for v in values]
         except (RecursionError, msgspec.EncodeError, TypeError, ValueError, OverflowError):
             return None
-        if retries:
-            return with_retry(retries, delay_s, lambda: append_encoded(items, durability))
-        return append_encoded(items, durability)
+
+        def attempt():
+            # Receipts of chunks stored before a failure are printed (and not
+            # stored again by a retry).
+            try:
+                return append_encoded(items, durability)
+            except PlasmiteError as err:
+                done = getattr(err, "committed", None)
+                if done:
+                    emit(done)
+                    del items[: len(done)]
+                raise
+
+        return with_retry(retries, delay_s, attempt) if retries else attempt()
 
     append.tags_json = tags_blob or b"[]"
     return append

@@ -15,8 +15,9 @@ from typing import Any, AsyncIterator, Iterable, Iterator, NamedTuple
 
 import msgspec
 
+from . import format as F
 from .codecs import JSON, canonical_json, encode_json
-from .envelope import Message, format_rfc3339
+from .envelope import Message, format_rfc3339, stored_envelope
 from . import leftovers, locks
 from .errors import CorruptError, NotFoundError, PlasmiteError, UsageError, from_os_error
 from .pool import PoolFile, delete_pool_file
@@ -145,8 +146,9 @@ class PoolInfo(NamedTuple):
 def _info_of(pf: PoolFile) -> PoolInfo:
     st = pf.read_state()
     geo = pf.header.geometry
-    empty = st.count == 0
-    oldest_t = None if empty else pf.frame_time(st.oldest, st)
+    count, oldest, newest = F.retained(st, pf.lost())  # net of what repairs dropped
+    empty = count == 0
+    oldest_t = None if empty else pf.frame_time(oldest, st)
     used = st.head - st.tail
     return PoolInfo(
         name=pool_name_of(pf.path),
@@ -157,9 +159,9 @@ def _info_of(pf: PoolFile) -> PoolInfo:
         index_size_bytes=geo.index_capacity * 4,
         ring_offset=geo.ring_offset,
         ring_size=geo.ring_size,
-        oldest_seq=None if empty else st.oldest,
-        newest_seq=None if empty else st.newest,
-        message_count=st.count,
+        oldest_seq=None if empty else oldest,
+        newest_seq=None if empty else newest,
+        message_count=count,
         codec=pf.codec_name,
         format_version=pf.header.version,
         used_bytes=used,
@@ -184,6 +186,7 @@ class Pool:
         self._encode = msgspec.json.Encoder().encode if codec is JSON else codec.encode
         # Messages decode JSON payloads directly (None = the fast JSON path).
         self._payload_codec = None if getattr(codec, "is_json", False) else codec
+        self._message = Message.bound(pf)  # messages read from this pool name it in Corrupt errors
         self.path = pf.path
         self.name = pool_name_of(pf.path)
         self.codec = pf.codec_name
@@ -237,6 +240,8 @@ class Pool:
             data = self._codec_obj.from_json(data)
         tags_raw = _tags_blob(tags)
         seq, t = self._file().append(tags_raw, data, bool(durability))
+        if self._payload_codec is None:
+            return stored_envelope(seq, t, tags_raw, data)
         return Message(seq, t, tags_raw, data, self._payload_codec).raw
 
     def append_many(
@@ -245,32 +250,48 @@ class Pool:
         tags: Iterable[str] | None = None,
         durability: Durability = Durability.FAST,
     ) -> list[Message]:
-        """Append many values under one lock per ring-half; all share ``tags``.
+        """Append many values in order; all share ``tags`` (per-message tags:
+        ``append_many_tagged``).
 
-        Items may also be ``(value, tags)`` pairs when ``tags`` is None and
-        ``pairs=True`` is wanted: use ``append_many_tagged``.
+        A batch whose frames (32 bytes + tags + payload, rounded up to 8 each)
+        total at most half the pool's ring is written under one lock: its seqs
+        are contiguous, no other writer's message lands between them. A larger
+        batch is split into such chunks, written in order; other writers'
+        messages may land between chunks. Values are encoded before anything
+        is written, so a bad value stores nothing. When a later chunk fails,
+        the PlasmiteError raised carries ``committed``: the Messages already
+        stored (``[]`` when none were).
         """
         codec = self._codec_obj
         enc = encode_json if codec is JSON else codec.encode
-        tags_raw = _tags_blob(tags) if tags else _EMPTY
-        vals = list(values)
-        for v in vals:
-            if type(v) is not dict:
-                require_object(v)
-        items = [(tags_raw, enc(v)) for v in vals]
+        try:
+            tags_raw = _tags_blob(tags) if tags else _EMPTY
+            vals = list(values)
+            for v in vals:
+                if type(v) is not dict:
+                    require_object(v)
+            items = [(tags_raw, enc(v)) for v in vals]
+        except PlasmiteError as exc:
+            exc.committed = []
+            raise
         return self._commit_many(items, vals, durability)
 
     def append_many_tagged(self, items: Iterable[tuple[Any, Iterable[str] | None]], durability: Durability = Durability.FAST) -> list[Message]:
-        """Append ``(value, tags)`` pairs in one batch."""
+        """Append ``(value, tags)`` pairs in order, chunked and reported on
+        failure like ``append_many``."""
         codec = self._codec_obj
         enc = encode_json if codec is JSON else codec.encode
         vals = []
         encoded = []
-        for v, tg in items:
-            if type(v) is not dict:
-                require_object(v)
-            vals.append(v)
-            encoded.append((_tags_blob(tg) if tg else _EMPTY, enc(v)))
+        try:
+            for v, tg in items:
+                if type(v) is not dict:
+                    require_object(v)
+                vals.append(v)
+                encoded.append((_tags_blob(tg) if tg else _EMPTY, enc(v)))
+        except PlasmiteError as exc:
+            exc.committed = []
+            raise
         return self._commit_many(encoded, vals, durability)
 
     def append_encoded(self, items: list[tuple[bytes, bytes]], durability: Durability = Durability.FAST) -> list[tuple[int, int]]:
@@ -279,14 +300,21 @@ class Pool:
         For ingest paths (CLI feed) that validated JSON (objects only, see
         ``require_object``) themselves; returns
         ``[(seq, time_ns)]``. ``tags_blob`` is b"" or a JSON array of strings.
+        Chunked like ``append_many``; on failure the error's ``committed``
+        holds the ``(seq, time_ns)`` receipts already stored.
         """
         return self._file().append_batch(items, bool(durability))
 
     def _commit_many(self, items, vals, durability) -> list[Message]:
         if not items:
             return []
-        receipts = self._file().append_batch(items, bool(durability))
         pc = self._payload_codec
+        try:
+            receipts = self._file().append_batch(items, bool(durability))
+        except PlasmiteError as exc:
+            done = getattr(exc, "committed", None) or []
+            exc.committed = [Message(seq, t, tr, pl, pc, v) for (seq, t), (tr, pl), v in zip(done, items, vals)]
+            raise
         return [Message(seq, t, tags_raw, payload, pc, v) for (seq, t), (tags_raw, payload), v in zip(receipts, items, vals)]
 
     # ----------------------------------------------------------------- read
@@ -296,7 +324,7 @@ class Pool:
             raise UsageError(f"seq must be a non-negative integer, got {seq!r}")
         fr = self._file().get_frame(seq)
         if fr is not None:
-            return Message(fr[0], fr[1], fr[2], fr[3], self._payload_codec)
+            return self._message(fr[0], fr[1], fr[2], fr[3], self._payload_codec)
         raise NotFoundError(
             f"message not found: seq {seq} is not in the pool", seq=seq,
             hint="`pls pool info` shows the retained range (bounds)",
@@ -309,8 +337,9 @@ class Pool:
         return _info_of(self._file())
 
     def bounds(self) -> tuple[int | None, int | None]:
-        st = self._file().read_state()
-        return (None, None) if st.count == 0 else (st.oldest, st.newest)
+        pf = self._file()
+        count, oldest, newest = F.retained(pf.read_state(), pf.lost())
+        return (None, None) if count == 0 else (oldest, newest)
 
     # ---------------------------------------------------------------- lite3
     def append_lite3(self, payload: bytes, durability: Durability = Durability.FAST) -> int:

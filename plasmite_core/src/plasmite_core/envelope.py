@@ -1,22 +1,45 @@
 """The message envelope: ``{"seq","time","meta":{"tags"},"data"}``.
 
 A ``Message`` is built straight from frame bytes and decodes lazily: code that
-only forwards the JSON envelope (``pls follow``, HTTP tail) never parses the
-payload, and code that only reads ``data`` never formats the time.
+only forwards the JSON envelope (``pls follow``, HTTP tail) never builds the
+payload's Python value, and code that only reads ``data`` never formats the
+time.
+
+Frames are checksummed, but a forged (or foreign) frame can carry a valid CRC
+over bytes that are not valid for the codec. Every read of such bytes is a
+Corrupt error naming the seq and, for frames read from a pool, the file and
+offset. An envelope is assembled by concatenating the stored JSON, so before
+that the payload is checked to be exactly one JSON value (a skip-parse, no
+Python objects) and the tags an array of strings: a payload such as
+``1},"x":{`` cannot change the envelope's structure.
 """
 
 from __future__ import annotations
 
 import time as _time
 from datetime import datetime, timezone
+from operator import itemgetter
 from typing import Any
 
 import msgspec
 
-from .errors import UsageError
+from .errors import CorruptError, PlasmiteError, UsageError
 
 _json_decode = msgspec.json.decode
 _json_encode = msgspec.json.encode
+_skip_value = msgspec.json.Decoder(msgspec.Raw).decode  # one JSON value, else DecodeError
+_tags_decode = msgspec.json.Decoder(list[str]).decode
+_lines_one_value = msgspec.json.Decoder(msgspec.Raw).decode_lines
+_lines_tags = msgspec.json.Decoder(list[str]).decode_lines
+_DecodeError = (msgspec.DecodeError, UnicodeDecodeError)
+
+
+def _one_value(payload: bytes) -> None:
+    """DecodeError/UnicodeDecodeError unless ``payload`` is exactly one JSON
+    value in UTF-8 (the skip-parse does not check UTF-8 inside strings)."""
+    _skip_value(payload)
+    if not payload.isascii():
+        payload.decode()
 
 _sec_cache: list = [None, ""]
 _bsec_cache: list = [None, b""]
@@ -74,10 +97,64 @@ class MessageMeta:
 _NO = object()
 
 
+def stored_envelope(seq: int, time_ns: int, tags_raw: bytes, payload: bytes) -> bytes:
+    """The envelope of JSON bytes this process has just validated and stored
+    (no check: the append paths' receipts)."""
+    sec, frac = divmod(time_ns, 1_000_000_000)
+    if _bsec_cache[0] != sec:
+        _bsec_cache[0] = sec
+        _bsec_cache[1] = _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(sec)).encode()
+    return _ENVELOPE % (seq, _bsec_cache[1], frac, tags_raw or b"[]", payload)
+
+
+_payload_of = itemgetter(3)
+_tags_of = itemgetter(2)
+
+
+def check_frames(frames: list) -> int | None:
+    """Index of the first ``(seq, time, tags, payload)`` frame of a JSON pool
+    whose payload is not one JSON value or whose tags are not an array of
+    strings; None when all are valid.
+
+    One parse per batch: payloads joined by newlines must be exactly
+    ``len(frames)`` lines (compact JSON holds no raw newline) of one value
+    each; the per-frame search runs only after a failure.
+    """
+    n = len(frames)
+    blob = b"\n".join(map(_payload_of, frames))
+    tags = list(filter(None, map(_tags_of, frames)))
+    try:
+        ok = blob.count(b"\n") == n - 1 and len(_lines_one_value(blob)) == n
+        if ok and not blob.isascii():
+            blob.decode()
+        if ok and tags:
+            tblob = b"\n".join(tags)
+            ok = tblob.count(b"\n") == len(tags) - 1 and len(_lines_tags(tblob)) == len(tags)
+    except _DecodeError:
+        ok = False
+    if ok:
+        return None
+    for i, (_, _, tags_raw, payload) in enumerate(frames):
+        if not payload or b"\n" in payload or (tags_raw and b"\n" in tags_raw):
+            return i
+        try:
+            _one_value(payload)
+            if tags_raw:
+                _tags_decode(tags_raw)
+        except _DecodeError:
+            return i
+    return None
+
+
 class Message:
-    """One committed message. ``raw`` is its compact JSON envelope (bytes)."""
+    """One committed message. ``raw`` is its compact JSON envelope (bytes).
+
+    Messages read from a pool are instances of a per-pool subclass (see
+    ``bound``) that names the pool file in Corrupt errors.
+    """
 
     __slots__ = ("seq", "time_ns", "_tags_raw", "_payload", "_codec", "_data", "_tags", "_raw")
+    _src = None  # the PoolFile frames were read from (set on ``bound`` subclasses)
 
     def __init__(self, seq: int, time_ns: int, tags_raw: bytes, payload: bytes, codec=None, data: Any = _NO) -> None:
         self.seq = seq
@@ -96,19 +173,45 @@ class Message:
         m._data = data
         return m
 
+    @classmethod
+    def bound(cls, src) -> type["Message"]:
+        """A subclass whose messages name ``src`` (a PoolFile) when their
+        bytes turn out damaged; it costs nothing per message."""
+        return type(cls.__name__, (cls,), {"__slots__": (), "_src": src, "__module__": cls.__module__})
+
+    def _damaged(self, what: str, exc: BaseException) -> CorruptError:
+        src = self._src
+        if src is not None:
+            return src.damaged_message(self.seq, f"{what} ({exc})")
+        return CorruptError(
+            f"message seq {self.seq}: {what} ({exc})", seq=self.seq,
+            hint="the message's stored bytes are damaged; `pls doctor --deep` finds such messages",
+        )
+
     @property
     def data(self) -> Any:
         d = self._data
         if d is _NO:
             codec = self._codec
-            d = self._data = _json_decode(self._payload) if codec is None else codec.decode(self._payload)
+            try:
+                d = self._data = _json_decode(self._payload) if codec is None else codec.decode(self._payload)
+            except PlasmiteError:
+                raise
+            except Exception as exc:  # any codec's decode failure: the bytes are damaged
+                raise self._damaged(f"payload is not valid {'json' if codec is None else codec.name}", exc) from None
         return d
 
     @property
     def tags(self) -> list[str]:
         t = self._tags
         if t is None:
-            t = self._tags = _json_decode(self._tags_raw) if self._tags_raw else []
+            if self._tags_raw:
+                try:
+                    t = self._tags = _tags_decode(self._tags_raw)
+                except _DecodeError as exc:
+                    raise self._damaged("tags are not a JSON array of strings", exc) from None
+            else:
+                t = self._tags = []
         return t
 
     @property
@@ -125,17 +228,32 @@ class Message:
         return format_rfc3339(self.time_ns)
 
     def data_json(self) -> bytes:
-        """The payload as compact JSON text."""
-        if self._codec is None and self._payload:
-            return self._payload
-        if self._codec is not None:
-            return self._codec.to_json(self._payload)
+        """The payload as compact JSON text (checked to be one JSON value)."""
+        codec = self._codec
+        payload = self._payload
+        if codec is None and payload:
+            if self._data is _NO:
+                try:
+                    _one_value(payload)
+                except _DecodeError as exc:
+                    raise self._damaged("payload is not valid json", exc) from None
+            return payload
+        if codec is not None:
+            try:
+                return codec.to_json(payload)
+            except PlasmiteError:
+                raise
+            except Exception as exc:
+                raise self._damaged(f"payload is not valid {codec.name}", exc) from None
         return _json_encode(self.data)
 
     def tags_json(self) -> bytes:
-        if self._tags is not None and not self._tags_raw:
-            return _json_encode(self._tags)
-        return self._tags_raw or b"[]"
+        """The tags as a JSON array (stored tags are checked first)."""
+        if self._tags_raw:
+            if self._tags is None:
+                self.tags  # noqa: B018 - decodes and checks them
+            return self._tags_raw
+        return b"[]" if self._tags is None else _json_encode(self._tags)
 
     @property
     def raw(self) -> bytes:
@@ -145,10 +263,23 @@ class Message:
             if _bsec_cache[0] != sec:
                 _bsec_cache[0] = sec
                 _bsec_cache[1] = _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(sec)).encode()
+            tags = self._tags_raw
+            if not tags:
+                tags = b"[]" if self._tags is None else _json_encode(self._tags)
+            elif self._tags is None:
+                self.tags  # noqa: B018 - decodes and checks them
             payload = self._payload
-            data = payload if (self._codec is None and payload) else self.data_json()
-            tags = self._tags_raw or (b"[]" if self._tags is None else self.tags_json())
-            r = self._raw = _ENVELOPE % (self.seq, _bsec_cache[1], frac, tags, data)
+            if self._codec is None and payload:
+                if self._data is _NO:
+                    try:
+                        _skip_value(payload)  # inlined _one_value (hot path)
+                        if not payload.isascii():
+                            payload.decode()
+                    except _DecodeError as exc:
+                        raise self._damaged("payload is not valid json", exc) from None
+            else:
+                payload = self.data_json()
+            r = self._raw = _ENVELOPE % (self.seq, _bsec_cache[1], frac, tags, payload)
         return r
 
     def receipt(self) -> bytes:

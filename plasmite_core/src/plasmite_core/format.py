@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 MAGIC = b"PLSMPOOL"
 FORMAT_VERSION = 1
@@ -45,6 +45,56 @@ WAITER_DEADLINE_OFFSET = 264
 # writers still holding it open refuse to append (zero while the pool lives).
 LIFECYCLE_OFFSET = 272
 LIFE_DELETED = int.from_bytes(b"DELETED!", "little")
+
+# Repair record: seq ranges a repair dropped (damaged frames), so `info` can
+# count what is really retained. Written only by repair, under the lock; all
+# zeros (no record) in a pool never repaired, and ignored by older readers.
+#   n I | crc I (CRC-32 of n and the ranges) | n x (first Q | last Q)
+LOST_OFFSET = 512
+LOST_HEAD = struct.Struct("<II")
+LOST_RANGE = struct.Struct("<QQ")
+LOST_MAX = (1024 - LOST_OFFSET - LOST_HEAD.size) // LOST_RANGE.size  # 31
+
+
+def pack_lost(ranges: list[tuple[int, int]]) -> bytes:
+    """The repair record for ``ranges`` (the newest LOST_MAX are kept)."""
+    ranges = sorted(ranges)[-LOST_MAX:]
+    body = b"".join(LOST_RANGE.pack(a, b) for a, b in ranges)
+    n = struct.pack("<I", len(ranges))
+    return n + struct.pack("<I", zlib.crc32(n + body)) + body
+
+
+def parse_lost(buf: bytes | memoryview) -> list[tuple[int, int]]:
+    """Seq ranges dropped by repairs ([] when none, or when the record fails its CRC)."""
+    n, crc = LOST_HEAD.unpack_from(buf, LOST_OFFSET)
+    if not n or n > LOST_MAX:
+        return []
+    start = LOST_OFFSET + LOST_HEAD.size
+    body = bytes(buf[start : start + n * LOST_RANGE.size])
+    if zlib.crc32(struct.pack("<I", n) + body) != crc:
+        return []
+    return [LOST_RANGE.unpack_from(body, i * LOST_RANGE.size) for i in range(n)]
+
+
+def retained(st: "State", lost: list[tuple[int, int]]) -> tuple[int, int, int]:
+    """(count, oldest, newest) of the messages a state retains, net of the
+    seqs repairs dropped; count 0 when none."""
+    oldest, newest = st.oldest, st.newest
+    for a, b in sorted(lost, reverse=True):
+        if a <= newest <= b:
+            newest = a - 1
+    for a, b in sorted(lost):
+        if a <= oldest <= b:
+            oldest = b + 1
+    if oldest > newest:
+        return 0, oldest, newest
+    count = newest - oldest + 1
+    for a, b in lost:
+        lo, hi = max(a, oldest), min(b, newest)
+        if lo <= hi:
+            count -= hi - lo + 1
+    return count, oldest, newest
+
 
 # Frame: len I | crc I | seq Q | time_ns Q | payload_len I | tags_len H | kind B | flags B
 # then tags (JSON array text, empty meaning []), then payload, padded to 8 bytes.
@@ -220,29 +270,28 @@ def choose_state(raw_pair: bytes | memoryview) -> State | None:
 
 
 class Placement(NamedTuple):
-    """Where a batch of frames goes: pads to write, frame positions, the new
-    head, and how far the tail must advance first (frames evicted)."""
+    """Where frames go: the pads to write, each frame's logical position, the
+    new head, and ``need``, the position the tail must reach before anything
+    is written (old frames below it are evicted)."""
 
     pads: list[tuple[int, int]]  # (logical pos, length)
     positions: list[int]
     head: int
-    tail: int
-    evicted_messages: int
+    need: int
 
 
-def plan_placement(
-    head: int,
-    tail: int,
-    ring_size: int,
-    lengths: list[int],
-    frame_at: Callable[[int], tuple[int, bool]],
-) -> Placement:
-    """Place frames after ``head``, wrapping with a pad where needed, and evict
-    from ``tail`` until the live span fits the ring.
+def plan_placement(head: int, ring_size: int, lengths: list[int] | tuple[int, ...]) -> Placement:
+    """Place frames after ``head``, wrapping with a pad where a frame does not
+    fit before the ring end; the one planner of single appends and batches.
 
-    ``frame_at(pos)`` returns ``(length, is_message)`` of the live frame at a
-    logical position (used only for eviction). Raises ValueError when a frame
-    is larger than the ring or the batch does not fit at all.
+    The live span after the write is ``[need, new head)``, never longer than
+    the ring. Usually ``need <= head``: old frames from the tail up to ``need``
+    are evicted. When even evicting every old frame is not enough (a frame
+    that wraps after a pad and is nearly as large as the ring), every old frame
+    goes, the span starts at the first new frame and the pad before it is not
+    written: ``need`` is then that frame's position, past the old head.
+    Raises ValueError when a frame is larger than the ring, or when the batch
+    would have to evict its own frames.
     """
     pads: list[tuple[int, int]] = []
     positions: list[int] = []
@@ -256,14 +305,11 @@ def plan_placement(
             pos += room
         positions.append(pos)
         pos += n
-    if pos - head > ring_size:
-        raise ValueError("batch larger than the ring")
-    evicted = 0
-    new_tail = tail
-    while pos - new_tail > ring_size:
-        length, is_message = frame_at(new_tail)
-        if length <= 0:
-            raise ValueError("zero-length frame at tail")
-        new_tail += length
-        evicted += is_message
-    return Placement(pads, positions, pos, new_tail, evicted)
+    need = pos - ring_size
+    if need > head:
+        first = positions[0]
+        if need > first:
+            raise ValueError("batch larger than the ring")
+        need = first
+        pads = [p for p in pads if p[0] >= first]
+    return Placement(pads, positions, pos, need)

@@ -70,6 +70,7 @@ _LOCK_UN = locks.LOCK_UN
 _flock = locks.flock
 _wait_lock = locks.wait_for_write_lock
 _QLIFE = F.LIFECYCLE_OFFSET // 8
+_plan = F.plan_placement
 
 SCAN_CHUNK = 256 * 1024
 
@@ -327,6 +328,10 @@ class PoolFile:
     def read_state(self) -> F.State:
         return F.State(*self._state_fields())
 
+    def lost(self) -> list[tuple[int, int]]:
+        """Seq ranges that repairs dropped (see ``format.retained``)."""
+        return F.parse_lost(self.mm)
+
     def _publish(self, gen: int, head: int, tail: int, newest: int, oldest: int, ntime: int) -> None:
         body = _STATE_BODY.pack(gen, head, tail, newest, oldest, ntime)
         off = _SA if gen & 1 else _SB
@@ -349,8 +354,11 @@ class PoolFile:
             str(self.path), hint="create a larger pool (e.g. --size 64M) or send a smaller message",
         )
 
-    def _evict(self, tail: int, oldest: int, need: int) -> tuple[int, int]:
-        """Advance the tail over whole frames until ``tail >= need``."""
+    def _evict(self, tail: int, oldest: int, need: int, head: int, newest: int) -> tuple[int, int]:
+        """Advance the tail over whole frames until ``tail >= need``; a ``need``
+        at or past ``head`` drops every old frame (see ``plan_placement``)."""
+        if need >= head:
+            return need, newest + 1
         mm = self.mm
         R = self.ring_size
         ro = self.ring_offset
@@ -358,20 +366,45 @@ class PoolFile:
             phys = tail % R
             flen, crc, seq = _LEN_SEQ.unpack_from(mm, ro + phys) if R - phys >= 16 else (*_CRC_PAD.unpack_from(mm, ro + phys), 0)
             if crc == _PAD:
-                if flen != R - phys:
-                    raise self._corrupt("bad pad frame", ro + phys)
+                if flen < 8 or flen & 7 or phys + flen > R:
+                    raise self._corrupt("bad pad frame", ro + phys, appending=True)
                 tail += flen
                 continue
             if flen < _MIN_FRAME or flen & 7 or phys + flen > R or seq < oldest:
-                raise self._corrupt(f"frame at the ring tail is damaged (seq {seq}, expected {oldest})", ro + phys)
+                raise self._corrupt(
+                    f"frame at the ring tail is damaged (seq {seq}, expected {oldest})", ro + phys, appending=True
+                )
             tail += flen
             oldest = seq + 1  # a repaired pool may have a hole in its seqs
         return tail, oldest
 
-    def _corrupt(self, what: str, offset: int) -> CorruptError:
+    def _corrupt(self, what: str, offset: int, appending: bool = False) -> CorruptError:
+        if appending:
+            hint = ("appends are refused until the pool is repaired: the ring must overwrite this frame next "
+                    "and cannot step over it; `pls doctor --repair` keeps every frame that verifies")
+        else:
+            hint = ("`pls doctor --repair` keeps every frame that verifies and drops this one (followers see a gap); "
+                    "appends go on meanwhile, unless the ring reaches a frame it cannot step over")
         return CorruptError(
-            f"corrupt pool {self.path}: {what} at offset {offset}", str(self.path), offset=offset,
-            hint="run `pls doctor` on the pool; new appends are refused until it is repaired",
+            f"corrupt pool {self.path}: {what} at offset {offset}", str(self.path), offset=offset, hint=hint,
+        )
+
+    def damaged_message(self, seq: int, what: str) -> CorruptError:
+        """The Corrupt error for a frame whose checksum holds but whose
+        payload or tags are not valid for the codec (a forged or foreign write)."""
+        offset = None
+        if not self._closed:
+            try:
+                pos = self.locate(seq, self.read_state())
+                if pos is not None:
+                    offset = self.ring_offset + pos % self.ring_size
+            except (PlasmiteError, ValueError):
+                pass  # damaged elsewhere too, or unmapped: report without an offset
+        where = "" if offset is None else f" at offset {offset}"
+        return CorruptError(
+            f"corrupt pool {self.path}: message seq {seq}{where}: {what}", str(self.path), seq=seq, offset=offset,
+            hint="its checksum holds, so the bytes were written as they are (a forged or foreign write); "
+            "`pls doctor --deep` lists such messages and `pls doctor --repair --deep` drops them",
         )
 
     def _locked_state(self) -> tuple:
@@ -439,18 +472,28 @@ class PoolFile:
                     t = ntime
                 body = _REST.pack(seq, t, len(payload), len(tags), 1, 0) + tags + payload
                 phys = head % R
-                room = R - phys
-                end = (head + room if room < flen else head) + flen
-                if end - tail > R:
-                    tail, oldest = self._evict(tail, oldest, end - R)
+                if R - phys >= flen:
+                    # No wrap: the planner's answer, inlined for the hot path.
+                    end = head + flen
+                    need = end - R
+                    pads = None
+                else:
+                    plan = _plan(head, R, (flen,))
+                    end = plan.head
+                    need = plan.need
+                    pads = plan.pads
+                    phys = 0
+                if need > tail:
+                    tail, oldest = self._evict(tail, oldest, need, head, newest)
                     gen += 1
-                    self._publish(gen, head, tail, newest, oldest, ntime)
+                    self._publish(gen, head, tail if tail < head else head, newest, oldest, ntime)
                     if _faults:
                         _fault("evict_published")
                 ro = self.ring_offset
-                if room < flen:
-                    mm[ro + phys : ro + phys + 8] = _CRC_PAD.pack(room, _PAD)
-                    phys = 0
+                if pads:
+                    p, room = pads[0]
+                    p %= R
+                    mm[ro + p : ro + p + 8] = _CRC_PAD.pack(room, _PAD)
                     if _faults:
                         _fault("pad_written")
                 if _faults:
@@ -490,7 +533,14 @@ class PoolFile:
         return seq, t
 
     def append_batch(self, items: list[tuple[bytes, bytes]], flush: bool = False) -> list[tuple[int, int]]:
-        """Append many (tags, payload) under one lock; returns [(seq, time_ns)]."""
+        """Append many (tags, payload) in order; returns [(seq, time_ns)].
+
+        Frames are written in chunks of at most half the ring (a frame larger
+        than that is a chunk of its own), each under one lock with contiguous
+        seqs, so a batch never evicts its own messages; other writers' messages
+        may land between chunks. A PlasmiteError raised by a later chunk
+        carries ``committed``: the receipts of the chunks already stored.
+        """
         if self._closed or not self.writable:
             self._check_writable()
         R = self.ring_size
@@ -505,30 +555,25 @@ class PoolFile:
         # evicts its own messages.
         i = 0
         n = len(items)
-        while i < n:
-            j = i
-            total = 0
-            while j < n and (j == i or total + lengths[j] <= R // 2):
-                total += lengths[j]
-                j += 1
-            out.extend(self._append_chunk(items[i:j], lengths[i:j], flush))
-            i = j
+        try:
+            while i < n:
+                j = i
+                total = 0
+                while j < n and (j == i or total + lengths[j] <= R // 2):
+                    total += lengths[j]
+                    j += 1
+                out.extend(self._append_chunk(items[i:j], lengths[i:j], flush))
+                i = j
+        except PlasmiteError as exc:
+            exc.committed = out
+            raise
         return out
-
-    def _frame_at(self, pos: int) -> tuple[int, bool]:
-        R = self.ring_size
-        phys = pos % R
-        flen, crc = _CRC_PAD.unpack_from(self.mm, self.ring_offset + phys)
-        if flen < 8 or flen & 7 or phys + flen > R:
-            raise self._corrupt("frame length out of range at the ring tail", self.ring_offset + phys)
-        return flen, crc != _PAD
 
     def _append_chunk(self, items, lengths, flush) -> list[tuple[int, int]]:
         mm = self.mm
         ro = self.ring_offset
         R = self.ring_size
         icap = self.index_capacity
-        io = self.index_offset
         tlock = self._tlock
         if not tlock.acquire(False):
             _wait_lock(self.fd, self.lock_timeout, self.path, tlock)
@@ -546,14 +591,14 @@ class PoolFile:
                     _fault("locked")
                 gen, head, tail, newest, oldest, ntime = self._locked_state()
                 try:
-                    plan = F.plan_placement(head, tail, R, lengths, self._frame_at)
+                    plan = _plan(head, R, lengths)
                 except ValueError as exc:
                     raise UsageError(f"batch does not fit the ring: {exc}", str(self.path)) from None
-                if plan.tail != tail:
+                if plan.need > tail:
                     # Check the frames being evicted are what the state says.
-                    tail, oldest = self._evict(tail, oldest, plan.tail)
+                    tail, oldest = self._evict(tail, oldest, plan.need, head, newest)
                     gen += 1
-                    self._publish(gen, head, tail, newest, oldest, ntime)
+                    self._publish(gen, head, tail if tail < head else head, newest, oldest, ntime)
                     if _faults:
                         _fault("evict_published")
                 for pos, room in plan.pads:
@@ -658,8 +703,10 @@ class PoolFile:
         while pos < head:
             phys = pos % R
             flen, crc = _CRC_PAD.unpack_from(mm, ro + phys)
-            if flen < 8 or flen & 7:
-                return None
+            if flen < (8 if crc == _PAD else _MIN_FRAME) or flen & 7 or phys + flen > R:
+                if pos < self._state_fields()[2]:
+                    return None  # overwritten while walking: the seq is no longer retained
+                raise self._corrupt("frame length out of range", ro + phys)
             if crc != _PAD and R - phys >= 16:
                 (fseq,) = struct.unpack_from("<Q", mm, ro + phys + 8)
                 if fseq == seq:
@@ -789,11 +836,12 @@ class PoolFile:
                     flen, crc = _CRC_PAD.unpack_from(buf, off)
                     seq = t = pl = tl = 0
                 if crc == _PAD:
-                    if phys + off + flen != R:
+                    # The ring-end pad, or one a repair wrote over dropped frames.
+                    if flen < 8 or flen & 7 or phys + off + flen > R or pos + flen > head:
                         raise self._corrupt("bad pad frame", base + off)
                     off += flen
                     pos += flen
-                    break
+                    continue
                 if flen < _MIN_FRAME or flen & 7 or phys + off + flen > R:
                     raise self._corrupt("frame length out of range", base + off)
                 if off + flen > n:

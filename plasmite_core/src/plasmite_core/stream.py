@@ -14,16 +14,18 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator
 
 import msgspec
 
-from .envelope import _ENVELOPE, Message, _bsec_cache
-from .errors import RetentionGapError, UsageError
+from .envelope import _ENVELOPE, Message, _bsec_cache, check_frames
+from .errors import PlasmiteError, RetentionGapError, UsageError
 
 _json_str = msgspec.json.encode
 _json_decode = msgspec.json.decode
 _BATCH = 512
+_time_of = itemgetter(1)
 _GAP = object()
 
 
@@ -69,6 +71,8 @@ class Stream:
         self._pool = pool
         pf = self._pf = pool._file()
         self._codec = pool._payload_codec
+        self._message = pool._message
+        self._error = None  # a Corrupt error met after the messages before it were delivered
         self._max = max_messages
         self._error_on_gap = error_on_gap
         self._on_gap = on_gap
@@ -111,9 +115,10 @@ class Stream:
         tags = self._tags
         codec = self._codec
         where = self._where
+        msg = self._message
         if exp is not None and tags is None and where is None and frames[0][0] == exp and frames[-1][0] == exp + len(frames) - 1:
             # Fast path: contiguous, unfiltered (the common follow/read case).
-            buf.extend([Message(seq, t, tr, pl, codec) for seq, t, tr, pl in frames])
+            buf.extend([msg(seq, t, tr, pl, codec) for seq, t, tr, pl in frames])
             self._expected = frames[-1][0] + 1
             return
         for seq, t, tags_raw, payload in frames:
@@ -130,7 +135,7 @@ class Stream:
             exp = seq + 1
             if tags is not None and not tags(tags_raw):
                 continue
-            m = Message(seq, t, tags_raw, payload, codec)
+            m = msg(seq, t, tags_raw, payload, codec)
             if where is not None and not where(m):
                 continue
             buf.append(m)
@@ -209,6 +214,9 @@ class Stream:
         the frames, with no Message objects: the path of ``pls follow --jsonl``
         and the HTTP tail.
         """
+        if self._error is not None:
+            self._done = True
+            raise self._error
         if (
             self._buf
             or self._done
@@ -218,7 +226,7 @@ class Stream:
             or self._expected is None
             or self._max is not None
         ):
-            return [m.raw for m in self.poll(limit)]
+            return self._raws(self.poll(limit))
         pf = self._pf
         if pf.closed:
             raise UsageError("pool is closed", hint="keep the pool open while its streams are in use")
@@ -232,12 +240,33 @@ class Stream:
             # A gap or already-seen seqs: let the general path apply the rules.
             self._pos = npos
             self._fill(frames)  # apply the gap rules to what was scanned
-            return [m.raw for m in self.poll(limit)]
+            return self._raws(self.poll(limit))
         self._pos = npos
+        bad = check_frames(frames)
+        if bad is not None:
+            # Deliver what precedes the damaged frame; the next call raises.
+            try:
+                self._message(*frames[bad]).raw
+            except PlasmiteError as exc:
+                self._error = exc
+                frames = frames[:bad]
+                if not frames:
+                    self._done = True
+                    raise
         self._expected = frames[-1][0] + 1
         self._delivered += len(frames)
         cache = _bsec_cache
         env = _ENVELOPE
+        times = list(map(_time_of, frames))
+        sec = min(times) // 1_000_000_000
+        if max(times) // 1_000_000_000 == sec:
+            # One second for the whole batch (the usual case): format its text once.
+            if cache[0] != sec:
+                cache[0] = sec
+                cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)).encode()
+            stamp = cache[1]
+            base = sec * 1_000_000_000
+            return [env % (seq, stamp, t - base, tags_raw or b"[]", payload) for seq, t, tags_raw, payload in frames]
         out = []
         for seq, t, tags_raw, payload in frames:
             sec, frac = divmod(t, 1_000_000_000)
@@ -245,6 +274,21 @@ class Stream:
                 cache[0] = sec
                 cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)).encode()
             out.append(env % (seq, cache[1], frac, tags_raw or b"[]", payload))
+        return out
+
+    def _raws(self, messages: list[Message]) -> list[bytes]:
+        """Envelopes of ``messages``; one that turns out damaged ends the
+        list, and the next ``poll_json`` raises its Corrupt error."""
+        out = []
+        for m in messages:
+            try:
+                out.append(m.raw)
+            except PlasmiteError as exc:
+                if not out:
+                    self._done = True
+                    raise
+                self._error = exc
+                break
         return out
 
     def next_json(self, timeout_ms: int | None = None) -> bytes | None:

@@ -203,7 +203,7 @@ async def run_tail(app, req, q: TailQuery, framer: JsonLines) -> None:
             try:
                 chunk, count = framer.drain(stream, limit, pending)
             except PlasmiteError as exc:
-                await _send_error_frame(send, framer, exc)
+                await _send_error_frame(send, framer, exc, pending)  # what was drained goes first
                 break
             pending = []
             if count:
@@ -260,9 +260,11 @@ async def run_tail(app, req, q: TailQuery, framer: JsonLines) -> None:
         app.tail_admission.give()
 
 
-async def _send_error_frame(send, framer: JsonLines, exc: PlasmiteError) -> None:
+async def _send_error_frame(send, framer: JsonLines, exc: PlasmiteError, done: list = ()) -> None:
     frame = framer.error(exc)
     if frame is not None:
+        if done:
+            frame = framer.frame(list(done)) + frame
         await send_chunk(send, frame, more=True)
 
 

@@ -23,14 +23,17 @@ Examples:
   pls doctor --all
   pls doctor --all --json | jq '.reports[] | select(.ok | not)'
   pls doctor chat --repair
+  pls doctor chat --deep
 
 \b
 Checks the header, the state, every retained frame (length, checksum, seq
-and time order) and the seq index, without changing anything. --repair
-rewrites a damaged pool's state and index under the writer lock, keeping
-every whole, checksummed message from the oldest up to the first damaged
-one (seqs are never reused; followers see the loss as a gap). Exits 7 if a
-pool is corrupt (with --repair: if it could not be repaired).
+and time order) and the seq index, without changing anything; --deep also
+decodes every payload and tags (finds frames written with a valid checksum
+over invalid bytes). --repair works in place under the writer lock: it
+keeps every frame that verifies (with --deep: and decodes), skipping past
+damaged ones, and reports the seqs it lost (seqs are never reused; followers
+see the loss as a gap). Exits 7 if a pool is corrupt (with --repair: if it
+could not be repaired).
 
 \b
 --all also reports hidden temp files that killed `pool create` runs left
@@ -42,8 +45,9 @@ remove those whose creator is gone.""",
 @click.option("--all", "check_all", is_flag=True, help="Check every pool in the pool directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON reports instead of text.")
 @click.option("--repair", is_flag=True, help="Repair damaged pools in place (keeps every intact message).")
+@click.option("--deep", is_flag=True, help="Also decode every payload and tags with the pool's codec.")
 @click.pass_context
-def doctor(ctx, pool, check_all, as_json, repair):
+def doctor(ctx, pool, check_all, as_json, repair, deep):
     """Validate POOL (or with --all, every pool) and report problems."""
     from plasmite_core.errors import ErrorKind, UsageError
     from plasmite_core.refs import resolve_pool_ref
@@ -97,12 +101,12 @@ def doctor(ctx, pool, check_all, as_json, repair):
             rep.notes.append(err.hint)
         elif repair:
             try:
-                rep = repair_pool(path)
+                rep = repair_pool(path, deep=deep)
             except CorruptError as err:  # not repairable (e.g. a damaged header)
-                rep = check_pool(path)
+                rep = check_pool(path, deep)
                 rep.notes.append(f"not repaired: {err.message}" + (f" ({err.hint})" if err.hint else ""))
         else:
-            rep = check_pool(path)
+            rep = check_pool(path, deep)
         d = _upstream_fields(name, rep)
         d.update((k, v) for k, v in rep.to_dict().items() if k not in d)
         d["pool"] = name
@@ -125,8 +129,10 @@ def doctor(ctx, pool, check_all, as_json, repair):
         for name, rep, d in reports:
             issues = [i.get("message") if isinstance(i, dict) else str(i) for i in d.get("issues", [])]
             if rep.ok and d.get("repaired"):
+                lost = ", ".join(f"{a}..{b}" if a != b else f"{a}" for a, b in d.get("lost", []))
                 lines.append(f"REPAIRED {name}: {len(issues)} issue(s) fixed; "
-                             f"{d.get('messages_checked', 0)} messages kept")
+                             f"{d.get('messages_checked', 0)} messages kept"
+                             + (f"; seqs lost: {lost} (followers see a gap)" if lost else ""))
             elif rep.ok:
                 lines.append(f"OK       {name}: {d.get('messages_checked', 0)} messages checked")
             else:
@@ -136,7 +142,7 @@ def doctor(ctx, pool, check_all, as_json, repair):
             for note in d.get("notes", []):
                 lines.append(f"  note: {note}")
         if not repair and any(not rep.ok for _, rep, _ in reports):
-            lines.append("run `pls doctor --repair` on a damaged pool to keep its intact messages")
+            lines.append("run `pls doctor --repair` on a damaged pool: it keeps every message that verifies")
         bad = sum(1 for _, rep, _ in reports if not rep.ok)
         if len(reports) > 1:
             lines.append(f"{len(reports)} pools checked, {bad} corrupt")
@@ -154,7 +160,7 @@ def _upstream_fields(name: str, rep) -> dict:
         if any(i.code == "upstream_format" for i in rep.issues):
             hints.append(f"convert it with `pls pool import {name}`")
         elif all(i.code != "header" for i in rep.issues):  # a damaged header cannot be repaired
-            hints.append(f"run `pls doctor {name} --repair` to keep every intact message up to the first damaged one")
+            hints.append(f"run `pls doctor {name} --repair` to keep every message that verifies")
         else:
             hints.append("restore the pool file from a backup, or delete and recreate it")
     return {
