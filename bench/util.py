@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
-import shutil
 import socket
 import statistics
 import sys

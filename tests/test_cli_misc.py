@@ -113,7 +113,8 @@ def test_third_party_command_arrives_through_the_hook(pool_dir, tmp_path):
         def register_commands(cli):
             cli.add_command(hello)
     """)
-    env = env_for(pool_dir, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
+    env = env_for(pool_dir, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+                  PLASMITE_LOAD_PLUGINS="hello_plasmite")  # tox loads only this project's plugins otherwise
     r = pls("hello", "world", pool_dir=pool_dir, env=env)
     assert r.returncode == 0 and r.stdout == "hello world\n", r.stderr
     assert "Say hello from a plugin." in pls("--help", pool_dir=pool_dir, env=env).stdout
@@ -122,6 +123,9 @@ def test_third_party_command_arrives_through_the_hook(pool_dir, tmp_path):
     assert by_name["hello_plasmite"]["hooks"] == ["register_commands"]
     assert by_name["cli"]["distribution"] == "plasmite-cli"  # built-ins use the same hook
     assert "register_filters" in by_name["jq"]["hooks"]
+    # Installed but not named: PLASMITE_LOAD_PLUGINS="" keeps it out, built-ins stay.
+    r = pls("hello", "world", pool_dir=pool_dir, env={**env, "PLASMITE_LOAD_PLUGINS": ""})
+    assert r.returncode == 2 and pls("--help", pool_dir=pool_dir, env={**env, "PLASMITE_LOAD_PLUGINS": ""}).returncode == 0
 
 
 def test_broken_plugin_does_not_break_builtins(pool_dir, tmp_path):
@@ -134,7 +138,8 @@ def test_broken_plugin_does_not_break_builtins(pool_dir, tmp_path):
         def register_commands(cli):
             raise RuntimeError("boom")
     """)
-    env = env_for(pool_dir, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
+    env = env_for(pool_dir, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+                  PLASMITE_LOAD_PLUGINS="broken_plasmite")  # tox loads only this project's plugins otherwise
     assert pls("pool", "create", "ok", pool_dir=pool_dir, env=env).returncode == 0
     r = pls("--help", pool_dir=pool_dir, env=env)
     assert r.returncode == 0 and "feed" in r.stdout
@@ -361,7 +366,8 @@ def test_unexpected_exception_is_internal_without_traceback(pool_dir, tmp_path):
         def register_commands(cli):
             cli.add_command(crash)
     """)
-    env = env_for(pool_dir, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
+    env = env_for(pool_dir, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+                  PLASMITE_LOAD_PLUGINS="crashy_plasmite")  # tox loads only this project's plugins otherwise
     r = pls("crash", pool_dir=pool_dir, env=env)
     assert r.returncode == 1
     err = error_of(r)

@@ -107,6 +107,11 @@ def test_remote_feed_follow_and_filters(pool_dir, server):
     assert time.monotonic() - t0 < 4.5  # the history scan ends at the newest message, no 5 s wait
     # local view of the same pool agrees
     assert json.loads(pls("fetch", "chat", "1", pool_dir=pool_dir).stdout)["data"]["msg"] == "hi all"
+    r = pls("fetch", f"{base}/chat", "2", *auth, pool_dir=pool_dir)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["data"] == {"n": 2}
+    r = pls("fetch", f"{base}/chat", "99", *auth, pool_dir=pool_dir)
+    assert r.returncode == 3 and "1..3" in error_of(r)["hint"]
 
 
 def test_remote_live_follow(pool_dir, server):

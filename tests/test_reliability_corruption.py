@@ -15,7 +15,6 @@ that doctor finds clean and that still serves only reference data.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import struct
@@ -137,9 +136,9 @@ def _read_everything(path: Path, ref: dict[int, bytes], *, version_hit: bool = F
             except PlasmiteError as exc:
                 _check_error(exc, path, version_hit=version_hit)
         try:
-            oldest, newest = pool.bounds()
+            oldest, _newest = pool.bounds()
         except PlasmiteError:
-            oldest = newest = None
+            oldest = _newest = None
         try:
             last = 0
             for m in pool.tail(since_seq=oldest or 0, timeout_ms=0, max_messages=len(ref) + 10):

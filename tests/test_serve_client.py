@@ -247,6 +247,34 @@ def test_terminal_error_line_raises_remote_gap(server, client):
     assert s.next().seq == oldest and gaps == [(1, oldest)]
 
 
+def test_async_client_matches_the_sync_one(server):
+    """The calls that once drifted: create_pool's guard, append_many, close, NotFound seqs."""
+    async def main():
+        async with AsyncRemoteClient(server.base_url) as ac:
+            with pytest.raises(UsageError):
+                await ac.create_pool("aio-guard", codec="msgpack")
+            with pytest.raises(UsageError):
+                await ac.create_pool("aio-guard", index_capacity=16)
+            with pytest.raises(NotFoundError):
+                await ac.open_pool("aio-guard")  # the guard ran before anything was created
+            pool = await ac.pool("aio-many")
+            before = (await pool.bounds())[1] or 0
+            msgs = await pool.append_many([{"i": i} for i in range(150)], ["b"])  # three pipeline windows
+            assert [m.seq for m in msgs] == list(range(before + 1, before + 151))
+            assert (await pool.get(before + 150)).data == {"i": 149}
+            with pytest.raises(NotFoundError) as missing:
+                await pool.get(before + 999)
+            assert missing.value.seq == before + 999
+            pool.close()
+            with pytest.raises(UsageError):
+                await pool.append({})
+            await ac.delete_pool("aio-many")
+        with pytest.raises(UsageError):
+            await ac.list_pools()  # closed
+
+    asyncio.run(main())
+
+
 def test_async_client(server):
     async def main():
         async with AsyncRemoteClient(server.base_url) as ac:

@@ -23,7 +23,7 @@ from plasmite import Client, Lite3Frame  # noqa: E402
 from plasmite_codecs import lite3  # noqa: E402
 from plasmite_core.envelope import parse_rfc3339  # noqa: E402
 from plasmite_core.errors import NotFoundError, PermissionDeniedError, UsageError  # noqa: E402
-from plasmite_serve.client import AsyncRemoteClient, RemoteClient, RemoteError  # noqa: E402
+from plasmite_serve.client import AsyncRemoteClient, RemoteClient, RemoteError, RemotePool  # noqa: E402
 from plasmite_serve.testing import ServerProcess  # noqa: E402
 
 LITE3 = "application/x-plasmite-lite3"
@@ -311,7 +311,7 @@ def test_auth_and_cors_cover_the_lite3_endpoints(authed):
         assert pool.get_lite3(1).payload == body
     with RemoteClient(authed.base_url, token="wrong") as rc:
         with pytest.raises(PermissionDeniedError):
-            rc._request_raw("GET", "/v0/pools/sec/messages/1/lite3", None, b"")
+            RemotePool(rc, "sec").get_lite3(1)
 
 
 def test_access_modes(tmp_path):

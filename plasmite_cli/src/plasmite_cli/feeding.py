@@ -36,7 +36,9 @@ def run_feed(state, pool: str, data: str | None, *, tags=(), file: str | None = 
         raise UsageError("both DATA and --file given", hint="use only one of DATA, --file, or stdin")
     size = parsing.parse_size(create_size, flag="--create-size") if create_size is not None else None
     delay_s = parsing.parse_duration_ms(retry_delay, flag="--retry-delay") / 1000 if retry_delay else 0.05
-    dur = parsing.parse_durability(durability)
+    from plasmite_core.durability import parse_durability
+
+    dur = parse_durability(durability)
     tag_list = list(tags)
 
     stdin_is_tty = _isatty(sys.stdin)
@@ -145,7 +147,7 @@ def ingest_stream(handle, fd: int, pool_ref: str, *, mode: str, errors: str, tag
             raise UsageError(f"{f.message} (record {f.index})", hint=hint)
         notice("ingest_skip", cmd, pool_ref,
                "Skipped oversized record." if f.error_kind == "Oversize" else f"Skipped invalid JSON ({f.message}).",
-               {**f.details(), "pool_path": str(getattr(handle, "path", pool_ref))})
+               {**f.details(), "pool_path": str(handle.path)})
 
     engine = ingest.Ingest(mode, errors, on_values, on_failure)
     outcome = engine.run(ingest.reader_for_fd(fd))
@@ -153,7 +155,7 @@ def ingest_stream(handle, fd: int, pool_ref: str, *, mode: str, errors: str, tag
         s = "" if outcome.failed == 1 else "s"
         notice("ingest_summary", cmd, pool_ref, f"Finished with {outcome.failed} skipped record{s}.",
                {"total": outcome.total, "ok": outcome.ok, "failed": outcome.failed,
-                "pool_path": str(getattr(handle, "path", pool_ref))})
+                "pool_path": str(handle.path)})
     return outcome
 
 
@@ -177,15 +179,17 @@ def _encoded_appender(handle, tags: list[str]):
     """For a local pool storing compact JSON: ``append(values, ..., emit) -> [(seq, time_ns)]``
     (``emit`` receives the receipts of chunks stored before a failure).
 
-    Uses ``Pool.append_encoded`` with payloads encoded here. Returns None for
-    other pools (remote, other codecs), or returns None from a call whose
+    Uses ``append_encoded`` (declared as ``Capability.ENCODED_APPEND``) with
+    payloads encoded here. Returns None for other pools (remote, other codecs), or returns None from a call whose
     values it cannot encode, so the caller falls back to ``append_many`` and
     its error reporting.
     """
     import msgspec
     from plasmite_core.errors import PlasmiteError
 
-    if getattr(handle, "codec", None) != "json" or not hasattr(handle, "append_encoded"):
+    from plasmite_core.protocols import Capability
+
+    if handle.codec != "json" or Capability.ENCODED_APPEND not in handle.capabilities:
         return None
     if any(not isinstance(t, str) or not t for t in tags):
         return None  # let append_many report the bad tag
@@ -219,12 +223,8 @@ def _encoded_appender(handle, tags: list[str]):
     return append
 
 
-_receipt_sec = [None, b""]
-
-
 def _write_fast_receipts(done, tags_json: bytes, human: bool) -> None:
     """Receipts from ``(seq, time_ns)`` pairs (same text as ``Message.receipt``)."""
-    import time
 
     if human:
         from plasmite_core.envelope import format_rfc3339
@@ -237,16 +237,14 @@ def _write_fast_receipts(done, tags_json: bytes, human: bool) -> None:
         sys.stdout.write("".join(f"fed seq={seq} at {format_rfc3339(t)}{suffix}\n" for seq, t in done))
         sys.stdout.flush()
         return
-    cache = _receipt_sec
+    from plasmite_core.envelope import second_bytes
+
     fmt = b'{"seq":%d,"time":"%s.%09dZ","meta":{"tags":%s}}\n'
     parts = []
     append = parts.append
     for seq, t in done:
         sec, frac = divmod(t, 1_000_000_000)
-        if cache[0] != sec:
-            cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)).encode()
-            cache[0] = sec
-        append(fmt % (seq, cache[1], frac, tags_json))
+        append(fmt % (seq, second_bytes(sec), frac, tags_json))
     out = sys.stdout.buffer
     out.write(b"".join(parts))
     out.flush()

@@ -36,7 +36,6 @@ from typing import Any, Callable
 
 import msgspec
 
-MODES = ("auto", "jsonl", "json", "jq", "json-seq", "seq", "event")
 READ_SIZE = 1 << 18
 MAX_RECORD_BYTES = 1 << 20
 SNIPPET_BYTES = 200

@@ -58,14 +58,3 @@ def parse_since(text: str, now_ns: int) -> int:
             f"invalid --since value: {text!r}",
             hint="use a relative age like 30m, 2h, 1d or RFC 3339 like 2026-01-15T10:00:00Z",
         ) from None
-
-
-def parse_durability(text: str):
-    from plasmite_core.client import Durability
-
-    value = (text or "").strip().lower()
-    if value == "fast":
-        return Durability.FAST
-    if value == "flush":
-        return Durability.FLUSH
-    raise UsageError(f"invalid --durability: {text!r}", hint="use fast or flush")

@@ -15,10 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from plasmite_core.errors import ErrorKind, PlasmiteError, UsageError
-
-
-def is_url(ref: str) -> bool:
-    return "://" in ref
+from plasmite_core.refs import is_url
 
 
 def is_http(ref: str) -> bool:
@@ -129,6 +126,8 @@ def remote_options(token: str | None, token_file: str | None, tls_ca: str | None
     """The transport options of the remote flags that were given."""
     opts: dict[str, Any] = {}
     if token_file:
+        from plasmite_core.tokens import read_token_file
+
         token = read_token_file(token_file)
     if token:
         opts["token"] = token
@@ -153,19 +152,6 @@ def remote_pool(ref: str, cmd: str, *, token: str | None = None, token_file: str
         if err.kind == ErrorKind.NOT_FOUND and not err.hint:
             err.hint = f"no pool {name!r} on {base}; create it on the server side first"
         raise
-
-
-def read_token_file(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            token = fh.read().strip()
-    except OSError as exc:
-        from plasmite_core.errors import from_os_error
-
-        raise from_os_error(exc, path, action="read token file") from None
-    if not token:
-        raise UsageError(f"token file is empty: {path}", hint="write the bearer token into the file")
-    return token
 
 
 def reject_remote_flags(cmd: str, token: Any = None, token_file: Any = None,

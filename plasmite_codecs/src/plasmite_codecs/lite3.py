@@ -1491,6 +1491,7 @@ class Lite3Codec:
     """The ``lite3`` payload codec (see the plugin hooks)."""
 
     name = "lite3"
+    is_json = False
 
     encode = staticmethod(encode)
     decode = staticmethod(decode)
@@ -1499,6 +1500,7 @@ class Lite3Codec:
     lookup = staticmethod(lookup)
     lookup_json = staticmethod(lookup_json)
     get_tags = staticmethod(get_tags)
+    parse_message = staticmethod(parse_message)  # the one check of client-sent message documents
 
     def __repr__(self) -> str:
         return "<Lite3Codec>"

@@ -79,6 +79,7 @@ class MsgpackCodec:
     """The ``msgpack`` payload codec (see the plugin hooks)."""
 
     name = "msgpack"
+    is_json = False
     encode = staticmethod(encode)
     decode = staticmethod(decode)
     to_json = staticmethod(to_json)

@@ -1,7 +1,9 @@
 """Plasmite: persistent JSON message pools backed by plain files.
 
 ``from plasmite import Client, Durability`` — a drop-in for upstream's Python
-binding, running on the pure-Python engine of ``plasmite_core``. Remote pools
+binding, running on the pure-Python engine of ``plasmite_core``. Plugin authors find
+here ``hookimpl``, ``Message`` and the contracts of ``plasmite_core.protocols``
+(``TransportClient``, ``PoolHandle``, ``StreamHandle``, ``Capability``, ...). Remote pools
 (``RemoteClient``) come from ``plasmite-serve`` when it is installed.
 """
 
@@ -26,8 +28,22 @@ from plasmite_core.errors import (
     PermissionDeniedError,
     PlasmiteError,
     RetentionGapError,
-    ERROR_CLASSES as _ERROR_KIND_TO_CLASS,
+    ERROR_CLASSES as _ERROR_KIND_TO_CLASS,  # noqa: F401  (upstream's binding exposes this name)
     UsageError,
+)
+from plasmite_core.hooks import hookimpl
+from plasmite_core.pacing import paced
+from plasmite_core.protocols import (
+    TRANSPORT_OPTIONS,
+    Capability,
+    Codec,
+    FilterFactory,
+    PoolHandle,
+    PoolInfoLike,
+    Predicate,
+    StreamHandle,
+    TransportClient,
+    TransportFactory,
 )
 from plasmite_core.refs import default_pool_dir
 from plasmite_core.stream import Stream
@@ -86,5 +102,17 @@ __all__ = [
     "DEFAULT_POOL_SIZE_BYTES",
     "default_pool_dir",
     "parse_message",
+    "hookimpl",
+    "paced",
+    "Capability",
+    "Codec",
+    "FilterFactory",
+    "PoolHandle",
+    "PoolInfoLike",
+    "Predicate",
+    "StreamHandle",
+    "TransportClient",
+    "TransportFactory",
+    "TRANSPORT_OPTIONS",
     "__version__",
 ]

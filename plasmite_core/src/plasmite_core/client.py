@@ -9,7 +9,6 @@ it run unchanged; ``append_many``, ``atail`` and pool admin calls are additions.
 from __future__ import annotations
 
 import time as _time
-from enum import IntEnum
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterable, Iterator, NamedTuple
 
@@ -17,11 +16,14 @@ import msgspec
 
 from . import format as F
 from .codecs import JSON, canonical_json, encode_json
+from .durability import Durability
 from .envelope import Message, format_rfc3339, stored_envelope
 from . import leftovers, locks
-from .errors import CorruptError, NotFoundError, PlasmiteError, UsageError, from_os_error
+from .errors import CorruptError, NotFoundError, PlasmiteError, UsageError
+from .pacing import check_speed, paced
 from .pool import PoolFile, delete_pool_file
-from .refs import SUFFIX, default_pool_dir, pool_name_of, resolve_pool_ref
+from .protocols import Capability
+from .refs import default_pool_dir, pool_files, pool_name_of, resolve_pool_ref
 from .stream import Stream
 
 DEFAULT_POOL_SIZE_BYTES = 1024 * 1024
@@ -29,11 +31,6 @@ DEFAULT_POOL_SIZE = DEFAULT_POOL_SIZE_BYTES
 
 _json_enc = msgspec.json.encode
 _EMPTY = b""
-
-
-class Durability(IntEnum):
-    FAST = 0
-    FLUSH = 1
 
 
 def _tags_blob(tags) -> bytes:
@@ -125,7 +122,8 @@ class PoolInfo(NamedTuple):
             "bounds": bounds,
             "metrics": {
                 "message_count": self.message_count,
-                "seq_span": 0 if self.oldest_seq is None else self.newest_seq - self.oldest_seq + 1,
+                "seq_span": 0 if self.oldest_seq is None or self.newest_seq is None
+                else self.newest_seq - self.oldest_seq + 1,
                 "utilization": {
                     "used_bytes": self.used_bytes,
                     "free_bytes": self.free_bytes,
@@ -174,6 +172,11 @@ def _info_of(pf: PoolFile) -> PoolInfo:
 class Pool:
     """An open pool. Thread-safe for appends; streams are per-thread objects."""
 
+    capabilities = frozenset({
+        Capability.ENCODED_APPEND, Capability.SINCE_TIME, Capability.WHERE,
+        Capability.LOCAL_READS, Capability.JSON_BATCHES,
+    })
+
     def __init__(self, pf: PoolFile) -> None:
         self._pf: PoolFile | None = pf
         if pf.codec_name == "json":
@@ -185,7 +188,7 @@ class Pool:
         self._codec_obj = codec
         self._encode = msgspec.json.Encoder().encode if codec is JSON else codec.encode
         # Messages decode JSON payloads directly (None = the fast JSON path).
-        self._payload_codec = None if getattr(codec, "is_json", False) else codec
+        self._payload_codec = None if codec.is_json else codec
         self._message = Message.bound(pf)  # messages read from this pool name it in Corrupt errors
         self.path = pf.path
         self.name = pool_name_of(pf.path)
@@ -218,8 +221,8 @@ class Pool:
         tags_raw = _tags_blob(tags) if tags else _EMPTY
         pf = self._pf
         if pf is None:
-            self._file()
-        seq, t = pf.append(tags_raw, payload, durability)
+            pf = self._file()  # raises: the pool is closed
+        seq, t = pf.append(tags_raw, payload, durability)  # type: ignore[arg-type]  # IntEnum as the flush flag
         return Message(seq, t, tags_raw, payload, self._payload_codec, value)
 
     def append_json(self, payload: bytes | str, tags: Iterable[str] = (), durability: Durability = Durability.FAST) -> bytes:
@@ -426,17 +429,9 @@ class Pool:
         **options: Any,
     ) -> Iterator[Message]:
         """Yield messages with their original spacing divided by ``speed``
-        (``speed=0``: as fast as possible)."""
-        if speed < 0:
-            raise UsageError("replay speed must be >= 0", hint="use 1 for original timing, 0 for no delay")
-        prev = None
-        for m in self.tail(since_seq, max_messages, timeout_ms, tags, **options):
-            if prev is not None and speed > 0:
-                delay = (m.time_ns - prev) / 1e9 / speed
-                if delay > 0:
-                    _time.sleep(delay)
-            prev = m.time_ns
-            yield m
+        (``speed=0``: as fast as possible); see ``pacing``."""
+        check_speed(speed)
+        return paced(self.tail(since_seq, max_messages, timeout_ms, tags, **options), speed)
 
     # ------------------------------------------------------------ try-lock
     def try_lock(self) -> bool:
@@ -580,14 +575,8 @@ class Client:
         if self._closed:
             raise UsageError("client is closed")
         self.sweep_leftovers()
-        try:
-            entries = sorted(p for p in self.pool_dir.iterdir() if p.name.endswith(SUFFIX) and not p.name.startswith("."))
-        except FileNotFoundError:
-            return []
-        except OSError as exc:
-            raise from_os_error(exc, str(self.pool_dir), action="list") from None
         out = []
-        for p in entries:
+        for _name, p in pool_files(self.pool_dir):
             try:
                 pf = _open_file(p)
             except PlasmiteError:

@@ -1,4 +1,4 @@
-"""Payload codecs: the built-in ``json`` codec and the codec protocol.
+"""Payload codecs: the built-in ``json`` codec (the contract is ``protocols.Codec``).
 
 A pool records its codec name in the header and every reader decodes with it.
 ``json`` lives in the core (rather than in plasmite-codecs) so that the core
@@ -8,26 +8,12 @@ third-party) arrive through the ``register_codecs`` hook.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 
 from .errors import UsageError
-
-
-class Codec(Protocol):
-    """What a codec plugin registers. ``payload`` is what the frame stores."""
-
-    name: str
-
-    def encode(self, value: Any) -> bytes: ...
-
-    def decode(self, payload: bytes) -> Any: ...
-
-    def to_json(self, payload: bytes) -> bytes: ...
-
-    def from_json(self, text: bytes) -> bytes: ...
-
+from .protocols import Codec  # noqa: F401  (the codec contract, re-exported)
 
 _enc = msgspec.json.Encoder()
 _dec = msgspec.json.Decoder()

@@ -41,18 +41,25 @@ def _one_value(payload: bytes) -> None:
     if not payload.isascii():
         payload.decode()
 
-_sec_cache: list = [None, ""]
+# [second, its RFC 3339 text]: one cache for every envelope writer. Stream.poll_json
+# reads it inline (a hot loop; test_poll_json_matches_message_envelopes keeps it equal).
 _bsec_cache: list = [None, b""]
 _ENVELOPE = b'{"seq":%d,"time":"%s.%09dZ","meta":{"tags":%s},"data":%s}'
+
+
+def second_bytes(sec: int) -> bytes:
+    """``YYYY-MM-DDTHH:MM:SS`` of a Unix second, cached for runs of messages in one second."""
+    cache = _bsec_cache
+    if cache[0] != sec:
+        cache[1] = _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(sec)).encode()
+        cache[0] = sec
+    return cache[1]
 
 
 def format_rfc3339(time_ns: int) -> str:
     """RFC 3339 UTC with nanoseconds: ``2026-01-02T03:04:05.123456789Z``."""
     sec, frac = divmod(time_ns, 1_000_000_000)
-    if _sec_cache[0] != sec:
-        _sec_cache[0] = sec
-        _sec_cache[1] = _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(sec))
-    return f"{_sec_cache[1]}.{frac:09d}Z"
+    return f"{second_bytes(sec).decode()}.{frac:09d}Z"
 
 
 def parse_rfc3339(text: str) -> int:
@@ -163,8 +170,8 @@ class Message:
         self._payload = payload
         self._codec = codec
         self._data = data
-        self._tags = None
-        self._raw = None
+        self._tags: list[str] | None = None
+        self._raw: bytes | None = None
 
     @classmethod
     def from_parts(cls, seq: int, time_ns: int, tags: list[str], data: Any) -> "Message":
@@ -260,9 +267,6 @@ class Message:
         r = self._raw
         if r is None:
             sec, frac = divmod(self.time_ns, 1_000_000_000)
-            if _bsec_cache[0] != sec:
-                _bsec_cache[0] = sec
-                _bsec_cache[1] = _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(sec)).encode()
             tags = self._tags_raw
             if not tags:
                 tags = b"[]" if self._tags is None else _json_encode(self._tags)
@@ -279,7 +283,7 @@ class Message:
                         raise self._damaged("payload is not valid json", exc) from None
             else:
                 payload = self.data_json()
-            r = self._raw = _ENVELOPE % (self.seq, _bsec_cache[1], frac, tags, payload)
+            r = self._raw = _ENVELOPE % (self.seq, second_bytes(sec), frac, tags, payload)
         return r
 
     def receipt(self) -> bytes:
@@ -302,6 +306,21 @@ class Message:
 
     def __repr__(self) -> str:
         return f"Message(seq={self.seq}, time={self.time_rfc3339!r}, tags={self.tags!r}, data={self.data!r})"
+
+
+def seq_of(raw: bytes) -> int:
+    """The seq of an envelope, read from the compact form's prefix without decoding."""
+    if raw.startswith(b'{"seq":'):
+        end = raw.find(b",", 7)
+        if end > 7:
+            try:
+                return int(raw[7:end])
+            except ValueError:
+                pass
+    try:
+        return int(msgspec.json.decode(raw)["seq"])
+    except Exception:
+        raise UsageError(f"not a message envelope: {bytes(raw[:80])!r}") from None
 
 
 def parse_message(payload: bytes | bytearray | memoryview | str) -> Message:

@@ -74,6 +74,7 @@ class PlasmiteError(RuntimeError):
     """Base of every Plasmite failure: a kind, a message, a hint and context."""
 
     default_kind = ErrorKind.INTERNAL
+    committed: list[Any]  # set by batch appends that failed part way: what was stored
 
     def __init__(self, *args: Any, hint: str | None = None, **context: Any) -> None:
         """Two call forms, both accepted by every class:
@@ -184,22 +185,6 @@ ERROR_CLASSES: dict[ErrorKind, type[PlasmiteError]] = {
     ErrorKind.IO: IoError,
     ErrorKind.RETENTION_GAP: RetentionGapError,
 }
-
-
-def make_error(
-    kind: ErrorKind | str,
-    message: str,
-    *,
-    hint: str | None = None,
-    path: str | None = None,
-    seq: int | None = None,
-    offset: int | None = None,
-) -> PlasmiteError:
-    """Build the subclass that matches ``kind`` (used when decoding remote errors)."""
-    if isinstance(kind, str) and not isinstance(kind, ErrorKind):
-        kind = ErrorKind.from_label(kind)
-    kind = ErrorKind(kind)
-    return ERROR_CLASSES[kind](kind, message, path, seq, offset, hint=hint)
 
 
 def from_os_error(exc: OSError, path: str | None = None, *, action: str = "access") -> PlasmiteError:

@@ -40,17 +40,10 @@ def message_from_lite3(payload: bytes) -> tuple[Any, list[str]]:
     """(data, tags) of a Lite3 message document; Usage error when malformed."""
     if not isinstance(payload, (bytes, bytearray, memoryview)) or not payload:
         raise UsageError("lite3 payload must be non-empty bytes", hint="pass the bytes of a Lite3 document")
-    doc = _decode(lite3_codec().to_json(bytes(payload)))
-    # Upstream's validation: root object; meta an object with a tags array of
-    # strings; data an object.
-    hint = 'encode {"meta":{"tags":[...]},"data":{...}}: the envelope, not only the data'
-    if not isinstance(doc, dict) or not isinstance(doc.get("data"), dict):
-        raise UsageError("a Lite3 message must be an object whose data is an object", hint=hint)
-    meta = doc.get("meta")
-    tags = meta.get("tags") if isinstance(meta, dict) else None
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise UsageError("a Lite3 message needs meta.tags, a list of strings", hint=hint)
-    return doc["data"], tags
+    # The codec checks upstream's rules (root, meta and data objects; meta.tags
+    # an array of strings), as it does for the server's Lite3 endpoints.
+    tags, data_json = lite3_codec().parse_message(bytes(payload))
+    return _decode(data_json), tags
 
 
 _sorted_encode = msgspec.json.Encoder(order="sorted").encode

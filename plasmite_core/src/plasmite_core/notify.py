@@ -59,10 +59,6 @@ def _resolve():
     return _futex
 
 
-def futex_available() -> bool:
-    return bool(_resolve())
-
-
 class Notifier:
     """Wake/wait on one pool mapping. One per open pool handle."""
 

@@ -3,10 +3,23 @@
 Entry points are scanned once, lazily, the first time something outside the
 core is asked for; looking up the built-in ``json`` codec never scans, which
 keeps one-shot CLI calls and imports fast.
+
+Two environment switches (read at that first scan):
+
+``PLASMITE_LOAD_PLUGINS``
+    comma-separated plugins (entry-point or distribution names) to load
+    besides the distributions of this project (``FIRST_PARTY``); other
+    installed plugins are ignored, and an empty value loads only this
+    project's, so a test run is not changed by whatever else is installed.
+``PLASMITE_PLUGINS``
+    comma-separated importable modules to register as plugins besides the
+    entry points (a plugin under development, or one that lives in tests).
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 import threading
 from typing import Any, Callable
 
@@ -16,6 +29,11 @@ from . import hooks
 from .errors import UsageError
 
 ENTRY_POINT_GROUP = "plasmite"
+#: Distributions of this repository, loaded whatever PLASMITE_LOAD_PLUGINS says.
+FIRST_PARTY = frozenset({
+    "plasmite-core", "plasmite-codecs", "plasmite-cli", "plasmite-serve", "plasmite-jq",
+    "plasmite-redis", "plasmite-mcp", "plasmite-plasma",
+})
 
 _lock = threading.RLock()
 _pm: pluggy.PluginManager | None = None
@@ -38,9 +56,41 @@ def get_plugin_manager() -> pluggy.PluginManager:
             pm = pluggy.PluginManager(hooks.PROJECT)
             pm.add_hookspecs(hooks)
             pm.register(_Builtins(), name="plasmite_core.builtins")
-            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+            _load_entry_points(pm)
+            _load_modules(pm)
             _pm = pm
         return _pm
+
+
+def _names(var: str) -> list[str] | None:
+    value = os.environ.get(var)
+    if value is None:
+        return None
+    return [n.strip() for n in value.split(",") if n.strip()]
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    allowed = _names("PLASMITE_LOAD_PLUGINS")
+    if allowed is None:
+        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        return
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist.name if ep.dist is not None else ""
+        if dist in FIRST_PARTY or ep.name in allowed or dist in allowed:
+            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=ep.name)
+
+
+def _load_modules(pm: pluggy.PluginManager) -> None:
+    for module in _names("PLASMITE_PLUGINS") or []:
+        try:
+            plugin = importlib.import_module(module)
+        except ImportError as exc:
+            raise UsageError(f"cannot import plugin module {module!r} named in PLASMITE_PLUGINS: {exc}",
+                             hint="fix PLASMITE_PLUGINS or the module's PYTHONPATH") from None
+        if not pm.is_registered(plugin):  # an installed plugin may be named too
+            pm.register(plugin, name=module)
 
 
 def reset() -> None:

@@ -32,6 +32,29 @@ def is_url(ref: str) -> bool:
     return bool(_URL.match(ref))
 
 
+def split_url(ref: str) -> tuple[str, str, str]:
+    """``http://host:9700/chat`` → (scheme, base URL, pool name)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(ref)
+    scheme = parts.scheme.lower()
+    path = parts.path
+    name = path[1:] if path.startswith("/") else path
+    if (
+        not parts.netloc
+        or not name
+        or "/" in name
+        or parts.query
+        or parts.fragment
+    ):
+        raise UsageError(
+            f"invalid remote pool ref: {ref}",
+            hint="use the shorthand scheme://host:port/POOL, e.g. http://127.0.0.1:9700/chat "
+            "(no trailing slash, no API path)",
+        )
+    return scheme, f"{scheme}://{parts.netloc}", name
+
+
 def resolve_pool_ref(ref: str | os.PathLike, pool_dir: str | os.PathLike | None = None) -> Path:
     if isinstance(ref, os.PathLike):
         return Path(ref)
@@ -48,6 +71,20 @@ def resolve_pool_ref(ref: str | os.PathLike, pool_dir: str | os.PathLike | None 
         return Path(ref)
     base = Path(pool_dir) if pool_dir is not None else default_pool_dir()
     return base / (validate_pool_name(ref) + SUFFIX)
+
+
+def pool_files(pool_dir: str | os.PathLike[str]) -> list[tuple[str, Path]]:
+    """``(name, path)`` of the pool files in a directory, sorted; none if it is missing."""
+    base = Path(pool_dir)
+    try:
+        paths = sorted(p for p in base.iterdir() if p.name.endswith(SUFFIX) and not p.name.startswith("."))
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        from .errors import from_os_error
+
+        raise from_os_error(exc, str(base), action="list") from None
+    return [(p.name[: -len(SUFFIX)], p) for p in paths]
 
 
 def pool_name_of(path: Path) -> str:

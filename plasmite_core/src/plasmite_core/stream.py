@@ -72,7 +72,7 @@ class Stream:
         pf = self._pf = pool._file()
         self._codec = pool._payload_codec
         self._message = pool._message
-        self._error = None  # a Corrupt error met after the messages before it were delivered
+        self._error: PlasmiteError | None = None  # a Corrupt error met after the messages before it were delivered
         self._max = max_messages
         self._error_on_gap = error_on_gap
         self._on_gap = on_gap

@@ -31,9 +31,12 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import TYPE_CHECKING, Iterator, NamedTuple
 
 from .errors import CorruptError, UsageError
+
+if TYPE_CHECKING:
+    import mmap
 
 MAGIC = b"PLSM"
 OWN_MAGIC_TAIL = b"POOL"  # this project's magic is PLSMPOOL
@@ -107,7 +110,7 @@ def read_header(buf: bytes, path: str, actual_size: int) -> UpstreamHeader:
     return UpstreamHeader(version, file_size, icap, ring_offset, ring_size, head, tail, oldest, newest)
 
 
-def iter_frames(data: bytes | memoryview, h: UpstreamHeader, path: str) -> Iterator[tuple[int, int, bytes]]:
+def iter_frames(data: bytes | memoryview | mmap.mmap, h: UpstreamHeader, path: str) -> Iterator[tuple[int, int, bytes]]:
     """``(seq, timestamp_ns, lite3_payload)`` of every retained message, oldest first."""
     if not h.oldest_seq:
         return

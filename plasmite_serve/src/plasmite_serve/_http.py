@@ -16,7 +16,7 @@ import select
 import socket
 import ssl
 import time
-from typing import Iterator
+from typing import Any
 
 from plasmite_core.errors import IoError, UsageError
 
@@ -198,7 +198,7 @@ class SyncConnection:
         if mode == "length":
             return self.read_exact(length), keep
         if mode == "chunked":
-            parts = []
+            parts: list[bytes] = []
             while True:
                 size = int(self.read_line().split(b";", 1)[0].strip() or b"0", 16)
                 if size == 0:
@@ -299,13 +299,13 @@ class SyncBodyStream:
             if self.remaining == 0:
                 self.done = True
             return out
-        out = []
+        parts: list[bytes] = []
         while True:
             if self.chunk_left:
                 take = min(self.chunk_left, len(buf))
                 if not take:
                     break
-                out.append(bytes(buf[:take]))
+                parts.append(bytes(buf[:take]))
                 del buf[:take]
                 self.chunk_left -= take
                 if self.chunk_left == 0:
@@ -334,7 +334,7 @@ class SyncBodyStream:
                 break
             del buf[: i + 2]
             self.chunk_left = size
-        return b"".join(out)
+        return b"".join(parts)
 
     def read_some(self) -> bytes | None:
         """Some payload bytes; None at the end of the body. Raises socket.timeout."""
@@ -367,7 +367,7 @@ class AsyncConnection:
 
     async def connect(self) -> None:
         await self.close()
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         if self.ssl_context is not None:
             kwargs = {"ssl": self.ssl_context, "server_hostname": self.server_hostname}
         try:
@@ -384,6 +384,7 @@ class AsyncConnection:
                 f"cannot connect to {self.server_hostname}:{self.port}: {getattr(exc, 'strerror', None) or exc or 'timeout'}",
                 hint="check that `pls serve` is running there and the URL's host and port",
             ) from None
+        assert self.writer is not None
         sock = self.writer.get_extra_info("socket")
         if sock is not None:
             try:
@@ -486,9 +487,3 @@ def split_lines(pending: bytes, data: bytes) -> tuple[list[bytes], bytes]:
     lines = buf.split(b"\n")
     rest = lines.pop()
     return lines, rest
-
-
-def iter_nonblank(lines: list[bytes]) -> Iterator[bytes]:
-    for line in lines:
-        if line.strip():
-            yield line

@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from plasmite_core.errors import IoError, NotFoundError, PlasmiteError, UsageError
+from plasmite_core.tokens import read_token_file
 
 DEFAULT_BIND = "127.0.0.1:9700"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -233,21 +234,6 @@ def normalize_cors_origins(raw: list[str] | tuple[str, ...]) -> list[str]:
 
 
 # --------------------------------------------------------------------- tokens
-
-
-def read_token_file(path: str | os.PathLike) -> str:
-    p = Path(path)
-    try:
-        token = p.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        raise NotFoundError(f"token file not found: {p}", str(p), hint="run `pls serve init` to generate one, or fix --token-file") from None
-    except OSError as exc:
-        raise IoError(f"cannot read token file {p}: {exc.strerror or exc}", str(p), hint="check the file's permissions") from None
-    if not token:
-        raise UsageError(f"token file is empty: {p}", str(p), hint="write a token into the file, or run `pls serve init`")
-    if any(ch.isspace() for ch in token):
-        raise UsageError(f"token file must hold one token without whitespace: {p}", str(p), hint="run `pls serve init` to generate a token file")
-    return token
 
 
 def generate_token() -> str:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import msgspec
 
 from plasmite_core.client import DEFAULT_POOL_SIZE_BYTES, Durability
+from plasmite_core.durability import parse_durability
 from plasmite_core.errors import NotFoundError, UsageError
 
 from .locking import acquire_async
-from .wire import decode_body, durability, json_encode, pool_name, send_json
+from .wire import decode_body, json_encode, pool_name, send_json
 
 
 class CreatePoolBody(msgspec.Struct):
@@ -116,7 +117,7 @@ async def delete_pool(app, req) -> None:
 async def append(app, req) -> None:
     body = decode_body(_append_decoder, req.body)
     await append_and_answer(app, req, req.params["pool"], bytes(body.data), body.tags or (),
-                            durability(body.durability))
+                            parse_durability(body.durability))
 
 
 async def append_and_answer(app, req, name: str, data: bytes, tags, mode) -> None:

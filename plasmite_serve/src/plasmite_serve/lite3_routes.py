@@ -11,10 +11,11 @@ from typing import Callable
 from urllib.parse import parse_qsl
 
 from plasmite_core.client import Durability
+from plasmite_core.durability import parse_durability
 from plasmite_core.errors import NotFoundError, UsageError
 
 from .handlers import append_and_answer
-from .wire import PROTOCOL_VERSION, HttpError, durability
+from .wire import PROTOCOL_VERSION, HttpError
 
 LITE3_TYPE = "application/x-plasmite-lite3"
 
@@ -48,7 +49,7 @@ async def append_lite3(app, req) -> None:
     mode = Durability.FAST
     for key, value in parse_qsl(req.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
         if key == "durability":
-            mode = durability(value)
+            mode = parse_durability(value)
     tags, data = lite3_module().parse_message(req.body)  # Usage error when malformed
     await append_and_answer(app, req, req.params["pool"], data, tags, mode)
 

@@ -19,8 +19,7 @@ import time
 from typing import Any, Callable
 from urllib.parse import parse_qsl
 
-import msgspec
-
+from plasmite_core.envelope import seq_of
 from plasmite_core.errors import BusyError, PlasmiteError, RetentionGapError, UsageError
 
 from .lite3_routes import lite3_encoder
@@ -123,7 +122,7 @@ class ServerSentEvents(JsonLines):
     keepalive = b": keepalive\n\n"
 
     def frame(self, batch: list[bytes]) -> bytes:
-        return b"".join(b"id: %d\nevent: message\ndata: %s\n\n" % (_seq_of(raw), raw) for raw in batch)
+        return b"".join(b"id: %d\nevent: message\ndata: %s\n\n" % (seq_of(raw), raw) for raw in batch)
 
     def error(self, exc: PlasmiteError) -> bytes | None:
         return b"event: error\ndata: " + error_envelope(exc) + b"\n\n"
@@ -327,18 +326,6 @@ def _drain_lite3(stream, limit: int, pending: list, encoder: Callable) -> tuple[
         if not messages:
             break
     return b"".join(parts), count
-
-
-def _seq_of(raw: bytes) -> int:
-    """The seq of a compact envelope (``{"seq":N,...``) without decoding it."""
-    if raw.startswith(b'{"seq":'):
-        end = raw.find(b",", 7)
-        if end > 7:
-            try:
-                return int(raw[7:end])
-            except ValueError:
-                pass
-    return int(msgspec.json.decode(raw)["seq"])
 
 
 async def _watch_disconnect(receive) -> None:

@@ -11,7 +11,6 @@ from urllib.parse import unquote
 
 import msgspec
 
-from plasmite_core.client import Durability
 from plasmite_core.errors import InternalError, PlasmiteError, UsageError, from_os_error
 from plasmite_core.refs import validate_pool_name
 
@@ -150,14 +149,6 @@ def parse_uint(name: str, value: str) -> int:
     if number < 0 or not value.strip().isdigit():
         raise UsageError(f"invalid {name}: {value!r}", hint=f"{name} must be a non-negative integer")
     return number
-
-
-def durability(value: str | None):
-    if value is None or value == "fast":
-        return Durability.FAST
-    if value == "flush":
-        return Durability.FLUSH
-    raise UsageError(f"invalid durability {value!r}", hint='use "fast" (default) or "flush"')
 
 
 def segments(scope) -> list[str]:

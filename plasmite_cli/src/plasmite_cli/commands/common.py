@@ -21,7 +21,9 @@ def complete_pool(ctx: click.Context, param: click.Parameter, incomplete: str):
             from plasmite_core.refs import default_pool_dir
 
             base = default_pool_dir()
-        names = sorted(p.name[: -len(".plasmite")] for p in base.glob("*.plasmite"))
+        from plasmite_core.refs import pool_files
+
+        names = [name for name, _path in pool_files(base)]
     except Exception:
         return []
     return [CompletionItem(n) for n in names if n.startswith(incomplete)]

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import click
 
+from plasmite_core.refs import is_url
+
 from ..output import emit_json, write_out
 from .common import complete_pool, get_state
 
@@ -60,7 +62,7 @@ def doctor(ctx, pool, check_all, as_json, repair, deep):
         raise UsageError("doctor needs a pool name or --all", hint="`pls doctor NAME` or `pls doctor --all`")
     state = get_state(ctx)
     if pool:
-        if "://" in pool:
+        if is_url(pool):
             raise UsageError("doctor accepts local pool refs only", hint="run doctor on the server that hosts the pool")
         path = resolve_pool_ref(pool, state.pool_dir)
         if not path.exists():
@@ -70,12 +72,9 @@ def doctor(ctx, pool, check_all, as_json, repair, deep):
                                 hint="`pls pool list` shows existing pools")
         targets = [(pool, path)]
     else:
-        base = state.pool_dir
-        try:
-            paths = sorted(p for p in base.iterdir() if p.name.endswith(".plasmite") and not p.name.startswith("."))
-        except FileNotFoundError:
-            paths = []
-        targets = [(p.name[: -len(".plasmite")], p) for p in paths]
+        from plasmite_core.refs import pool_files
+
+        targets = pool_files(state.pool_dir)
     reports = []
     from plasmite_core import leftovers
     from plasmite_core.errors import CorruptError

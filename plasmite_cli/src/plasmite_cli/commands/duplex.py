@@ -49,7 +49,7 @@ def duplex(ctx, pool, me, tail, since, echo_self, jsonl, fmt, timeout, create):
     from plasmite_core.errors import UsageError
 
     from .. import parsing, targets
-    from .follow import DropNotices, Emitter, run_follow
+    from ..following import DropNotices, Emitter, run_follow
 
     fmt = output_format(jsonl, fmt)
     stdin_tty = _isatty(sys.stdin)

@@ -6,12 +6,13 @@ import sys
 
 import click
 
-from .common import complete_pool, get_state
+from .common import complete_pool, get_state, remote_options
 
 EPILOG = """\b
 Examples:
   pls fetch chat 1
   pls fetch chat 42 | jq .data
+  pls fetch http://127.0.0.1:9700/chat 7 --token-file ./token
 
 \b
 Output is always one JSON envelope {"seq","time","meta","data"}: pretty on a
@@ -22,17 +23,20 @@ range exits 3 (NotFound)."""
 @click.command(epilog=EPILOG, short_help="Print one message by sequence number.")
 @click.argument("pool", metavar="POOL", shell_complete=complete_pool)
 @click.argument("seq", metavar="SEQ", type=click.IntRange(min=0))
+@remote_options
 @click.pass_context
-def fetch(ctx, pool, seq):
-    """Print the message with sequence number SEQ from POOL (local, or a redis:// ref)."""
-    from plasmite_core.errors import ErrorKind, PlasmiteError, UsageError
+def fetch(ctx, pool, seq, token, token_file, tls_ca, tls_skip_verify):
+    """Print the message with sequence number SEQ from POOL (local or a URL)."""
+    from plasmite_core.errors import ErrorKind, PlasmiteError
 
     from .. import targets
 
     if targets.is_http(pool):
-        raise UsageError("fetch takes local pool refs (or a transport such as redis://), not http(s)",
-                         hint="use `pls follow URL --tail N` for remote pools")
-    handle = targets.open_pool(get_state(ctx), pool, "fetch", can_create=False)
+        handle = targets.remote_pool(pool, "fetch", token=token, token_file=token_file,
+                                     tls_ca=tls_ca, tls_skip_verify=tls_skip_verify)
+    else:
+        handle = targets.open_pool(get_state(ctx), pool, "fetch", can_create=False, token=token,
+                                   token_file=token_file, tls_ca=tls_ca, tls_skip_verify=tls_skip_verify)
     try:
         raw = handle.get_json(seq)
     except PlasmiteError as err:

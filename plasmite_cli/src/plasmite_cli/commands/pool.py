@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import click
 
+from plasmite_core.refs import is_url
+
 from ..output import emit_json, human_age, human_bytes, table, write_out
 from .common import complete_pool, get_state
 
@@ -38,7 +40,7 @@ def pool():
 def _local_only(ref: str, what: str) -> None:
     from plasmite_core.errors import UsageError
 
-    if "://" in ref:
+    if is_url(ref):
         raise UsageError(f"pool {what} accepts local pool names or paths only",
                          hint="manage remote pools on the server that hosts them")
 
@@ -188,25 +190,18 @@ them).""",
 def list_(ctx, server, as_json):
     """List the pools in the pool directory, or on SERVER (e.g. redis://host:6379)."""
     from plasmite_core.envelope import format_rfc3339
-    from plasmite_core.errors import PlasmiteError, from_os_error
+    from plasmite_core.errors import PlasmiteError
+    from plasmite_core.refs import pool_files
 
     from ..output import error_dict
 
     state = get_state(ctx)
     if server is not None:
         return _list_server(state, server, as_json)
-    base = state.pool_dir
     client = state.client()
     client.sweep_leftovers()
-    try:
-        paths = sorted(p for p in base.iterdir() if p.name.endswith(".plasmite") and not p.name.startswith("."))
-    except FileNotFoundError:
-        paths = []
-    except OSError as exc:
-        raise from_os_error(exc, str(base), action="list") from None
     pools = []
-    for p in paths:
-        name = p.name[: -len(".plasmite")]
+    for name, p in pool_files(state.pool_dir):
         try:
             d = client.pool_info(str(p)).to_dict()
             d["name"] = name
@@ -222,7 +217,7 @@ def list_(ctx, server, as_json):
         emit_json({"pools": pools})
         return 0
     if not pools:
-        write_out(f"No pools in {base}.\nCreate one: pls pool create NAME\n")
+        write_out(f"No pools in {state.pool_dir}.\nCreate one: pls pool create NAME\n")
         return 0
     rows = []
     for d in pools:

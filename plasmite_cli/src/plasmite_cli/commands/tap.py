@@ -67,7 +67,9 @@ def tap(ctx, pool, command, create, create_size, tags, quiet, durability):
     if not command:
         raise UsageError("tap needs a command after --", hint="e.g. `pls tap build -- make test`")
     size = parsing.parse_size(create_size, flag="--create-size") if create_size is not None else None
-    dur = parsing.parse_durability(durability)
+    from plasmite_core.durability import parse_durability
+
+    dur = parse_durability(durability)
     handle = targets.open_pool(get_state(ctx), pool, "tap", create=create, create_size=size)
     line_tags = list(tags)
     cmd = list(command)

@@ -18,6 +18,7 @@ hookimpl = pluggy.HookimplMarker("plasmite")
 
 class ZJsonCodec:
     name = "zjson"
+    is_json = False
 
     def encode(self, value):
         try:
