@@ -48,13 +48,14 @@ def test_duplex_chat_between_two_terminals(pool_dir):
 
 
 def test_duplex_echo_self_and_pretty(pool_dir):
-    p = PtyProcess("duplex", "room", "--create", "--me", "carol", "--echo-self", pool_dir=pool_dir)
+    p = PtyProcess("duplex", "room", "--create", "--me", "carol", "--echo-self", "--format", "pretty",
+                   pool_dir=pool_dir)
     try:
         wait_for(lambda: (pool_dir / "room.plasmite").exists())
         started_following(p.proc, pool_dir / "room.plasmite")
         p.send("note to self\n")
         out = p.expect('"msg": "note to self"')
-        assert '"from": "carol"' in out  # pretty output by default
+        assert '"from": "carol"' in out  # pretty output when asked for
     finally:
         p.close()
 

@@ -161,7 +161,7 @@ def test_file_and_file_dash(pool_dir, chat, tmp_path):
     assert pls("feed", chat, "-f", "-", pool_dir=pool_dir, input='{"f":3}').returncode == 0
     assert [m["data"] for m in all_messages(pool_dir)] == [{"f": 1}, {"f": 2}, {"f": 3}]
     r = pls("feed", chat, "--file", str(tmp_path / "missing.jsonl"), pool_dir=pool_dir)
-    assert r.returncode == 3 and error_of(r)["kind"] == "NotFound"
+    assert r.returncode == 8 and error_of(r)["kind"] == "Io"  # a missing input file, as upstream
 
 
 def test_create_and_create_size(pool_dir):

@@ -308,7 +308,7 @@ def test_drop_notice_when_a_follower_falls_behind(pool_dir):
     assert [m["seq"] for m in jsonl(qout.decode())][-1] == 2001
 
 
-@pytest.mark.parametrize("flag", [["--create"], ["--replay", "1", "--tail", "1"],
+@pytest.mark.parametrize("flag", [["--replay", "1", "--tail", "1"],
                                   ["--no-notify"], ["--quiet-drops"]])
 def test_remote_follow_rejects_local_only_flags(pool_dir, flag):
     # (--since depends on what the transport declares: refused once the pool is

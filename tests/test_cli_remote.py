@@ -135,5 +135,5 @@ def test_remote_errors(pool_dir, server):
     pls("pool", "create", "guarded", pool_dir=pool_dir)
     r = pls("feed", f"{base}/guarded", "{}", pool_dir=pool_dir)  # no token
     assert r.returncode == 6 and error_of(r)["kind"] == "Permission"
-    r = pls("feed", f"{base}/guarded", "--create", "{}", pool_dir=pool_dir)
-    assert r.returncode == 2 and "--create" in error_of(r)["message"]
+    r = pls("feed", f"{base}/guarded", "--create", "{}", pool_dir=pool_dir)  # --create needs the token too
+    assert r.returncode == 6 and "--token-file" in error_of(r)["hint"]

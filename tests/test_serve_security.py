@@ -156,6 +156,7 @@ def test_cors_allowed_origin(cors):
                                     "Access-Control-Request-Headers": "authorization"})
     assert status == 204 and hdrs["access-control-allow-origin"] == ALLOWED
     assert "GET" in hdrs["access-control-allow-methods"] and "authorization" in hdrs["access-control-allow-headers"]
+    assert "mcp-protocol-version" in hdrs["access-control-allow-headers"]  # browser MCP clients on an allowed origin
     status, hdrs, _ = call(cors, "GET", "/v0/ui/pools/demo/events?timeout_ms=50", headers={"Origin": "http://localhost:5173"})
     assert status == 200 and hdrs["access-control-allow-origin"] == "http://localhost:5173"
     # Error responses carry the CORS headers too, so a page can read them.

@@ -166,7 +166,7 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     type=click.Choice(["auto", "always", "never"]),
     default="auto",
     show_default=True,
-    help="Colour error labels on stderr.",
+    help="Colour error labels on stderr; always also colours JSON on stdout.",
 )
 @click.option(
     "--version",
@@ -200,8 +200,18 @@ def _usage_from_click(exc: click.UsageError):
 
     ctx = exc.ctx
     path = ctx.command_path if ctx is not None else "pls"
-    message = exc.format_message()
-    return UsageError(message, hint=f"see `{path} --help`")
+    # click names IntRange "integer range"; the user typed a plain number.
+    message = exc.format_message().replace("not a valid integer range", "not a valid integer")
+    hint = f"see `{path} --help`"
+    if isinstance(exc, click.NoSuchOption) and ctx is not None and ctx.parent is not None:
+        option = exc.option_name
+        if option in ("--dir", "--color"):
+            rest = path.split(" ", 1)[1] if " " in path else "COMMAND"
+            hint = f"{option} is a global option and goes before the command: `pls {option} VALUE {rest} ...`"
+        elif ctx.command.name == "tap":
+            hint = "put `--` between the pool and the command, so the command's options are its own: " \
+                   "`pls tap build -- sh -c 'make test'`"
+    return UsageError(message, hint=hint)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -223,6 +233,10 @@ def run_click(argv: list[str] | None) -> int:
     ``PlasmiteError`` (rendered by ``plasmite_cli.main.guarded``)."""
     from plasmite_core.errors import UsageError
 
+    if os.environ.get("_PLS_COMPLETE", "").startswith(("powershell", "elvish")):
+        from .completion_shells import register
+
+        register()
     try:
         rv = cli.main(
             args=argv,

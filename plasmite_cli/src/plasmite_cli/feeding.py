@@ -39,21 +39,21 @@ def run_feed(state, pool: str, data: str | None, *, tags=(), file: str | None = 
     from plasmite_core.durability import parse_durability
 
     dur = parse_durability(durability)
-    tag_list = list(tags)
+    tag_list = parsing.check_tags(tags)
 
     stdin_is_tty = _isatty(sys.stdin)
     if data is None and file is None and stdin_is_tty:
         raise UsageError("missing data input", hint="give JSON as DATA, use --file PATH, or pipe JSON to stdin")
 
-    if targets.is_http(pool):
-        if create:
-            raise UsageError("remote feed does not support --create",
-                             hint="create remote pools on the server side, then rerun feed")
-        handle = targets.remote_pool(pool, "feed", token=token, token_file=token_file,
-                                     tls_ca=tls_ca, tls_skip_verify=tls_skip_verify)
-    else:
-        handle = targets.open_pool(state, pool, "feed", create=create, create_size=size, token=token,
-                                   token_file=token_file, tls_ca=tls_ca, tls_skip_verify=tls_skip_verify)
+    # The input file is opened before the pool, so a missing file is reported
+    # as such (Io, as upstream) and not hidden behind a missing pool.
+    fh = _open_input(file) if file is not None and file != "-" else None
+    try:
+        handle = _open_target(state, targets, pool, create, size, token, token_file, tls_ca, tls_skip_verify)
+    except BaseException:
+        if fh is not None:
+            fh.close()
+        raise
 
     out = sys.stdout
     human = _isatty(out)
@@ -64,16 +64,9 @@ def run_feed(state, pool: str, data: str | None, *, tags=(), file: str | None = 
         _write_receipts([msg], human)
         return 0
 
-    if file is not None and file != "-":
-        try:
-            fh = open(file, "rb")
-        except OSError as exc:
-            from plasmite_core.errors import from_os_error
-
-            raise from_os_error(exc, file, action="read") from None
+    if fh is not None:
         fd = fh.fileno()
     else:
-        fh = None
         fd = sys.stdin.fileno()
     try:
         outcome = ingest_stream(handle, fd, targets.redact(pool), mode=in_mode, errors=errors, tags=tag_list, durability=dur,
@@ -87,9 +80,30 @@ def run_feed(state, pool: str, data: str | None, *, tags=(), file: str | None = 
     return 1 if outcome.failed else 0
 
 
+def _open_input(path: str):
+    """Open ``--file PATH``; a file that cannot be read is an Io error (exit 8) about that file."""
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        from plasmite_core.errors import IoError
+
+        reason = exc.strerror or str(exc)
+        raise IoError(f"cannot read input file {path}: {reason}", path,
+                      hint="check the --file path (relative paths start from the current directory), "
+                           "or use --file - to read stdin") from None
+
+
+def _open_target(state, targets, pool: str, create: bool, size, token, token_file, tls_ca, tls_skip_verify):
+    if targets.is_http(pool):
+        return targets.remote_pool(pool, "feed", token=token, token_file=token_file, tls_ca=tls_ca,
+                                   tls_skip_verify=tls_skip_verify, create=create, create_size=size)
+    return targets.open_pool(state, pool, "feed", create=create, create_size=size, token=token,
+                             token_file=token_file, tls_ca=tls_ca, tls_skip_verify=tls_skip_verify)
+
+
 def ingest_stream(handle, fd: int, pool_ref: str, *, mode: str, errors: str, tags: list[str], durability,
-                  retries: int, delay_s: float, receipts: bool, human: bool, cmd: str):
-    """Parse a stream from ``fd`` and append it to ``handle`` in batches."""
+                  retries: int, delay_s: float, receipts: bool, human: bool, cmd: str, read=None):
+    """Parse a stream from ``fd`` (or the ``read(n)`` function given) and append it to ``handle`` in batches."""
     from plasmite_core.errors import PlasmiteError, UsageError
 
     from . import ingest
@@ -150,7 +164,7 @@ def ingest_stream(handle, fd: int, pool_ref: str, *, mode: str, errors: str, tag
                {**f.details(), "pool_path": str(handle.path)})
 
     engine = ingest.Ingest(mode, errors, on_values, on_failure)
-    outcome = engine.run(ingest.reader_for_fd(fd))
+    outcome = engine.run(read or ingest.reader_for_fd(fd))
     if errors == "skip" and outcome.failed:
         s = "" if outcome.failed == 1 else "s"
         notice("ingest_summary", cmd, pool_ref, f"Finished with {outcome.failed} skipped record{s}.",

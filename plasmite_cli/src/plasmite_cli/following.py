@@ -57,8 +57,13 @@ class Emitter:
     """Writes messages to stdout in the chosen format; flushes on demand."""
 
     def __init__(self, fmt: str, data_only: bool) -> None:
+        from .output import color_json_out, colorize_json
+
         self.out = sys.stdout.buffer
         self.write = self.out.write
+        if color_json_out():  # --color always: every JSON byte goes through the colouring
+            write = self.out.write
+            self.write = lambda b: write(colorize_json(b))
         self.raw_lines = fmt == "jsonl" and not data_only  # each line is Message.raw
         if fmt == "jsonl":
             if data_only:
@@ -225,6 +230,7 @@ def run_follow(handle, emitter: Emitter, predicate, *, tail: int, since_ns: int 
     nxt = _polling(stream.next) if poll else stream.next
     deadline = None if idle_s is None else time.monotonic() + idle_s
     emitted = False  # output since the idle deadline was last set
+    told_waiting = False
     simple = predicate is None and not one and not tail_wait
     write_raw = emitter.write if (simple and emitter.raw_lines) else None
     batches = not poll and Capability.JSON_BATCHES in handle.capabilities
@@ -254,6 +260,8 @@ def run_follow(handle, emitter: Emitter, predicate, *, tail: int, since_ns: int 
             # Caught up: make the output visible, then wait for more.
             flush()
             drops.maybe_emit(force=True)
+            if tail_wait and not told_waiting:
+                told_waiting = _waiting_notice(len(window), tail)
             if stop is not None and stop.is_set():
                 return 0
             if deadline is None:
@@ -291,6 +299,16 @@ def run_follow(handle, emitter: Emitter, predicate, *, tail: int, since_ns: int 
         if one:
             flush()
             return 0
+
+
+def _waiting_notice(have: int, want: int) -> bool:
+    """``--one --tail N`` with fewer than N matches waits (as upstream); say so to a person."""
+    if sys.stderr.isatty():
+        from .output import write_err
+
+        write_err(f"waiting: the pool has {have} of the {want} matching messages --tail {want} --one "
+                  "waits for; it prints the newest once they exist (Ctrl-C to stop)\n")
+    return True
 
 
 def run_replay(handle, emitter: Emitter, predicate, *, tail: int, since_ns: int | None, speed: float,

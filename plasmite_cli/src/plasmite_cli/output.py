@@ -37,6 +37,34 @@ def use_color(stream: Any) -> bool:
     return isatty(stream)
 
 
+def color_json_out() -> bool:
+    """``--color always`` also colours JSON on stdout (``auto`` keeps it plain, so text
+    copied from a terminal is valid JSON)."""
+    return _color_mode == "always"
+
+
+_JSON_TOKEN = None
+
+
+def colorize_json(text: bytes) -> bytes:
+    """ANSI colours for JSON text: keys blue, strings green, numbers cyan, literals magenta."""
+    global _JSON_TOKEN
+    if _JSON_TOKEN is None:
+        import re
+
+        _JSON_TOKEN = re.compile(
+            rb'("(?:[^"\\]|\\.)*")(\s*:)?|(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)|\b(true|false|null)\b')
+
+    def paint(m) -> bytes:
+        if m.group(1) is not None:
+            code = b"34" if m.group(2) else b"32"
+            return b"\x1b[" + code + b"m" + m.group(1) + b"\x1b[0m" + (m.group(2) or b"")
+        code = b"36" if m.group(3) is not None else b"35"
+        return b"\x1b[" + code + b"m" + m.group(0) + b"\x1b[0m"
+
+    return _JSON_TOKEN.sub(paint, text)
+
+
 def _label(text: str, code: str, stream: Any) -> str:
     return f"\x1b[{code}m{text}\x1b[0m" if use_color(stream) else text
 
@@ -53,7 +81,10 @@ def emit_json(obj: Any, *, pretty: bool | None = None) -> None:
     """One JSON document on stdout: pretty on a terminal, compact when piped."""
     if pretty is None:
         pretty = isatty(sys.stdout)
-    write_out(dumps(obj, pretty=pretty) + "\n")
+    text = dumps(obj, pretty=pretty)
+    if color_json_out():
+        text = colorize_json(text.encode()).decode()
+    write_out(text + "\n")
 
 
 def write_out(text: str) -> None:

@@ -10,15 +10,15 @@ import re
 
 from plasmite_core.errors import UsageError
 
-_SIZE = re.compile(r"^\s*(\d+)\s*([kKmMgG]?)(?:i?[bB])?\s*$")
-_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+_SIZE = re.compile(r"^\s*(\d+)\s*([kKmMgGtT]?)(?:i?[bB])?\s*$")
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
 
 def parse_size(text: str, *, flag: str = "--size") -> int:
-    """``64K``, ``8M``, ``1G`` (1024-based) or plain bytes."""
+    """``64K``, ``8M``, ``1G``, ``1T`` (1024-based) or plain bytes; the core checks the pool limits."""
     m = _SIZE.match(text or "")
     if not m:
-        raise UsageError(f"invalid {flag} value: {text!r}", hint="use bytes or K/M/G, e.g. 64K, 8M, 1G")
+        raise UsageError(f"invalid {flag} value: {text!r}", hint="use bytes or K/M/G/T, e.g. 64K, 8M, 1G (a pool is 64K to 1T)")
     value = int(m.group(1)) * _UNITS[m.group(2).lower()]
     if value <= 0:
         raise UsageError(f"{flag} must be positive", hint="e.g. 1M")
@@ -58,3 +58,11 @@ def parse_since(text: str, now_ns: int) -> int:
             f"invalid --since value: {text!r}",
             hint="use a relative age like 30m, 2h, 1d or RFC 3339 like 2026-01-15T10:00:00Z",
         ) from None
+
+
+def check_tags(tags) -> list[str]:
+    """``--tag`` values: each must name something (an empty tag matches nothing useful)."""
+    out = list(tags)
+    if any(not t for t in out):
+        raise UsageError("empty --tag value", hint="give each --tag a name, e.g. --tag alert, or drop the empty one")
+    return out

@@ -4,8 +4,8 @@ Local refs follow the core's rules (``plasmite_core.refs``). A URL ref
 (``scheme://host:port/NAME``) is handed to the transport that a plugin
 registered for its scheme (plasmite-serve provides http/https, plasmite-redis
 redis/rediss); without one the user gets a Usage error saying what to install.
-HTTP pools have the remote protocol's limits (no --since, no pool admin from
-the CLI); any other transport offers the whole local pool surface, so
+HTTP pools have the remote protocol's limits (no --since, --replay, tap or
+`pool list SERVER`); any other transport offers the whole local pool surface, so
 commands treat its pools like local ones (``open_pool``). Errors carry hints
 that name the exact command to run next, and never credentials.
 """
@@ -65,6 +65,7 @@ def split_url(ref: str, *, allow_empty_name: bool = False) -> tuple[str, str, st
 _PROVIDERS = {"http": "plasmite-serve", "https": "plasmite-serve",
               "redis": "plasmite-redis", "rediss": "plasmite-redis"}
 _clients: dict[tuple, Any] = {}
+_warned: list[bool] = []  # the --tls-skip-verify warning is printed once per process
 
 
 def transport_client(ref: str, **opts: Any) -> tuple[Any, str]:
@@ -134,24 +135,64 @@ def remote_options(token: str | None, token_file: str | None, tls_ca: str | None
     if tls_ca:
         opts["tls_ca"] = tls_ca
     if tls_skip_verify:
-        from .output import write_err
+        if not _warned:
+            from .output import write_err
 
-        write_err("warning: --tls-skip-verify disables TLS certificate verification (unsafe)\n")
+            write_err("warning: --tls-skip-verify disables TLS certificate verification (unsafe)\n")
+            _warned.append(True)
         opts["tls_skip_verify"] = True
     return opts
 
 
-def remote_pool(ref: str, cmd: str, *, token: str | None = None, token_file: str | None = None,
-                tls_ca: str | None = None, tls_skip_verify: bool = False):
-    """Open a pool through the transport registered for the URL's scheme."""
+def remote_client(ref: str, *, token: str | None = None, token_file: str | None = None,
+                  tls_ca: str | None = None, tls_skip_verify: bool = False):
+    """(client, base URL, pool name) for a URL ref, through the transport registered for its scheme."""
     base = split_url(ref)[1]
     client, name = transport_client(ref, **remote_options(token, token_file, tls_ca, tls_skip_verify))
+    return client, base, name
+
+
+def remote_pool(ref: str, cmd: str, *, token: str | None = None, token_file: str | None = None,
+                tls_ca: str | None = None, tls_skip_verify: bool = False, create: bool = False,
+                create_size: int | None = None):
+    """Open (with ``create``, create if missing) a pool on a server, with hints in CLI terms."""
+    client, base, name = remote_client(ref, token=token, token_file=token_file, tls_ca=tls_ca,
+                                       tls_skip_verify=tls_skip_verify)
     try:
-        return client.open_pool(name)
+        try:
+            return client.open_pool(name)
+        except PlasmiteError as err:
+            if err.kind != ErrorKind.NOT_FOUND or not create:
+                raise
+        from plasmite_core.client import DEFAULT_POOL_SIZE_BYTES
+
+        try:
+            return client.create_pool(name, create_size or DEFAULT_POOL_SIZE_BYTES)
+        except PlasmiteError as err:
+            if err.kind == ErrorKind.ALREADY_EXISTS:  # another client won the race
+                return client.open_pool(name)
+            raise
     except PlasmiteError as err:
-        if err.kind == ErrorKind.NOT_FOUND and not err.hint:
-            err.hint = f"no pool {name!r} on {base}; create it on the server side first"
+        cli_hint(err, ref, cmd)
         raise
+
+
+def cli_hint(err: PlasmiteError, ref: str, cmd: str) -> None:
+    """Replace a server's hint (written for HTTP clients) with the CLI flags that fix it."""
+    import shlex
+
+    text = err.message.lower()
+    if err.kind == ErrorKind.NOT_FOUND and text.startswith("pool not found"):
+        q = shlex.quote(redact(ref))
+        err.hint = (f"create it with `pls pool create {q}`"
+                    + (f" or add --create to `pls {cmd}`" if cmd in ("feed", "follow", "duplex") else ""))
+    elif err.kind == ErrorKind.PERMISSION and "bearer token" in text:
+        if "missing" in text:
+            err.hint = "the server wants a token: pass --token-file PATH (or --token TOKEN)"
+        else:
+            err.hint = "the server refused this token: check the file given to --token-file (or --token)"
+    elif err.kind == ErrorKind.PERMISSION and text.startswith("forbidden"):
+        err.hint = "the server's --access mode does not allow this; ask its operator"
 
 
 def reject_remote_flags(cmd: str, token: Any = None, token_file: Any = None,

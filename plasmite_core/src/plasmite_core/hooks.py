@@ -33,3 +33,12 @@ def register_transports(register):
 @hookspec
 def register_commands(cli):
     """Add click commands to the root ``pls`` group: ``cli.add_command(...)``."""
+
+
+@hookspec
+def register_serve_routes(register):
+    """Call ``register(name, factory)`` to serve ``/NAME`` on ``pls serve``.
+
+    ``factory(app)`` gets the ``PlasmiteApp`` and returns an ASGI callable,
+    which the app mounts behind its Host, Origin, token and access-mode
+    guards (plasmite-mcp's ``/mcp``)."""

@@ -165,6 +165,10 @@ def transport(scheme: str):
     return found
 
 
+def serve_routes() -> dict[str, Callable[[Any], Any]]:
+    return _collect("register_serve_routes")
+
+
 def register_commands(cli) -> None:
     get_plugin_manager().hook.register_commands(cli=cli)
 

@@ -32,12 +32,12 @@ apps into it (:meth:`PlasmiteApp.mount`)::
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
+from plasmite_core.admission import Slots
 from plasmite_core.errors import BusyError, NotFoundError, PlasmiteError
 
 from . import handlers, lite3_routes, tail, ui
@@ -122,26 +122,6 @@ class _PoolHandle:
         self.evicted = False
 
 
-class _Admission:
-    """A non-blocking counter: take() fails instead of queueing."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.active = 0
-        self._lock = threading.Lock()
-
-    def take(self) -> bool:
-        with self._lock:
-            if self.active >= self.capacity:
-                return False
-            self.active += 1
-            return True
-
-    def give(self) -> None:
-        with self._lock:
-            self.active -= 1
-
-
 class PlasmiteApp:
     """ASGI callable. Build it with :func:`create_app`."""
 
@@ -160,8 +140,8 @@ class PlasmiteApp:
 
         self.store = open_store(config)  # a pool directory, or --backend's server
         self._storage_pool: ThreadPoolExecutor | None = None
-        self._storage_admission = _Admission(config.max_tail_concurrency)
-        self.tail_admission = _Admission(config.max_tail_concurrency)
+        self._storage_admission = Slots(config.max_tail_concurrency)
+        self.tail_admission = Slots(config.max_tail_concurrency)
         self.closing = False
         self.ui = ui.load_ui()
         from .openapi import openapi_document
@@ -179,6 +159,27 @@ class PlasmiteApp:
                 },
             )
         )
+        self._mount_plugin_routes()
+
+    def _mount_plugin_routes(self) -> None:
+        """Mount what plugins serve (``register_serve_routes``: plasmite-mcp's ``/mcp``).
+
+        Such an endpoint checks each of its operations against the access mode
+        itself (an MCP server lists the tools the mode allows), so it is mounted
+        behind the token and the side of the mode this server allows. A plugin
+        that fails to build its endpoint loses the route, not the server.
+        """
+        from plasmite_core import plugins
+
+        try:
+            factories = plugins.serve_routes()
+        except Exception:
+            return
+        for name, factory in factories.items():
+            try:
+                self.mount(name, factory(self), READ if self.config.allows_read else WRITE)
+            except Exception:
+                pass
 
     def mount(self, prefix: str, asgi_app, access: str = READ) -> None:
         """Serve ``/PREFIX/...`` with another ASGI app (for example an MCP endpoint at ``/mcp``).
@@ -221,6 +222,10 @@ class PlasmiteApp:
             except Exception:
                 pass
         self._pools.clear()
+        for asgi_app, _access in self._mounts.values():
+            close = getattr(asgi_app, "close", None)
+            if close is not None:
+                close()
         if self._storage_pool is not None:
             self._storage_pool.shutdown(wait=False, cancel_futures=True)
         try:

@@ -68,11 +68,14 @@ Notes:
   - Serve options go before `check`; `init` has its own options.
   - Non-loopback binds need --allow-non-loopback; with write access they also
     need --token-file and TLS (or --insecure-no-tls for demos).
-  - Clients send `Authorization: Bearer <token>` when a token is set.
+  - With a token, clients must send it: pls takes --token-file FILE, HTTP
+    clients send `Authorization: Bearer <token>`.
   - Host must name the server (add --allowed-host NAME for DNS names); state
     changes from other browser origins need --cors-origin; JSON bodies need
     Content-Type: application/json.
-  - The web UI is at /ui; the OpenAPI document at /openapi.json.
+  - A missing pool directory is created (empty) at start.
+  - The web UI is at /ui; the OpenAPI document at /openapi.json; MCP for AI
+    agents at /mcp (with plasmite-mcp installed).
   - SIGTERM or Ctrl-C stops it gracefully (open tails end cleanly); exit 0.
 """
 
@@ -209,6 +212,16 @@ def _tls_label(cfg: ResolvedConfig) -> str:
     return "enabled" if cfg.tls is not None else "disabled"
 
 
+def _mcp_url(base: str) -> str | None:
+    """The MCP endpoint when plasmite-mcp is installed (it mounts /mcp)."""
+    from plasmite_core import plugins
+
+    try:
+        return f"{base}/mcp" if "mcp" in plugins.serve_routes() else None
+    except Exception:
+        return None
+
+
 @serve.command("check")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.pass_context
@@ -220,6 +233,7 @@ def check(ctx: click.Context, as_json: bool) -> None:
     connections = effective_max_connections(cfg.max_connections)
     base = cfg.base_url
     fingerprint = cfg.tls.fingerprint if cfg.tls is not None else None
+    mcp = _mcp_url(base)
     report = {
         "status": "valid",
         "listen": cfg.listen,
@@ -228,7 +242,9 @@ def check(ctx: click.Context, as_json: bool) -> None:
         "web_ui": f"{base}/ui",
         "web_ui_pool": f"{base}/ui/pools/demo",
         "openapi": f"{base}/openapi.json",
+        "mcp": mcp,
         "pool_dir": str(cfg.pool_dir),
+        "pool_dir_exists": cfg.pool_dir.is_dir(),
         "auth": _auth_label(cfg),
         "tls": _tls_label(cfg),
         "tls_fingerprint": fingerprint,
@@ -257,7 +273,8 @@ def check(ctx: click.Context, as_json: bool) -> None:
         "",
         f"  Bind:    {cfg.listen} ({report['scope']})",
         f"  URL:     {base}   UI: {base}/ui",
-        f"  Pools:   {cfg.pool_dir}",
+        f"  MCP:     {mcp or 'off (pip install plasmite-mcp)'}",
+        f"  Pools:   {cfg.pool_dir}" + ("" if cfg.pool_dir.is_dir() else "  (missing: `pls serve` creates it, empty)"),
         f"  Auth: {report['auth']}    TLS: {report['tls']}    Access: {cfg.access}",
         f"  CORS:    {cors}",
         f"  Hosts:   {', '.join(report['allowed_hosts'])}",
@@ -373,7 +390,7 @@ def init(ctx: click.Context, bind, output_dir, token_file, tls_cert, tls_key, sa
         # Clients that dial a DNS name send it as Host: the server must accept it (DNS rebinding guard).
         + "".join(f" --allowed-host {_quote(n)}" for n in sans if not _is_ip(n))
     )
-    feed_cmd = f"pls feed {base}/demo --token-file {t} --tls-ca {c} '{{\"hello\":\"world\"}}'"
+    feed_cmd = f"pls feed {base}/demo --create --token-file {t} --tls-ca {c} '{{\"hello\":\"world\"}}'"
     follow_cmd = f"pls follow {base}/demo --token-file {t} --tls-ca {c} --tail 10"
     curl_append = (
         f"curl --cacert {c} -sS -X POST -H \"Authorization: Bearer $(cat {t})\" "
@@ -445,6 +462,24 @@ def _bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _ensure_pool_dir(path: Path) -> bool:
+    """Create a missing pool directory before binding (True if it was created), so a
+    typo'd ``--dir`` is visible at start and a permission problem fails at once."""
+    if path.is_dir():
+        return False
+    if path.exists():
+        raise UsageError(f"pool directory is not a directory: {path}", hint="give --dir a directory")
+    try:
+        path.mkdir(parents=True)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        from plasmite_core.errors import from_os_error
+
+        raise from_os_error(exc, str(path), action="create pool directory") from None
+    return True
+
+
 def _banner(cfg: ResolvedConfig, port: int, verbose: bool) -> str:
     base = f"{cfg.scheme}://{format_hostport(display_host(cfg.host), port)}"
     if not verbose:
@@ -464,12 +499,14 @@ def _banner(cfg: ResolvedConfig, port: int, verbose: bool) -> str:
         f"  UI:   {base}/ui" + ("   (enter the token in the page, or open /ui?token=<token>)" if cfg.token else ""),
         f"  Auth: {auth}    TLS: {tls}    Access: {cfg.access}    CORS: {cors}",
     ]
+    if _mcp_url(base):
+        lines.insert(3, f"  MCP:  {base}/mcp   (MCP for AI agents, see docs/mcp.md)")
     if cfg.tls is not None:
         lines.append(f"  Fingerprint: {cfg.tls.fingerprint}")
     lines += [
         "",
         "Try it:",
-        f"  pls feed {base}/demo{flags} '{{\"hello\":\"world\"}}'",
+        f"  pls feed {base}/demo --create{flags} '{{\"hello\":\"world\"}}'",
         f"  pls follow {base}/demo{flags} --tail 10",
         "",
         "Press Ctrl-C to stop.",
@@ -493,6 +530,7 @@ def run_server(config: ServeConfig) -> None:
         if protocol is None:
             raise IoError("the server needs httptools (its slow-connection guards are built on it)",
                           hint="pip install httptools (uvicorn[standard] includes it)")
+        created_dir = _ensure_pool_dir(cfg.pool_dir)
         app = PlasmiteApp(cfg)
         sock = _bind_socket(cfg.host, cfg.port)
         port = sock.getsockname()[1]
@@ -501,6 +539,10 @@ def run_server(config: ServeConfig) -> None:
             tmp_ready = ready + ".tmp"
             Path(tmp_ready).write_text(format_hostport(cfg.host, port))
             os.replace(tmp_ready, ready)
+        if created_dir:
+            click.echo(f"plasmite serve: pool directory {cfg.pool_dir} did not exist; created it (empty: "
+                       "create pools with `pls pool create URL/NAME`, `pls feed URL/NAME --create` or the web UI)",
+                       err=True)
         click.echo(_banner(cfg, port, sys.stderr.isatty()), err=True)
         uv_config = uvicorn.Config(
             app,

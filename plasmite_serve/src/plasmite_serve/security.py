@@ -277,7 +277,7 @@ async def preflight(cors: set[str], origin: str | None, headers, send) -> None:
             "headers": [
                 (b"access-control-allow-origin", origin.encode("latin-1")),
                 (b"access-control-allow-methods", _METHODS),
-                (b"access-control-allow-headers", b"authorization, content-type"),
+                (b"access-control-allow-headers", b"authorization, content-type, mcp-protocol-version, last-event-id"),
                 (b"access-control-max-age", b"600"),
                 (b"vary", b"origin"),
                 (b"plasmite-version", PROTOCOL_VERSION),

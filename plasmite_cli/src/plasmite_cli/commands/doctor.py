@@ -130,10 +130,10 @@ def doctor(ctx, pool, check_all, as_json, repair, deep):
             if rep.ok and d.get("repaired"):
                 lost = ", ".join(f"{a}..{b}" if a != b else f"{a}" for a, b in d.get("lost", []))
                 lines.append(f"REPAIRED {name}: {len(issues)} issue(s) fixed; "
-                             f"{d.get('messages_checked', 0)} messages kept"
+                             f"{_count(d.get('messages_checked', 0), 'message')} kept"
                              + (f"; seqs lost: {lost} (followers see a gap)" if lost else ""))
             elif rep.ok:
-                lines.append(f"OK       {name}: {d.get('messages_checked', 0)} messages checked")
+                lines.append(f"OK       {name}: {_count(d.get('messages_checked', 0), 'message')} checked")
             else:
                 lines.append(f"CORRUPT  {name}: {len(issues)} issue(s)")
             for text in issues if not (rep.ok and not d.get("repaired")) else []:
@@ -149,6 +149,10 @@ def doctor(ctx, pool, check_all, as_json, repair, deep):
     if any(not rep.ok for _, rep, _ in reports):
         return int(ErrorKind.CORRUPT)
     return 0
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _upstream_fields(name: str, rep) -> dict:

@@ -47,7 +47,7 @@ Output: one receipt per stored message: `fed seq=N at TIME` on a terminal,
               help="On a bad stream record: stop, or skip it with a notice on stderr.")
 @click.option("--durability", type=click.Choice(["fast", "flush"]), default="fast", show_default=True,
               help="fast returns after the write; flush also syncs the pool file to disk.")
-@click.option("--create", is_flag=True, help="Create the pool if it does not exist (local refs).")
+@click.option("--create", is_flag=True, help="Create the pool if it does not exist (on a server too, if it allows).")
 @click.option("--create-size", metavar="SIZE", help="Size of a pool made by --create, e.g. 8M (default 1M).")
 @click.option("--retry", type=click.IntRange(min=0), default=0, show_default=True,
               help="Retries for transient failures (pool busy, EAGAIN).")

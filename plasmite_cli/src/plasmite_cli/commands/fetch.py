@@ -52,9 +52,11 @@ def fetch(ctx, pool, seq, token, token_file, tls_ca, tls_skip_verify):
     if sys.stdout.isatty():
         import msgspec
 
-        sys.stdout.write(msgspec.json.format(raw, indent=2).decode() + "\n")
-        sys.stdout.flush()
-    else:
-        sys.stdout.buffer.write(raw + b"\n")
-        sys.stdout.buffer.flush()
+        raw = msgspec.json.format(raw, indent=2)
+    from ..output import color_json_out, colorize_json
+
+    if color_json_out():
+        raw = colorize_json(raw)
+    sys.stdout.buffer.write(raw + b"\n")
+    sys.stdout.buffer.flush()
     return 0

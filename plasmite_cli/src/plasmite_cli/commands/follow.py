@@ -29,6 +29,8 @@ Examples:
 \b
 Start: new messages only by default; --tail N starts with the N newest
 (matching) messages; --since 30m|2h|1d|RFC3339 starts at that time.
+--tail N --one waits until N matching messages exist (as upstream), so on a
+pool holding fewer it waits for more; use --tail 1 --one for the newest.
 --replay SPEED re-emits the selected history with its original spacing
 divided by SPEED (0 = no delay) and exits at its end; it needs --tail or
 --since.
@@ -51,7 +53,9 @@ that long."""
 @click.option("-n", "--tail", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
               help="Print the N newest matching messages first, then keep following.")
 @click.option("--since", metavar="WHEN", help="Start at messages from this time: 30m, 2h, 1d or RFC 3339.")
-@click.option("--one", is_flag=True, help="Exit after printing one matching message.")
+@click.option("--one", is_flag=True,
+              help="Exit after printing one matching message. With --tail N: wait until N matching "
+                   "messages exist (however long that takes), then print the newest.")
 @click.option("--timeout", metavar="DURATION", help="Exit 124 if nothing is printed for DURATION (500ms, 5s, 1m).")
 @click.option("--where", "where", multiple=True, metavar="EXPR",
               help="Keep messages for which the jq EXPR is true (repeatable; all must hold).")
@@ -61,7 +65,7 @@ that long."""
 @click.option("--data-only", is_flag=True, help="Print only each message's .data.")
 @click.option("--replay", type=float, metavar="SPEED",
               help="Replay the selected history with original timing / SPEED (0 = instant), then exit.")
-@click.option("--create", is_flag=True, help="Create the pool if it does not exist (local refs).")
+@click.option("--create", is_flag=True, help="Create the pool if it does not exist (on a server too, if it allows).")
 @click.option("--quiet-drops", is_flag=True, help="Do not print drop notices on stderr.")
 @click.option("--no-notify", is_flag=True, help="Do not sleep on wake-ups; poll the pool instead.")
 @remote_options
@@ -89,16 +93,16 @@ def follow(ctx, pool, tail, since, one, timeout, where, tags, jsonl, fmt, data_o
             raise UsageError("--replay requires --tail or --since",
                              hint="replay works on history: add --tail N or --since 1h")
     predicate = compile_where(where)
-    tag_list = list(tags)
+    tag_list = parsing.check_tags(tags)
 
     if targets.is_http(pool):
-        for flag, used in (("--create", create), ("--replay", replay is not None),
+        for flag, used in (("--replay", replay is not None),
                            ("--no-notify", no_notify), ("--quiet-drops", quiet_drops)):
             if used:
                 raise UsageError(f"remote follow does not support {flag}",
                                  hint="use --tail N for remote history; --replay works on local pools")
         handle = targets.remote_pool(pool, "follow", token=token, token_file=token_file,
-                                     tls_ca=tls_ca, tls_skip_verify=tls_skip_verify)
+                                     tls_ca=tls_ca, tls_skip_verify=tls_skip_verify, create=create)
         label = pool
     else:
         handle = targets.open_pool(get_state(ctx), pool, "follow", create=create, token=token,

@@ -40,18 +40,24 @@ Examples:
   pls completion bash > ~/.local/share/bash-completion/completions/pls
   pls completion zsh > ~/.zfunc/_pls                 # then: autoload -U compinit && compinit
   pls completion fish > ~/.config/fish/completions/pls.fish
+  pls completion powershell | Out-String | Invoke-Expression
+  pls completion elvish > ~/.config/elvish/lib/pls.elv  # then: use pls
 
 \b
 The script completes both `pls` and `plasmite`: commands, options, choices and
-pool names from the pool directory.""",
+pool names from the pool directory. bash, zsh and fish use click's scripts;
+powershell and elvish use this project's, over the same protocol.""",
     short_help="Print a shell completion script.",
 )
-@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish", "powershell", "elvish"]))
 @click.pass_context
 def completion(ctx, shell):
-    """Print the completion script for SHELL (bash, zsh or fish)."""
+    """Print the completion script for SHELL (bash, zsh, fish, powershell or elvish)."""
     from click.shell_completion import get_completion_class
 
+    from ..completion_shells import register
+
+    register()
     root = ctx.find_root().command
     cls = get_completion_class(shell)
     src = cls(root, {}, "pls", "_PLS_COMPLETE").source()
@@ -60,6 +66,8 @@ def completion(ctx, shell):
         extra = f"\ncomplete -o nosort -F {func} plasmite\n"
     elif shell == "zsh":
         extra = f"\ncompdef {func} plasmite\n"
+    elif shell in ("powershell", "elvish"):
+        extra = ""  # these scripts register both names themselves
     else:
         extra = "\ncomplete --no-files --command plasmite --arguments \"(_pls_completion)\"\n"
     write_out(src.rstrip("\n") + "\n" + extra)

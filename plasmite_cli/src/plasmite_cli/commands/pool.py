@@ -14,7 +14,7 @@ import click
 from plasmite_core.refs import is_url
 
 from ..output import emit_json, human_age, human_bytes, table, write_out
-from .common import complete_pool, get_state
+from .common import complete_pool, get_state, remote_options
 
 
 @click.group(
@@ -45,8 +45,10 @@ def _local_only(ref: str, what: str) -> None:
                          hint="manage remote pools on the server that hosts them")
 
 
-def _client_for(state, ref: str, what: str):
-    """(client, ref for that client): the local client, or a transport's for a URL."""
+def _client_for(state, ref: str, what: str, remote: dict | None = None):
+    """(client, ref for that client): the local client, or a transport's for a URL.
+
+    ``remote`` holds the remote flags, passed through to the transport."""
     from plasmite_core.errors import UsageError
 
     from .. import targets
@@ -56,7 +58,7 @@ def _client_for(state, ref: str, what: str):
     if targets.is_http(ref):
         raise UsageError(f"pool {what} does not take http(s) refs",
                          hint="manage remote pools on the server that hosts them")
-    client, name = targets.transport_client(ref)
+    client, name = targets.transport_client(ref, **(targets.remote_options(**remote) if remote else {}))
     if not name:
         raise UsageError(f"no pool named in {targets.redact(ref)}", hint="append the pool name: scheme://host:port/POOL")
     return client, name
@@ -72,45 +74,60 @@ Examples:
   pls pool create --codec msgpack metrics
   pls pool create --json chat
   pls pool create --size 64M redis://127.0.0.1:6379/events   # plasmite-redis
+  pls pool create http://127.0.0.1:9700/demo     # on a `pls serve` server
 
 \b
-Sizes take K/M/G suffixes (1024-based); the default is 1M. An index with more
-slots than the ring can hold messages is a usage error (the default indexes
-every message). The codec is how payloads are stored; every codec reads and
-writes the same JSON messages.""",
+Sizes take K/M/G/T suffixes (1024-based); the default is 1M, a pool is 64K
+to 1T. An index with more slots than the ring can hold messages is a usage
+error (the default indexes every message). The codec is how payloads are
+stored; every codec reads and writes the same JSON messages. A URL NAME
+creates the pool on that server (if its access mode allows writes), with
+--size and the server's defaults.""",
     short_help="Create one or more pools.",
 )
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
-@click.option("--size", metavar="SIZE", help="Pool file size: bytes or K/M/G (default 1M).")
+@click.option("--size", metavar="SIZE", help="Pool file size: bytes or K/M/G/T (default 1M).")
 @click.option("--index-capacity", type=click.IntRange(min=0), metavar="N",
               help="Slots of the seq index (default: sized from the pool; 0 disables).")
 @click.option("--codec", default="json", show_default=True, metavar="NAME",
               help="Payload codec: json, msgpack, lite3 (plasmite-codecs) or a plugin's.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@remote_options
 @click.pass_context
-def create(ctx, names, size, index_capacity, codec, as_json):
+def create(ctx, names, size, index_capacity, codec, as_json, token, token_file, tls_ca, tls_skip_verify):
     """Create pools NAME... (AlreadyExists if one exists)."""
     from plasmite_core.client import DEFAULT_POOL_SIZE_BYTES
     from plasmite_core.errors import ErrorKind, PlasmiteError
 
+    from .. import targets
     from ..parsing import parse_size
 
     size_bytes = parse_size(size) if size is not None else DEFAULT_POOL_SIZE_BYTES
+    remote = {"token": token, "token_file": token_file, "tls_ca": tls_ca, "tls_skip_verify": tls_skip_verify}
+    if not any(targets.is_url(n) for n in names):
+        targets.reject_remote_flags("pool create", **remote)
     state = get_state(ctx)
     created = []
     for name in names:
-        client, ref = _client_for(state, name, "create")
+        if targets.is_http(name):
+            client, ref = None, name
+        else:
+            client, ref = _client_for(state, name, "create", remote)
         try:
-            p = client.create_pool(ref, size_bytes, index_capacity=index_capacity, codec=codec)
+            if client is None:
+                info = _create_remote(name, size_bytes, index_capacity, codec, remote)
+            else:
+                p = client.create_pool(ref, size_bytes, index_capacity=index_capacity, codec=codec)
+                try:
+                    info = p.info()
+                finally:
+                    p.close()
         except PlasmiteError as err:
             if err.kind == ErrorKind.ALREADY_EXISTS:
                 err.message = f"pool already exists: {ref}"
-                err.hint = "choose another name, use the existing pool, or `pls pool delete` it first"
+                err.hint = "choose another name or use the existing pool" + (
+                    "" if client is None else ", or `pls pool delete` it first")
             raise
-        try:
-            info = p.info()
-        finally:
-            p.close()
         d = info.to_dict()
         d["name"] = ref
         created.append(d)
@@ -120,6 +137,26 @@ def create(ctx, names, size, index_capacity, codec, as_json):
         rows = [[d["name"], human_bytes(d["file_size"]), str(d["index_capacity"]), d["path"]] for d in created]
         write_out(table(["NAME", "SIZE", "INDEX", "PATH"], rows))
     return 0
+
+
+def _create_remote(ref: str, size_bytes: int, index_capacity, codec: str, remote: dict):
+    """Create a pool on a server (POST /v0/pools) and return its info."""
+    from plasmite_core.errors import PlasmiteError, UsageError
+
+    from .. import targets
+
+    for flag, used in (("--index-capacity", index_capacity is not None), ("--codec", codec != "json")):
+        if used:
+            raise UsageError(f"{flag} applies to local pools only",
+                             hint=f"a server creates pools with its default index and the json codec; drop {flag}")
+    client, _base, name = targets.remote_client(ref, **remote)
+    try:
+        return client.create_pool(name, size_bytes).info()
+    except PlasmiteError as err:
+        targets.cli_hint(err, ref, "pool create")
+        raise
+    finally:
+        client.close()
 
 
 @pool.command(

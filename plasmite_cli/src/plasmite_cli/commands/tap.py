@@ -71,7 +71,7 @@ def tap(ctx, pool, command, create, create_size, tags, quiet, durability):
 
     dur = parse_durability(durability)
     handle = targets.open_pool(get_state(ctx), pool, "tap", create=create, create_size=size)
-    line_tags = list(tags)
+    line_tags = parsing.check_tags(tags)
     cmd = list(command)
 
     try:
