@@ -23,10 +23,13 @@ def available() -> str | None:
 def version() -> str:
     from importlib import metadata
 
+    from plasmite_core import framescan
+
+    path = "compiled loops" if framescan.COMPILED else "pure Python"
     try:
-        return metadata.version("plasmite-core")
+        return f'{metadata.version("plasmite-core")} ({path})'
     except metadata.PackageNotFoundError:
-        return "?"
+        return f"? ({path})"
 
 
 def create(workdir: str, purpose: str, size: int = BIG_POOL) -> dict:
@@ -55,7 +58,8 @@ class Handle:
         self.pool.append_json(buf, durability=self._fast)
 
     def append_many(self, objs) -> None:
-        self.pool.append_many(objs, durability=self._fast)
+        # Pool.extend: the bulk append (seqs as a range, no Message per value).
+        self.pool.extend(objs, durability=self._fast)
 
     fill = append_many
 

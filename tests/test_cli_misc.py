@@ -162,6 +162,29 @@ def test_builtin_commands_do_not_scan_entry_points(pool_dir):
     assert r.stderr.strip() == "0 []", r.stderr
 
 
+def test_oneshot_feed_lean_path_skips_msgspec_and_stores_same_bytes(pool_dir):
+    # A plain object takes the lean path (no msgspec import); a float written
+    # with an exponent falls back to the full path. Both store what Pool.append would.
+    pls("pool", "create", "lean", pool_dir=pool_dir)
+    code = textwrap.dedent("""
+        import sys
+        from plasmite_cli.main import run
+        rc = run(["feed", "lean", sys.argv[1]])
+        print(rc, "msgspec" in sys.modules, file=sys.stderr)
+    """)
+    for data, heavy in (('{"x": [1, -2, true, null, "\\u00e9\\n"], "y": {}}', False), ('{"x": 1e300}', True)):
+        r = subprocess.run([sys.executable, "-c", code, data], capture_output=True, text=True,
+                           env=env_for(pool_dir), timeout=60)
+        assert r.stderr.strip() == f"0 {heavy}", r.stderr
+        assert json.loads(r.stdout)["seq"] >= 1
+    from plasmite_core.client import Client
+
+    with Client(pool_dir) as c, c.open_pool("lean") as p:
+        assert p.get(1).data == {"x": [1, -2, True, None, "\u00e9\n"], "y": {}}
+        assert p.get(2).data == {"x": 1e300}
+        assert p.get(1).data_json() == b'{"x":[1,-2,true,null,"\xc3\xa9\\n"],"y":{}}'
+
+
 # ----------------------------------------------------------------- doctor
 
 def test_doctor_ok_and_corrupt(pool_dir):

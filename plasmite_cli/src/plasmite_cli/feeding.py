@@ -237,28 +237,40 @@ def _encoded_appender(handle, tags: list[str]):
     return append
 
 
+_receipt_sec = [None, b""]
+
+
+def _whole_seconds(sec: int) -> bytes:
+    """``YYYY-MM-DDTHH:MM:SS`` of a Unix second, cached (receipts share it);
+    computed here rather than by ``envelope`` so receipts never import msgspec."""
+    cache = _receipt_sec
+    if cache[0] != sec:
+        cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)).encode()
+        cache[0] = sec
+    return cache[1]
+
+
 def _write_fast_receipts(done, tags_json: bytes, human: bool) -> None:
     """Receipts from ``(seq, time_ns)`` pairs (same text as ``Message.receipt``)."""
-
     if human:
-        from plasmite_core.envelope import format_rfc3339
-
         suffix = ""
         if tags_json != b"[]":
             import json
 
             suffix = "  tags: " + ",".join(json.loads(tags_json))
-        sys.stdout.write("".join(f"fed seq={seq} at {format_rfc3339(t)}{suffix}\n" for seq, t in done))
+        lines = []
+        for seq, t in done:
+            sec, frac = divmod(t, 1_000_000_000)
+            lines.append(f"fed seq={seq} at {_whole_seconds(sec).decode()}.{frac:09d}Z{suffix}\n")
+        sys.stdout.write("".join(lines))
         sys.stdout.flush()
         return
-    from plasmite_core.envelope import second_bytes
-
     fmt = b'{"seq":%d,"time":"%s.%09dZ","meta":{"tags":%s}}\n'
     parts = []
     append = parts.append
     for seq, t in done:
         sec, frac = divmod(t, 1_000_000_000)
-        append(fmt % (seq, second_bytes(sec), frac, tags_json))
+        append(fmt % (seq, _whole_seconds(sec), frac, tags_json))
     out = sys.stdout.buffer
     out.write(b"".join(parts))
     out.flush()

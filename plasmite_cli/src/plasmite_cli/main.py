@@ -1,7 +1,8 @@
 """Process entry point of ``pls`` / ``plasmite``: dispatch and the error boundary.
 
 ``run`` sends the most common one-shot call, ``pls feed POOL DATA`` (exactly
-those two arguments, no options), straight to ``plasmite_cli.feeding`` without
+those two arguments, no options), to ``plasmite_cli.oneshot`` (no click, no
+msgspec) and, when that declines, to ``plasmite_cli.feeding`` without
 importing click; everything else goes to the click application
 (``plasmite_cli.app``). Both paths end in ``guarded``: a ``PlasmiteError`` is
 rendered (text plus hint on a terminal, a JSON envelope otherwise) and exits
@@ -63,6 +64,11 @@ def _is_oneshot_feed(args: list[str]) -> bool:
 
 
 def _oneshot_feed(pool: str, data: str) -> int:
+    from .oneshot import try_feed
+
+    code = try_feed(pool, data)
+    if code is not None:
+        return code
     from .feeding import run_feed
     from .state import CliState
 

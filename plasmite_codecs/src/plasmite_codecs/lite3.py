@@ -20,6 +20,12 @@ Errors: bad input to an encoder is ``UsageError``; a damaged or hostile
 buffer is ``CorruptError``. Decoding is bounded: every node and entry read is
 charged against the buffer length, so no buffer can make the reader loop or
 do more than linear work. See docs/lite3.md for the format and the choices.
+
+Why one module of this size: byte-identical output depends on the encoder,
+the node splitter and the reader agreeing on every offset and padding rule,
+so they live together; the encoder's fast paths repeat the general insert
+for speed and the reference vectors (tests/test_lite3_vectors.py) keep them
+equal.
 """
 
 from __future__ import annotations

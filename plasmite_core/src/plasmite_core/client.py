@@ -31,6 +31,7 @@ DEFAULT_POOL_SIZE = DEFAULT_POOL_SIZE_BYTES
 
 _json_enc = msgspec.json.encode
 _EMPTY = b""
+_DICT_ONLY = {dict}
 
 
 def _tags_blob(tags) -> bytes:
@@ -278,6 +279,43 @@ class Pool:
             exc.committed = []
             raise
         return self._commit_many(items, vals, durability)
+
+    def extend(self, values: Iterable[Any], tags: Iterable[str] | None = None,
+               durability: Durability = Durability.FAST) -> range | list[int]:
+        """Append many values like ``append_many`` but return only their seqs.
+
+        The bulk path: no ``Message`` is built per value. Chunked like
+        ``append_many``: a batch within half the ring has contiguous seqs,
+        returned as a ``range``; a larger one whose chunks other writers'
+        messages split returns its seqs as a list. On failure the error's
+        ``committed`` lists the seqs already stored (``[]`` when none were).
+        """
+        try:
+            vals = values if type(values) is list else list(values)
+            if set(map(type, vals)) - _DICT_ONLY:
+                for v in vals:
+                    if type(v) is not dict:
+                        require_object(v)
+            try:
+                payloads = list(map(self._encode, vals))
+            except Exception:
+                enc = encode_json if self._codec_obj is JSON else self._codec_obj.encode
+                payloads = [enc(v) for v in vals]  # raises the Usage error with its hint
+            tags_raw = _tags_blob(tags) if tags else _EMPTY
+        except PlasmiteError as exc:
+            exc.committed = []
+            raise
+        if not vals:
+            return range(0)
+        try:
+            receipts = self._file().append_batch([(tags_raw, p) for p in payloads], bool(durability))
+        except PlasmiteError as exc:
+            exc.committed = [seq for seq, _ in getattr(exc, "committed", None) or []]
+            raise
+        first, last = receipts[0][0], receipts[-1][0]
+        if last - first + 1 == len(receipts):
+            return range(first, last + 1)
+        return [seq for seq, _ in receipts]
 
     def append_many_tagged(self, items: Iterable[tuple[Any, Iterable[str] | None]], durability: Durability = Durability.FAST) -> list[Message]:
         """Append ``(value, tags)`` pairs in order, chunked and reported on

@@ -13,6 +13,12 @@ Publish order for one append (see docs/format.md):
 4. publish the new head/newest in the other state slot;
 5. bump the notify counter (and futex-wake sleepers).
 A crash at any step leaves a state slot that describes only whole frames.
+
+Why one module of this size: the locked append (single and batch) and the
+lock-free read loop share the mapping, the state-slot protocol and the
+fault points of the crash campaign; their hot paths are inlined here on
+purpose (one call costs as much as the copy) and kept equal to the planner
+in format.py by tests/test_core_placement.py.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ from .errors import (
     UsageError,
     from_os_error,
 )
+from .framescan import BADLEN as _S_BADLEN, BIG as _S_BIG, END as _S_END, PAD as _S_PAD
+from .framescan import scan_chunk as _scan_chunk
 from .notify import Notifier
 
 _PREFIX = F.FRAME_PREFIX
@@ -807,8 +815,6 @@ class PoolFile:
         if pos < tail:
             pos = tail
         out: list = []
-        append = out.append
-        unpack = _HEAD.unpack_from
         while pos < head and len(out) < limit:
             phys = pos % R
             n = min(R - phys, head - pos, SCAN_CHUNK)
@@ -827,46 +833,27 @@ class PoolFile:
                 if out:
                     break
                 continue
-            mv = memoryview(buf)
-            off = 0
-            while off + 8 <= n:
-                if off + 32 <= n:
-                    flen, crc, seq, t, pl, tl, _, _ = unpack(buf, off)
-                else:
-                    flen, crc = _CRC_PAD.unpack_from(buf, off)
-                    seq = t = pl = tl = 0
-                if crc == _PAD:
-                    # The ring-end pad, or one a repair wrote over dropped frames.
-                    if flen < 8 or flen & 7 or phys + off + flen > R or pos + flen > head:
-                        raise self._corrupt("bad pad frame", base + off)
-                    off += flen
-                    pos += flen
-                    continue
-                if flen < _MIN_FRAME or flen & 7 or phys + off + flen > R:
-                    raise self._corrupt("frame length out of range", base + off)
-                if off + flen > n:
-                    if off == 0:
-                        # Larger than one chunk: copy it alone.
-                        fr = self.read_frame(pos)
-                        if fr is None:
-                            break
-                        append(fr)
-                        pos += flen
-                    break
-                start = off + 32
-                end = start + tl + pl
-                # The CRC does not cover len: it must be exactly the aligned
-                # size of the covered fields, or a damaged len would skip frames.
-                if ((39 + tl + pl) & ~7) != flen or (_crc32(mv[off + 8 : end]) | 1) != crc:
-                    raise self._corrupt("frame checksum mismatch", base + off)
-                if tl:
-                    append((seq, t, buf[start : start + tl], buf[start + tl : end]))
-                else:
-                    append((seq, t, b"", buf[start:end]))
-                off += flen
+            off, status = _scan_chunk(buf, phys, R, limit, out)
+            pos += off
+            if status == _S_END:
+                continue
+            if status == _S_PAD:
+                # The ring-end pad, or one a repair wrote over dropped frames.
+                flen = _CRC_PAD.unpack_from(buf, off)[0]
+                if flen < 8 or flen & 7 or phys + off + flen > R or pos + flen > head:
+                    raise self._corrupt("bad pad frame", base + off)
                 pos += flen
-                if len(out) >= limit:
-                    break
+            elif status == _S_BIG:
+                if off == 0:
+                    # Larger than one chunk: copy it alone.
+                    fr = self.read_frame(pos)
+                    if fr is not None:
+                        out.append(fr)
+                        pos += _CRC_PAD.unpack_from(buf, 0)[0]
+            elif status == _S_BADLEN:
+                raise self._corrupt("frame length out of range", base + off)
+            else:
+                raise self._corrupt("frame checksum mismatch", base + off)
         return out, pos
 
     def frame_time(self, seq: int, st: F.State) -> int | None:

@@ -14,18 +14,17 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator
 
 import msgspec
 
-from .envelope import _ENVELOPE, Message, _bsec_cache, check_frames
+from .envelope import Message, check_frames
 from .errors import PlasmiteError, RetentionGapError, UsageError
+from .framescan import envelopes
 
 _json_str = msgspec.json.encode
 _json_decode = msgspec.json.decode
 _BATCH = 512
-_time_of = itemgetter(1)
 _GAP = object()
 
 
@@ -214,6 +213,30 @@ class Stream:
         the frames, with no Message objects: the path of ``pls follow --jsonl``
         and the HTTP tail.
         """
+        frames = self._fast_frames(limit)
+        if frames is None:
+            return self._raws(self.poll(limit))
+        return envelopes(frames)
+
+    def poll_data(self, limit: int = 1024) -> list[Any]:
+        """The decoded data of the messages available now, without waiting (at
+        most ``limit``): for bulk readers that need neither seqs nor times.
+
+        For unfiltered JSON pools the payloads (checked to be one JSON value
+        each) are decoded by one call over a JSON array of them, with no
+        Message objects.
+        """
+        frames = self._fast_frames(limit)
+        if frames is None:
+            return [m.data for m in self.poll(limit)]
+        if not frames:
+            return []
+        return _json_decode(b"[" + b",".join([f[3] for f in frames]) + b"]")
+
+    def _fast_frames(self, limit: int) -> list | None:
+        """The next frames when they can skip Message objects (an unfiltered
+        JSON stream, contiguous seqs, valid JSON); None sends the caller to
+        ``poll``. A damaged frame ends the batch; the next call raises."""
         if self._error is not None:
             self._done = True
             raise self._error
@@ -226,22 +249,18 @@ class Stream:
             or self._expected is None
             or self._max is not None
         ):
-            return self._raws(self.poll(limit))
+            return None
         pf = self._pf
         if pf.closed:
             raise UsageError("pool is closed", hint="keep the pool open while its streams are in use")
-        pos = self._pos
-        frames, npos = pf.scan(pos, limit)
+        frames, self._pos = pf.scan(self._pos, limit)
         if not frames:
-            self._pos = npos
-            return []
+            return frames
         exp = self._expected
         if frames[0][0] != exp or frames[-1][0] != exp + len(frames) - 1:
             # A gap or already-seen seqs: let the general path apply the rules.
-            self._pos = npos
-            self._fill(frames)  # apply the gap rules to what was scanned
-            return self._raws(self.poll(limit))
-        self._pos = npos
+            self._fill(frames)
+            return None
         bad = check_frames(frames)
         if bad is not None:
             # Deliver what precedes the damaged frame; the next call raises.
@@ -255,26 +274,7 @@ class Stream:
                     raise
         self._expected = frames[-1][0] + 1
         self._delivered += len(frames)
-        cache = _bsec_cache
-        env = _ENVELOPE
-        times = list(map(_time_of, frames))
-        sec = min(times) // 1_000_000_000
-        if max(times) // 1_000_000_000 == sec:
-            # One second for the whole batch (the usual case): format its text once.
-            if cache[0] != sec:
-                cache[0] = sec
-                cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)).encode()
-            stamp = cache[1]
-            base = sec * 1_000_000_000
-            return [env % (seq, stamp, t - base, tags_raw or b"[]", payload) for seq, t, tags_raw, payload in frames]
-        out = []
-        for seq, t, tags_raw, payload in frames:
-            sec, frac = divmod(t, 1_000_000_000)
-            if cache[0] != sec:
-                cache[0] = sec
-                cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)).encode()
-            out.append(env % (seq, cache[1], frac, tags_raw or b"[]", payload))
-        return out
+        return frames
 
     def _raws(self, messages: list[Message]) -> list[bytes]:
         """Envelopes of ``messages``; one that turns out damaged ends the
