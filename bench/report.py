@@ -24,6 +24,7 @@ LABELS = {
     "diskcache": "diskcache",
     "litequeue": "litequeue",
     "redis": "Redis Streams",
+    "plasmite-redis": "Plasmite on Redis",
     "jsonl": "JSONL+flock",
 }
 

@@ -210,7 +210,7 @@ def main(argv=None) -> int:
     redis_started = False
     bar = _progress(len(tasks))
     try:
-        if "redis" in systems:
+        if "redis" in systems or "plasmite-redis" in systems:  # one server for both
             from bench.peers import redis_streams
 
             try:
@@ -219,7 +219,7 @@ def main(argv=None) -> int:
                 bar.write(f"redis-server pid {info['pid']} on 127.0.0.1:{info['port']}")
             except Exception as exc:
                 skipped.append(f"redis: could not start redis-server ({exc})")
-                tasks = [t for t in tasks if not t[0].startswith("redis:")]
+                tasks = [t for t in tasks if not t[0].startswith(("redis:", "plasmite-redis:"))]
         for label, fn in tasks:
             bar.set_description(label)
             try:

@@ -28,9 +28,10 @@ SYSTEMS = {
     "diskcache": "bench.peers.diskcache_peer",
     "litequeue": "bench.peers.litequeue_peer",
     "redis": "bench.peers.redis_streams",
+    "plasmite-redis": "bench.peers.plasmite_redis",
     "jsonl": "bench.peers.jsonl_flock",
 }
-PEERS = ["sqlite", "persist-queue", "diskcache", "litequeue", "redis", "jsonl"]
+PEERS = ["sqlite", "persist-queue", "diskcache", "litequeue", "redis", "plasmite-redis", "jsonl"]
 
 
 def load(name: str):

@@ -89,12 +89,17 @@ def test_core_neither_prints_nor_exits():
     assert bad == []
 
 
+# The one-shot `pls feed` start-up path opens the local pool file itself (see docs/architecture.md).
+KNOWN_ENGINE_IMPORTS = {("plasmite_cli/src/plasmite_cli/oneshot.py", "plasmite_core.pool")}
+
+
 def test_cli_uses_contracts_not_probes():
     bad = []
     for p in _sources("plasmite_cli/src/plasmite_cli"):
         rel = p.relative_to(REPO)
         bad += [f"{rel}:{line}: hasattr" for line in _calls(p, "hasattr")]
-        bad += [f"{rel}: imports {m}" for m in _imports(p) if m in ("plasmite_core.stream", "plasmite_core.pool")]
+        bad += [f"{rel}: imports {m}" for m in _imports(p) if m in ("plasmite_core.stream", "plasmite_core.pool")
+                and (str(rel), m) not in KNOWN_ENGINE_IMPORTS]
         if "except TypeError as" in p.read_text():
             bad.append(f"{rel}: parses TypeError")
         for node in ast.walk(ast.parse(p.read_text())):

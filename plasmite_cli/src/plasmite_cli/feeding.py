@@ -69,7 +69,7 @@ def run_feed(state, pool: str, data: str | None, *, tags=(), file: str | None = 
     else:
         fd = sys.stdin.fileno()
     try:
-        outcome = ingest_stream(handle, fd, pool, mode=in_mode, errors=errors, tags=tag_list, durability=dur,
+        outcome = ingest_stream(handle, fd, targets.redact(pool), mode=in_mode, errors=errors, tags=tag_list, durability=dur,
                                 retries=retry, delay_s=delay_s, receipts=True, human=human, cmd="feed")
     finally:
         if fh is not None:
@@ -94,11 +94,11 @@ def _open_input(path: str):
 
 
 def _open_target(state, targets, pool: str, create: bool, size, token, token_file, tls_ca, tls_skip_verify):
-    if targets.is_url(pool):
+    if targets.is_http(pool):
         return targets.remote_pool(pool, "feed", token=token, token_file=token_file, tls_ca=tls_ca,
                                    tls_skip_verify=tls_skip_verify, create=create, create_size=size)
-    targets.reject_remote_flags("feed", token, token_file, tls_ca, tls_skip_verify)
-    return targets.open_local(state, pool, "feed", create=create, create_size=size)
+    return targets.open_pool(state, pool, "feed", create=create, create_size=size, token=token,
+                             token_file=token_file, tls_ca=tls_ca, tls_skip_verify=tls_skip_verify)
 
 
 def ingest_stream(handle, fd: int, pool_ref: str, *, mode: str, errors: str, tags: list[str], durability,

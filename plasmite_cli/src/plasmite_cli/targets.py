@@ -1,10 +1,13 @@
 """Resolve a command's POOL argument to an open pool, local or remote.
 
 Local refs follow the core's rules (``plasmite_core.refs``). A URL ref
-(``http://host:port/NAME``) is handed to the transport that a plugin registered
-for its scheme (plasmite-serve provides http/https); without one the user gets
-a Usage error saying what to install. Errors carry hints that name the exact
-command to run next.
+(``scheme://host:port/NAME``) is handed to the transport that a plugin
+registered for its scheme (plasmite-serve provides http/https, plasmite-redis
+redis/rediss); without one the user gets a Usage error saying what to install.
+HTTP pools have the remote protocol's limits (no --since, --replay, tap or
+`pool list SERVER`); any other transport offers the whole local pool surface, so
+commands treat its pools like local ones (``open_pool``). Errors carry hints
+that name the exact command to run next, and never credentials.
 """
 
 from __future__ import annotations
@@ -12,26 +15,116 @@ from __future__ import annotations
 from typing import Any
 
 from plasmite_core.errors import ErrorKind, PlasmiteError, UsageError
-from plasmite_core.refs import is_url, split_url  # noqa: F401  (the commands' URL tests)
+from plasmite_core.refs import is_url
 
 
+def is_http(ref: str) -> bool:
+    """An http(s) pool ref: served by the remote protocol, with its limits."""
+    return ref[:8].lower().startswith(("http://", "https://"))
+
+
+def redact(ref: str) -> str:
+    """``ref`` with any ``user:password@`` replaced, for messages."""
+    head, sep, rest = ref.partition("://")
+    at = rest.rfind("@", 0, rest.find("/") if "/" in rest else len(rest))
+    return f"{head}{sep}***@{rest[at + 1:]}" if sep and at >= 0 else ref
+
+
+def split_url(ref: str, *, allow_empty_name: bool = False) -> tuple[str, str, str]:
+    """``http://host:9700/chat`` → (scheme, base URL, pool name).
+
+    Non-http transports keep their query string (``?db=2``) in the base URL.
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(ref)
+        parts.port  # noqa: B018 - validates the port
+    except ValueError:
+        parts = urlsplit("")
+    scheme = parts.scheme.lower()
+    path = parts.path
+    name = path[1:] if path.startswith("/") else path
+    http = scheme in ("http", "https")
+    if (
+        not parts.netloc
+        or (not name and not allow_empty_name)
+        or "/" in name
+        or (parts.query and http)
+        or parts.fragment
+    ):
+        raise UsageError(
+            f"invalid remote pool ref: {redact(ref)}",
+            hint="use the shorthand scheme://host:port/POOL, e.g. http://127.0.0.1:9700/chat "
+            "(no trailing slash, no API path)",
+        )
+    query = f"?{parts.query}" if parts.query else ""
+    return scheme, f"{scheme}://{parts.netloc}{query}", name
+
+
+_PROVIDERS = {"http": "plasmite-serve", "https": "plasmite-serve",
+              "redis": "plasmite-redis", "rediss": "plasmite-redis"}
+_clients: dict[tuple, Any] = {}
 _warned: list[bool] = []  # the --tls-skip-verify warning is printed once per process
 
 
-def remote_client(ref: str, *, token: str | None = None, token_file: str | None = None,
-                  tls_ca: str | None = None, tls_skip_verify: bool = False):
-    """(client, base URL, pool name) for a URL ref, through the transport registered for its scheme."""
-    scheme, base, name = split_url(ref)
+def transport_client(ref: str, **opts: Any) -> tuple[Any, str]:
+    """(client, pool name) for a URL ref, through its scheme's transport.
+
+    Non-http clients are shared per server in this process (they pool their
+    connections); http handles keep one connection each."""
+    scheme, base, name = split_url(ref, allow_empty_name=True)
     from plasmite_core import plugins
 
     try:
         factory = plugins.transport(scheme)
     except UsageError:
-        if scheme in ("http", "https"):
-            hint = "install plasmite-serve (pip install plasmite-serve), which provides http and https pool refs"
+        dist = _PROVIDERS.get(scheme)
+        if dist is not None:
+            hint = f"install {dist} (pip install {dist}), which provides {scheme}:// pool refs"
         else:
             hint = f"no installed plugin handles {scheme}:// refs; `pls plugins` lists what is installed"
         raise UsageError(f"no transport for {scheme}:// pool refs is installed", hint=hint) from None
+    if scheme in ("http", "https"):
+        return factory(base, **opts), name
+    key = (base, tuple(sorted(opts.items())))
+    client = _clients.get(key)
+    if client is None:
+        client = _clients[key] = factory(base, **opts)
+    return client, name
+
+
+def open_pool(state, ref: str, cmd: str, *, create: bool = False, create_size: int | None = None,
+              can_create: bool = True, token: str | None = None, token_file: str | None = None,
+              tls_ca: str | None = None, tls_skip_verify: bool = False):
+    """A local pool, or a pool of a non-http transport, opened (or created) alike.
+
+    The remote flags go to the transport (which refuses those it cannot
+    honour); a local ref refuses them all."""
+    if not is_url(ref):
+        reject_remote_flags(cmd, token, token_file, tls_ca, tls_skip_verify)
+        return open_local(state, ref, cmd, create=create, create_size=create_size, can_create=can_create)
+    client, name = transport_client(ref, **remote_options(token, token_file, tls_ca, tls_skip_verify))
+    if not name:
+        raise UsageError(f"no pool named in {redact(ref)}", hint="append the pool name: scheme://host:port/POOL")
+    from plasmite_core.client import DEFAULT_POOL_SIZE_BYTES
+
+    try:
+        if create:
+            return client.pool(name, create_size or DEFAULT_POOL_SIZE_BYTES)
+        return client.open_pool(name)
+    except PlasmiteError as err:
+        if err.kind == ErrorKind.NOT_FOUND and err.seq is None:
+            import shlex
+
+            err.hint = (f"create it with `pls pool create {shlex.quote(redact(ref))}`"
+                        + (f" or add --create to `pls {cmd}`" if can_create else ""))
+        raise
+
+
+def remote_options(token: str | None, token_file: str | None, tls_ca: str | None,
+                   tls_skip_verify: bool) -> dict[str, Any]:
+    """The transport options of the remote flags that were given."""
     opts: dict[str, Any] = {}
     if token_file:
         from plasmite_core.tokens import read_token_file
@@ -48,7 +141,15 @@ def remote_client(ref: str, *, token: str | None = None, token_file: str | None 
             write_err("warning: --tls-skip-verify disables TLS certificate verification (unsafe)\n")
             _warned.append(True)
         opts["tls_skip_verify"] = True
-    return factory(base, **opts), base, name
+    return opts
+
+
+def remote_client(ref: str, *, token: str | None = None, token_file: str | None = None,
+                  tls_ca: str | None = None, tls_skip_verify: bool = False):
+    """(client, base URL, pool name) for a URL ref, through the transport registered for its scheme."""
+    base = split_url(ref)[1]
+    client, name = transport_client(ref, **remote_options(token, token_file, tls_ca, tls_skip_verify))
+    return client, base, name
 
 
 def remote_pool(ref: str, cmd: str, *, token: str | None = None, token_file: str | None = None,
@@ -82,7 +183,7 @@ def cli_hint(err: PlasmiteError, ref: str, cmd: str) -> None:
 
     text = err.message.lower()
     if err.kind == ErrorKind.NOT_FOUND and text.startswith("pool not found"):
-        q = shlex.quote(ref)
+        q = shlex.quote(redact(ref))
         err.hint = (f"create it with `pls pool create {q}`"
                     + (f" or add --create to `pls {cmd}`" if cmd in ("feed", "follow", "duplex") else ""))
     elif err.kind == ErrorKind.PERMISSION and "bearer token" in text:
@@ -109,7 +210,7 @@ def reject_remote_flags(cmd: str, token: Any = None, token_file: Any = None,
     if used:
         raise UsageError(
             f"{', '.join(used)} only apply to remote pool refs",
-            hint=f"remove {' and '.join(used)}, or give `pls {cmd}` an http(s)://host:port/POOL ref",
+            hint=f"remove {' and '.join(used)}, or give `pls {cmd}` a URL ref (http(s)://host:port/POOL)",
         )
 
 

@@ -156,9 +156,11 @@ def transports() -> dict[str, Callable[..., Any]]:
 def transport(scheme: str):
     found = transports().get(scheme.lower())
     if found is None:
+        redis = scheme.lower() in ("redis", "rediss")
         raise UsageError(
             f"no transport for {scheme}:// pool refs is installed",
-            hint="pip install plasmite-serve for http and https pool URLs",
+            hint="pip install plasmite-redis for redis and rediss pool URLs" if redis
+            else "pip install plasmite-serve for http and https pool URLs",
         )
     return found
 

@@ -32,14 +32,13 @@ apps into it (:meth:`PlasmiteApp.mount`)::
 from __future__ import annotations
 
 import asyncio
-import os
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
 from plasmite_core.admission import Slots
-from plasmite_core.errors import BusyError, PlasmiteError
+from plasmite_core.errors import BusyError, NotFoundError, PlasmiteError
 
 from . import handlers, lite3_routes, tail, ui
 from ._uvicorn import effective_max_connections
@@ -129,7 +128,6 @@ class PlasmiteApp:
     def __init__(self, config: ResolvedConfig) -> None:
         self.config = config
         self.pool_dir = Path(config.pool_dir)
-        self._pool_prefix = str(self.pool_dir) + os.sep
         self._token = config.token.encode() if config.token else None
         self._cors = set(config.cors_origins)
         self._hosts = HostPolicy(config.host, config.allowed_hosts)
@@ -138,7 +136,9 @@ class PlasmiteApp:
         # Each cached pool holds a descriptor: leave most of the limit to connections.
         self._pool_cache_size = min(POOL_CACHE_SIZE, max(16, effective_max_connections(1 << 20) // 2))
         self._pools: OrderedDict[str, _PoolHandle] = OrderedDict()
-        self._client = None
+        from .store import open_store
+
+        self.store = open_store(config)  # a pool directory, or --backend's server
         self._storage_pool: ThreadPoolExecutor | None = None
         self._storage_admission = Slots(config.max_tail_concurrency)
         self.tail_admission = Slots(config.max_tail_concurrency)
@@ -200,13 +200,7 @@ class PlasmiteApp:
 
     @property
     def client(self):
-        if self._client is None:
-            from plasmite_core.client import Client
-
-            self.pool_dir.mkdir(parents=True, exist_ok=True)
-            # Every lock wait of the storage workers (flushed appends, create, delete) is bounded alike.
-            self._client = Client(self.pool_dir, lock_timeout=self.config.lock_timeout_ms / 1000.0)
-        return self._client
+        return self.store.client
 
     def _storage_executor(self) -> ThreadPoolExecutor:
         if self._storage_pool is None:
@@ -234,11 +228,10 @@ class PlasmiteApp:
                 close()
         if self._storage_pool is not None:
             self._storage_pool.shutdown(wait=False, cancel_futures=True)
-        if self._client is not None:
-            try:
-                self._client.close()
-            except Exception:
-                pass
+        try:
+            self.store.close()
+        except Exception:
+            pass
 
     async def storage(self, fn: Callable, *args) -> Any:
         """Run ``fn`` in the bounded storage workers; Busy/423 at once when they are all taken."""
@@ -261,19 +254,18 @@ class PlasmiteApp:
         process. A handle is reopened when the file was replaced, and closed
         once it is both out of the cache and no longer used by a tail.
         """
-        path = self._pool_prefix + name + ".plasmite"
         try:
-            st = os.stat(path)
-        except FileNotFoundError:
+            dev, ino = self.store.identity(name)
+        except NotFoundError:
             self.evict(name)
-            raise handlers.not_found(name) from None
+            raise
         handle = self._pools.get(name)
-        if handle is not None and handle.dev == st.st_dev and handle.ino == st.st_ino:
+        if handle is not None and handle.dev == dev and handle.ino == ino:
             self._pools.move_to_end(name)
             return handle
         self.evict(name)
-        pool = self.client.open_pool(str(path))
-        handle = self._pools[name] = _PoolHandle(pool, st.st_dev, st.st_ino)
+        pool = self.store.open(name)
+        handle = self._pools[name] = _PoolHandle(pool, dev, ino)
         while len(self._pools) > self._pool_cache_size:
             self.evict(next(iter(self._pools)))
         return handle

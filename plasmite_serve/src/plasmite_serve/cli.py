@@ -103,6 +103,9 @@ def _pool_dir_from(ctx: click.Context, explicit: str | None) -> str | None:
 @click.option("--bind", default=DEFAULT_BIND, show_default=True, metavar="HOST:PORT", help="Address to listen on.")
 @click.option("--dir", "serve_dir", metavar="DIR", type=click.Path(file_okay=False),
               help="Pool directory to serve (default: the global --dir, $PLASMITE_DIR or ~/.plasmite/pools).")
+@click.option("--backend", metavar="URL",
+              help="Serve the pools of a transport's server instead of a directory, e.g. redis://host:6379 "
+                   "(plasmite-redis): replicas on several hosts then share the same pools.")
 @click.option("--access", type=click.Choice(ACCESS_MODES), default="read-write", show_default=True,
               help="Which operations clients may perform.")
 @click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN",
@@ -140,7 +143,7 @@ def _pool_dir_from(ctx: click.Context, explicit: str | None) -> str | None:
 @click.option("--lock-timeout-ms", type=int, default=DEFAULT_LOCK_TIMEOUT_MS, show_default=True,
               help="Longest wait for a pool's writer lock held by another process (then Busy/423).")
 @click.pass_context
-def serve(ctx: click.Context, bind, serve_dir, access, cors_origins, token, token_file, tls_cert, tls_key,
+def serve(ctx: click.Context, bind, serve_dir, backend, access, cors_origins, token, token_file, tls_cert, tls_key,
           tls_self_signed, allow_non_loopback, insecure_no_tls, max_body_bytes, max_tail_timeout_ms,
           max_tail_concurrency, max_pool_bytes, allowed_hosts, idle_timeout_ms, head_timeout_ms, body_timeout_ms,
           max_connections, lock_timeout_ms) -> None:
@@ -148,6 +151,7 @@ def serve(ctx: click.Context, bind, serve_dir, access, cors_origins, token, toke
     config = ServeConfig(
         bind=bind,
         pool_dir=_pool_dir_from(ctx, serve_dir),
+        backend=backend,
         token=token,
         token_file=token_file,
         access=access,
@@ -192,6 +196,14 @@ def _auth_label(cfg: ResolvedConfig) -> str:
     if cfg.token is None:
         return "none"
     return "bearer token (--token-file)" if cfg.token_file_used else "bearer token (--token)"
+
+
+def _pools_label(cfg: ResolvedConfig) -> str:
+    """The pool directory, or the --backend URL without credentials."""
+    if not cfg.backend:
+        return str(cfg.pool_dir)
+    head, _, rest = cfg.backend.partition("://")
+    return f"{head}://{rest.rpartition('@')[2]}"
 
 
 def _tls_label(cfg: ResolvedConfig) -> str:
@@ -482,7 +494,7 @@ def _banner(cfg: ResolvedConfig, port: int, verbose: bool) -> str:
     if cfg.tls is not None:
         flags += " --tls-ca <tls-cert>"
     lines = [
-        f"Serving pools from {cfg.pool_dir} on {base} ({scope_label(cfg.host)})",
+        f"Serving pools from {_pools_label(cfg)} on {base} ({scope_label(cfg.host)})",
         "",
         f"  UI:   {base}/ui" + ("   (enter the token in the page, or open /ui?token=<token>)" if cfg.token else ""),
         f"  Auth: {auth}    TLS: {tls}    Access: {cfg.access}    CORS: {cors}",

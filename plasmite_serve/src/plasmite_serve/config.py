@@ -63,6 +63,7 @@ class ServeConfig:
     body_timeout_ms: int = DEFAULT_BODY_TIMEOUT_MS
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS
+    backend: str | None = None  # pools on a transport's server (redis://...) instead of pool_dir
 
 
 @dataclass
@@ -98,6 +99,7 @@ class ResolvedConfig:
     body_timeout_ms: int = DEFAULT_BODY_TIMEOUT_MS
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS
+    backend: str | None = None
 
     @property
     def allows_read(self) -> bool:
@@ -507,6 +509,7 @@ def resolve(config: ServeConfig, *, self_signed_dir: Path | None = None) -> Reso
         host=host,
         port=port,
         pool_dir=resolve_pool_dir(config.pool_dir),
+        backend=config.backend or None,
         token=token,
         token_file_used=token_file_used,
         access=config.access,

@@ -52,7 +52,7 @@ def not_found(name: str, hint: str = "create it first (POST /v0/pools) or check 
 
 async def list_pools(app, req) -> None:
     def work():
-        return [info_dict(info.name, info) for info in app.client.list_pools()]
+        return [info_dict(info.name, info) for info in app.store.list()]
 
     pools = await app.storage(work)
     await send_json(req.send, json_encode({"pools": pools}), 200, req.cors)
@@ -72,7 +72,7 @@ async def create_pool(app, req) -> None:
         )
 
     def work():
-        pool = app.client.create_pool(str(app.pool_path(name)), size if size is not None else DEFAULT_POOL_SIZE_BYTES)
+        pool = app.store.create(name, size if size is not None else DEFAULT_POOL_SIZE_BYTES)
         try:
             return info_dict(name, pool.info())
         finally:
@@ -92,12 +92,10 @@ async def pool_info(app, req) -> None:
 
 
 async def _send_info(app, req, name: str) -> None:
-    path = app.pool_path(name)
-
     def work():
-        if not path.exists():
+        if not app.store.exists(name):
             raise not_found(name)
-        return info_dict(name, app.client.pool_info(str(path)))
+        return info_dict(name, app.store.info(name))
 
     info = await app.storage(work)
     await send_json(req.send, json_encode({"pool": info}), 200, req.cors)
@@ -106,12 +104,11 @@ async def _send_info(app, req, name: str) -> None:
 async def delete_pool(app, req) -> None:
     name = req.params["pool"]
     app.evict(name)
-    path = app.pool_path(name)
 
     def work():
-        if not path.exists():
+        if not app.store.exists(name):
             raise not_found(name, "check the name (GET /v0/pools lists pools)")
-        app.client.delete_pool(str(path))
+        app.store.delete(name)
 
     await app.storage(work)
     await send_json(req.send, b'{"ok":true}', 200, req.cors)
@@ -126,7 +123,7 @@ async def append(app, req) -> None:
 async def append_and_answer(app, req, name: str, data: bytes, tags, mode) -> None:
     """Append validated JSON data and answer with its envelope (JSON and Lite3 appends)."""
     timeout_ms = app.config.lock_timeout_ms
-    if mode is Durability.FAST:
+    if mode is Durability.FAST and not app.store.remote:
         # Fast path: a cached handle, a few microseconds under the pool lock,
         # which is taken without waiting so the loop never blocks on it.
         pool = app.cached_pool(name)
@@ -137,12 +134,10 @@ async def append_and_answer(app, req, name: str, data: bytes, tags, mode) -> Non
         finally:
             pool.unlock()
     else:
-        path = app.pool_path(name)
-
         def work():
-            if not path.exists():
+            if not app.store.exists(name):
                 raise not_found(name, "create it first (POST /v0/pools)")
-            pool = app.client.open_pool(str(path))  # the client's lock_timeout bounds the wait
+            pool = app.store.open(name)  # the client's lock_timeout bounds the wait
             try:
                 return pool.append_json(data, tags, mode)
             finally:
@@ -155,7 +150,8 @@ async def append_and_answer(app, req, name: str, data: bytes, tags, mode) -> Non
 async def get(app, req) -> None:
     seq = req.params["seq"]
     try:
-        envelope = app.cached_pool(req.params["pool"]).get_json(seq)
+        pool = app.cached_pool(req.params["pool"])
+        envelope = await app.storage(pool.get_json, seq) if app.store.remote else pool.get_json(seq)
     except NotFoundError as exc:
         if exc.seq is None:
             exc.seq = seq

@@ -58,7 +58,8 @@ async def get_lite3(app, req) -> None:
     encoder = lite3_encoder()
     seq = req.params["seq"]
     try:
-        message = app.cached_pool(req.params["pool"]).get(seq)
+        pool = app.cached_pool(req.params["pool"])
+        message = await app.storage(pool.get, seq) if app.store.remote else pool.get(seq)
     except NotFoundError as exc:
         if exc.seq is None:
             exc.seq = seq

@@ -67,7 +67,7 @@ def duplex(ctx, pool, me, tail, since, echo_self, jsonl, fmt, timeout, create,
     now = time.time_ns()
     since_ns = parsing.parse_since(since, now) if since is not None else None
 
-    if targets.is_url(pool):
+    if targets.is_http(pool):
         if since is not None:
             raise UsageError("remote duplex does not support --since", hint="use --tail N for remote history")
         remote = {"token": token, "token_file": token_file, "tls_ca": tls_ca, "tls_skip_verify": tls_skip_verify}
@@ -76,10 +76,10 @@ def duplex(ctx, pool, me, tail, since, echo_self, jsonl, fmt, timeout, create,
         send_handle = targets.remote_pool(pool, "duplex", **remote)
         label = pool
     else:
-        targets.reject_remote_flags("duplex", token, token_file, tls_ca, tls_skip_verify)
         state = get_state(ctx)
-        follow_handle = targets.open_local(state, pool, "duplex", create=create)
-        send_handle = targets.open_local(state, pool, "duplex")
+        remote = {"token": token, "token_file": token_file, "tls_ca": tls_ca, "tls_skip_verify": tls_skip_verify}
+        follow_handle = targets.open_pool(state, pool, "duplex", create=create, **remote)
+        send_handle = targets.open_pool(state, pool, "duplex", **remote)
         label = str(follow_handle.path)
     if since_ns is not None and since_ns > now:
         return 0
@@ -90,7 +90,7 @@ def duplex(ctx, pool, me, tail, since, echo_self, jsonl, fmt, timeout, create,
 
     predicate = not_me if (me and not echo_self) else None
     emitter = ChatEmitter() if chat_lines else Emitter(fmt, False)
-    drops = DropNotices(pool, label, quiet=False, cmd="duplex")
+    drops = DropNotices(targets.redact(pool), label, quiet=False, cmd="duplex")
     stop = threading.Event()
     results: queue.Queue = queue.Queue()
 
@@ -123,7 +123,7 @@ def duplex(ctx, pool, me, tail, since, echo_self, jsonl, fmt, timeout, create,
                     results.put(("send", send_text_lines(send_handle, me, first, read), None))
                     return
                 read = _prepend(first, read)
-                outcome = ingest_stream(send_handle, sys.stdin.fileno(), pool, mode="auto", errors="stop", tags=[],
+                outcome = ingest_stream(send_handle, sys.stdin.fileno(), targets.redact(pool), mode="auto", errors="stop", tags=[],
                                         durability=Durability.FAST, retries=0, delay_s=0.05, receipts=False,
                                         human=False, cmd="duplex", read=read)
                 if outcome.total == 0:

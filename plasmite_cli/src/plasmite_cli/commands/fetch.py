@@ -31,21 +31,21 @@ def fetch(ctx, pool, seq, token, token_file, tls_ca, tls_skip_verify):
 
     from .. import targets
 
-    if targets.is_url(pool):
+    if targets.is_http(pool):
         handle = targets.remote_pool(pool, "fetch", token=token, token_file=token_file,
                                      tls_ca=tls_ca, tls_skip_verify=tls_skip_verify)
     else:
-        targets.reject_remote_flags("fetch", token, token_file, tls_ca, tls_skip_verify)
-        handle = targets.open_local(get_state(ctx), pool, "fetch", can_create=False)
+        handle = targets.open_pool(get_state(ctx), pool, "fetch", can_create=False, token=token,
+                                   token_file=token_file, tls_ca=tls_ca, tls_skip_verify=tls_skip_verify)
     try:
         raw = handle.get_json(seq)
     except PlasmiteError as err:
         if err.kind == ErrorKind.NOT_FOUND:
             oldest, newest = handle.bounds()
             if newest is None:
-                err.hint = f"pool {pool!r} is empty"
+                err.hint = f"pool {targets.redact(pool)!r} is empty"
             else:
-                err.hint = f"pool {pool!r} holds seq {oldest}..{newest}"
+                err.hint = f"pool {targets.redact(pool)!r} holds seq {oldest}..{newest}"
             if err.seq is None:
                 err.seq = seq
         raise

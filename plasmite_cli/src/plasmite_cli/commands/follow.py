@@ -95,7 +95,7 @@ def follow(ctx, pool, tail, since, one, timeout, where, tags, jsonl, fmt, data_o
     predicate = compile_where(where)
     tag_list = parsing.check_tags(tags)
 
-    if targets.is_url(pool):
+    if targets.is_http(pool):
         for flag, used in (("--replay", replay is not None),
                            ("--no-notify", no_notify), ("--quiet-drops", quiet_drops)):
             if used:
@@ -105,18 +105,18 @@ def follow(ctx, pool, tail, since, one, timeout, where, tags, jsonl, fmt, data_o
                                      tls_ca=tls_ca, tls_skip_verify=tls_skip_verify, create=create)
         label = pool
     else:
-        targets.reject_remote_flags("follow", token, token_file, tls_ca, tls_skip_verify)
-        handle = targets.open_local(get_state(ctx), pool, "follow", create=create)
+        handle = targets.open_pool(get_state(ctx), pool, "follow", create=create, token=token,
+                                   token_file=token_file, tls_ca=tls_ca, tls_skip_verify=tls_skip_verify)
         label = str(handle.path)
     if since is not None and Capability.SINCE_TIME not in handle.capabilities:
-        raise UsageError(f"--since is not supported for {pool}: its transport cannot start at a time",
+        raise UsageError(f"--since is not supported for {targets.redact(pool)}: its transport cannot start at a time",
                          hint="use --tail N for history on this pool")
 
     if since_ns is not None and since_ns > now:
         return 0
 
     emitter = Emitter(fmt, data_only)
-    drops = DropNotices(pool, label, quiet=quiet_drops)
+    drops = DropNotices(targets.redact(pool), label, quiet=quiet_drops)
     opts: dict[str, Any] = {"on_gap": drops.gap}
     if tag_list:
         if Capability.LOCAL_READS in handle.capabilities:

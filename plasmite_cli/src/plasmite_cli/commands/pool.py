@@ -2,7 +2,9 @@
 
 Human output is a short table or summary; ``--json`` gives the stable machine
 shape (pool info as in upstream's pool-info JSON). ``delete`` is best effort:
-it tries every name and exits with the kind of the first failure.
+it tries every name and exits with the kind of the first failure. A URL of a
+transport other than http(s) (``redis://host:port/NAME``) names a pool on
+that server and is managed through its transport's client.
 """
 
 from __future__ import annotations
@@ -43,6 +45,25 @@ def _local_only(ref: str, what: str) -> None:
                          hint="manage remote pools on the server that hosts them")
 
 
+def _client_for(state, ref: str, what: str, remote: dict | None = None):
+    """(client, ref for that client): the local client, or a transport's for a URL.
+
+    ``remote`` holds the remote flags, passed through to the transport."""
+    from plasmite_core.errors import UsageError
+
+    from .. import targets
+
+    if not targets.is_url(ref):
+        return state.client(), ref
+    if targets.is_http(ref):
+        raise UsageError(f"pool {what} does not take http(s) refs",
+                         hint="manage remote pools on the server that hosts them")
+    client, name = targets.transport_client(ref, **(targets.remote_options(**remote) if remote else {}))
+    if not name:
+        raise UsageError(f"no pool named in {targets.redact(ref)}", hint="append the pool name: scheme://host:port/POOL")
+    return client, name
+
+
 @pool.command(
     "create",
     epilog="""\b
@@ -52,6 +73,7 @@ Examples:
   pls pool create --size 64M --index-capacity 65536 events
   pls pool create --codec msgpack metrics
   pls pool create --json chat
+  pls pool create --size 64M redis://127.0.0.1:6379/events   # plasmite-redis
   pls pool create http://127.0.0.1:9700/demo     # on a `pls serve` server
 
 \b
@@ -87,23 +109,27 @@ def create(ctx, names, size, index_capacity, codec, as_json, token, token_file, 
     state = get_state(ctx)
     created = []
     for name in names:
+        if targets.is_http(name):
+            client, ref = None, name
+        else:
+            client, ref = _client_for(state, name, "create", remote)
         try:
-            if targets.is_url(name):
+            if client is None:
                 info = _create_remote(name, size_bytes, index_capacity, codec, remote)
             else:
-                p = state.client().create_pool(name, size_bytes, index_capacity=index_capacity, codec=codec)
+                p = client.create_pool(ref, size_bytes, index_capacity=index_capacity, codec=codec)
                 try:
                     info = p.info()
                 finally:
                     p.close()
         except PlasmiteError as err:
             if err.kind == ErrorKind.ALREADY_EXISTS:
-                err.message = f"pool already exists: {name}"
+                err.message = f"pool already exists: {ref}"
                 err.hint = "choose another name or use the existing pool" + (
-                    "" if targets.is_url(name) else ", or `pls pool delete` it first")
+                    "" if client is None else ", or `pls pool delete` it first")
             raise
         d = info.to_dict()
-        d["name"] = name
+        d["name"] = ref
         created.append(d)
     if as_json:
         emit_json({"created": created})
@@ -148,12 +174,12 @@ def info(ctx, name, as_json):
     """Show size, retained seq range and usage of pool NAME."""
     from plasmite_core.errors import ErrorKind, PlasmiteError
 
-    _local_only(name, "info")
+    client, ref = _client_for(get_state(ctx), name, "info")
     try:
-        pinfo = get_state(ctx).client().pool_info(name)
+        pinfo = client.pool_info(ref)
     except PlasmiteError as err:
         if err.kind == ErrorKind.NOT_FOUND:
-            err.message = f"pool not found: {name}"
+            err.message = f"pool not found: {ref}"
             err.hint = "`pls pool list` shows existing pools; `pls pool create NAME` makes one"
         raise
     d = pinfo.to_dict()
@@ -166,7 +192,7 @@ def info(ctx, name, as_json):
     bounds = d["bounds"]
     seqs = f"{bounds['oldest']}..{bounds['newest']}" if bounds else "empty"
     lines = [
-        f"Pool:     {name}",
+        f"Pool:     {ref}",
         f"Path:     {d['path']}",
         f"Size:     {human_bytes(d['file_size'])} (ring {human_bytes(d['ring_size'])}, "
         f"index {d['index_capacity']} slots)",
@@ -195,10 +221,11 @@ killed `pool create` runs left behind are removed (`pls doctor` reports
 them).""",
     short_help="List pools in the pool directory.",
 )
+@click.argument("server", metavar="[SERVER]", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
-def list_(ctx, as_json):
-    """List the pools in the pool directory."""
+def list_(ctx, server, as_json):
+    """List the pools in the pool directory, or on SERVER (e.g. redis://host:6379)."""
     from plasmite_core.envelope import format_rfc3339
     from plasmite_core.errors import PlasmiteError
     from plasmite_core.refs import pool_files
@@ -206,6 +233,8 @@ def list_(ctx, as_json):
     from ..output import error_dict
 
     state = get_state(ctx)
+    if server is not None:
+        return _list_server(state, server, as_json)
     client = state.client()
     client.sweep_leftovers()
     pools = []
@@ -302,6 +331,33 @@ def import_(ctx, source, name, size, index_capacity, as_json):
     return 0
 
 
+def _list_server(state, server: str, as_json: bool) -> int:
+    """``pls pool list redis://host:port``: the pools of a transport's server."""
+    from plasmite_core.errors import UsageError
+
+    from .. import targets
+
+    if not targets.is_url(server) or targets.is_http(server):
+        raise UsageError(f"pool list takes a server URL such as redis://host:6379, not {targets.redact(server)!r}",
+                         hint="omit it to list the pool directory; list http servers with GET /v0/pools")
+    client, name = targets.transport_client(server)
+    if name:
+        raise UsageError("pool list takes a server URL without a pool name",
+                         hint=f"drop /{name} from the URL")
+    pools = [info.to_dict() for info in client.list_pools()]
+    if as_json:
+        emit_json({"pools": pools})
+        return 0
+    if not pools:
+        write_out(f"No pools on {targets.redact(server)}.\nCreate one: pls pool create {targets.redact(server)}/NAME\n")
+        return 0
+    rows = [[d["name"], "OK", human_bytes(d["file_size"]), str(d["metrics"]["message_count"]),
+             f"{d['metrics']['utilization']['used_percent']}%", human_age(d["metrics"]["age"]["newest_age_ms"]), ""]
+            for d in pools]
+    write_out(table(["NAME", "STATUS", "SIZE", "MESSAGES", "USED", "LAST WRITE", "DETAIL"], rows))
+    return 0
+
+
 @pool.command(
     "delete",
     epilog="""\b
@@ -320,9 +376,10 @@ undone.""",
 @click.pass_context
 def delete(ctx, names, as_json):
     """Delete pools NAME... (destructive)."""
-    from plasmite_core.errors import ErrorKind, PlasmiteError, UsageError
+    from plasmite_core.errors import ErrorKind, PlasmiteError
     from plasmite_core.refs import resolve_pool_ref
 
+    from .. import targets
     from ..output import error_dict
 
     state = get_state(ctx)
@@ -330,23 +387,22 @@ def delete(ctx, names, as_json):
     deleted, failed = [], []
     first_kind = None
     for name in names:
+        shown = targets.redact(name)
         try:
-            if is_url(name):
-                raise UsageError("pool delete accepts local pool names or paths only",
-                                 hint="delete remote pools on the server that hosts them")
-            path = resolve_pool_ref(name, state.pool_dir)
+            target, ref = _client_for(state, name, "delete")
+            path = shown if target is not client else resolve_pool_ref(name, state.pool_dir)
             try:
-                client.delete_pool(name)
+                target.delete_pool(ref)
             except PlasmiteError as err:
                 if err.kind == ErrorKind.NOT_FOUND:
-                    err.message = f"pool not found: {name}"
+                    err.message = f"pool not found: {shown}"
                     err.hint = "nothing to delete; `pls pool list` shows existing pools"
                     err.path = str(path)
                 raise
-            deleted.append({"pool": name, "path": str(path)})
+            deleted.append({"pool": shown, "path": str(path)})
         except PlasmiteError as err:
             first_kind = first_kind or err.kind
-            failed.append({"pool": name, "error": error_dict(err)})
+            failed.append({"pool": shown, "error": error_dict(err)})
     if as_json:
         emit_json({"deleted": deleted, "failed": failed})
     else:

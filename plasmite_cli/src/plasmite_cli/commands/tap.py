@@ -20,8 +20,6 @@ import time
 
 import click
 
-from plasmite_core.refs import is_url
-
 from .common import complete_pool, get_state
 
 _EOF = object()
@@ -41,7 +39,7 @@ Messages: start {"kind":"start","cmd":[...],"pid":N} and exit
 {"kind":"exit","code":N|"signal":"SIGTERM","elapsed_ms":N} carry the tag
 lifecycle; each output line {"kind":"line","stream","line"} carries the
 --tag tags. Exit status: the command's own (128+N if killed by signal N).
-Local pools only.""",
+Local pools, or a pool of a transport such as redis:// (not http(s)).""",
     short_help="Run a command and record its output in a pool.",
 )
 @click.argument("pool", metavar="POOL", shell_complete=complete_pool)
@@ -63,15 +61,16 @@ def tap(ctx, pool, command, create, create_size, tags, quiet, durability):
 
     if create_size is not None and not create:
         raise UsageError("--create-size requires --create", hint="add --create or remove --create-size")
-    if is_url(pool):
-        raise UsageError("tap accepts local pool refs only", hint="tap into a local pool, e.g. `pls tap build -- make`")
+    if targets.is_http(pool):
+        raise UsageError("tap takes local pool refs (or a transport such as redis://), not http(s)",
+                         hint="tap into a local pool, e.g. `pls tap build -- make`")
     if not command:
         raise UsageError("tap needs a command after --", hint="e.g. `pls tap build -- make test`")
     size = parsing.parse_size(create_size, flag="--create-size") if create_size is not None else None
     from plasmite_core.durability import parse_durability
 
     dur = parse_durability(durability)
-    handle = targets.open_local(get_state(ctx), pool, "tap", create=create, create_size=size)
+    handle = targets.open_pool(get_state(ctx), pool, "tap", create=create, create_size=size)
     line_tags = parsing.check_tags(tags)
     cmd = list(command)
 
