@@ -348,7 +348,7 @@ def test_pls_start_up_does_not_load_the_gateway_stack():
         assert r.returncode == 0, r.stderr[-2000:]
         return {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in r.stderr.splitlines() if "|" in line}
 
-    baseline = loaded("pool", "--help")  # every plugin registers its commands here too
+    baseline = loaded("serve", "--help")  # a plugin command: every plugin registers its commands
     plasma = loaded("plasma", "--help")
     assert "plasmite_plasma" in plasma
     added = plasma - baseline
