@@ -14,13 +14,14 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 import msgspec
 
 from .envelope import Message, check_frames
 from .errors import PlasmiteError, RetentionGapError, UsageError
 from .framescan import envelopes
+from .stream_base import BufferedStream
 
 _json_str = msgspec.json.encode
 _json_decode = msgspec.json.decode
@@ -47,7 +48,7 @@ def _tag_matcher(tags: Iterable[str] | None) -> Callable[[bytes], bool] | None:
     return match
 
 
-class Stream:
+class Stream(BufferedStream):
     """A cursor over one pool. Blocking ``next*`` calls wait for new messages."""
 
     def __init__(
@@ -290,41 +291,6 @@ class Stream:
                 self._error = exc
                 break
         return out
-
-    def next_json(self, timeout_ms: int | None = None) -> bytes | None:
-        m = self.next(timeout_ms)
-        return None if m is None else m.raw
-
-    def messages(self) -> Iterator[Message]:
-        while True:
-            m = self.next()
-            if m is None:
-                return
-            yield m
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self
-
-    def __next__(self) -> bytes:
-        m = self.next()
-        if m is None:
-            raise StopIteration
-        return m.raw
-
-    @property
-    def position(self) -> int | None:
-        """The next seq this stream expects (its resume checkpoint)."""
-        return self._expected
-
-    def close(self) -> None:
-        self._done = True
-        self._buf.clear()
-
-    def __enter__(self) -> "Stream":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     # ----------------------------------------------------------------- async
     async def anext(self) -> Message | None:

@@ -24,13 +24,14 @@ import asyncio
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 from redis import exceptions as rx
 
 from plasmite_core.envelope import Message
 from plasmite_core.errors import RetentionGapError, UsageError
 from plasmite_core.stream import _tag_matcher
+from plasmite_core.stream_base import BufferedStream
 
 from .errors import is_transient, map_error
 from .server import BLOCK_SLICE_MS
@@ -43,7 +44,7 @@ def entry_message(entry_id: bytes, fields: dict) -> Message:
     return Message(seq, int(fields[b"t"]), fields.get(b"g", b""), fields[b"d"], None)
 
 
-class RedisStream:
+class RedisStream(BufferedStream):
     """A cursor over one Redis pool; blocking ``next`` waits in ``XREAD BLOCK``."""
 
     def __init__(self, pool, since_seq: int | None = None, max_messages: int | None = None,
@@ -222,41 +223,6 @@ class RedisStream:
     def poll_json(self, limit: int = 1024) -> list[bytes]:
         """JSON envelopes available now, without waiting."""
         return [m.raw for m in self.poll(limit)]
-
-    def next_json(self, timeout_ms: int | None = None) -> bytes | None:
-        m = self.next(timeout_ms)
-        return None if m is None else m.raw
-
-    def messages(self) -> Iterator[Message]:
-        while True:
-            m = self.next()
-            if m is None:
-                return
-            yield m
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self
-
-    def __next__(self) -> bytes:
-        m = self.next()
-        if m is None:
-            raise StopIteration
-        return m.raw
-
-    @property
-    def position(self) -> int | None:
-        """The next seq this stream expects (its resume checkpoint)."""
-        return self._expected
-
-    def close(self) -> None:
-        self._done = True
-        self._buf.clear()
-
-    def __enter__(self) -> "RedisStream":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     # ----------------------------------------------------------------- async
     async def anext(self) -> Message | None:
