@@ -46,7 +46,8 @@ from plasmite_core.protocols import (
     TransportFactory,
 )
 from plasmite_core.refs import default_pool_dir
-from plasmite_core.stream import Stream
+from plasmite_core.stream import Stream, tag_matcher
+from plasmite_core.stream_base import BufferedStream
 
 
 def _message_has_tags(message: Message, tags) -> bool:
@@ -104,6 +105,8 @@ __all__ = [
     "parse_message",
     "hookimpl",
     "paced",
+    "tag_matcher",
+    "BufferedStream",
     "Capability",
     "Codec",
     "FilterFactory",

@@ -29,7 +29,7 @@ _BATCH = 512
 _GAP = object()
 
 
-def _tag_matcher(tags: Iterable[str] | None) -> Callable[[bytes], bool] | None:
+def tag_matcher(tags: Iterable[str] | None) -> Callable[[bytes], bool] | None:
     """Test tags on the raw tags blob, decoding it only on a likely match."""
     want = [t for t in (tags or [])]
     if not want:
@@ -76,7 +76,7 @@ class Stream(BufferedStream):
         self._max = max_messages
         self._error_on_gap = error_on_gap
         self._on_gap = on_gap
-        self._tags = _tag_matcher(tags)
+        self._tags = tag_matcher(tags)
         self._where = where
         self._deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000.0
         self._buf: deque = deque()

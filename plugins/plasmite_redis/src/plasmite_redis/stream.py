@@ -30,8 +30,7 @@ from redis import exceptions as rx
 
 from plasmite_core.envelope import Message
 from plasmite_core.errors import RetentionGapError, UsageError
-from plasmite_core.stream import _tag_matcher
-from plasmite_core.stream_base import BufferedStream
+from plasmite import BufferedStream, tag_matcher
 
 from .errors import is_transient, map_error
 from .server import BLOCK_SLICE_MS
@@ -62,7 +61,7 @@ class RedisStream(BufferedStream):
         self._max = max_messages
         self._error_on_gap = error_on_gap
         self._on_gap = on_gap
-        self._tags = _tag_matcher(tags)
+        self._tags = tag_matcher(tags)
         self._where = where
         self._deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000.0
         self._buf: deque = deque()
