@@ -5,5 +5,9 @@ from setuptools import Extension, setup
 setup(
     package_dir={"": "src"},
     packages=["plasmite_speedups"],
-    ext_modules=[Extension("plasmite_speedups._frames", ["src/plasmite_speedups/_frames.c"], optional=True)],
+    ext_modules=[
+        Extension("plasmite_speedups._frames", ["src/plasmite_speedups/_frames.c"], optional=True),
+        Extension("plasmite_speedups._pool", ["src/plasmite_speedups/_pool.c"],
+                  depends=["src/plasmite_speedups/crc32.h"], optional=True),
+    ],
 )

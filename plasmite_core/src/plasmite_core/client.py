@@ -308,14 +308,10 @@ class Pool:
         if not vals:
             return range(0)
         try:
-            receipts = self._file().append_batch([(tags_raw, p) for p in payloads], bool(durability))
+            return self._file().append_seqs([(tags_raw, p) for p in payloads], bool(durability))
         except PlasmiteError as exc:
             exc.committed = [seq for seq, _ in getattr(exc, "committed", None) or []]
             raise
-        first, last = receipts[0][0], receipts[-1][0]
-        if last - first + 1 == len(receipts):
-            return range(first, last + 1)
-        return [seq for seq, _ in receipts]
 
     def append_many_tagged(self, items: Iterable[tuple[Any, Iterable[str] | None]], durability: Durability = Durability.FAST) -> list[Message]:
         """Append ``(value, tags)`` pairs in order, chunked and reported on

@@ -19,6 +19,13 @@ lock-free read loop share the mapping, the state-slot protocol and the
 fault points of the crash campaign; their hot paths are inlined here on
 purpose (one call costs as much as the copy) and kept equal to the planner
 in format.py by tests/test_core_placement.py.
+
+When plasmite-speedups was built with its C extension (and ``PLASMITE_PURE``
+is not set), the work inside the lock (state read, placement, eviction walk,
+frame and index writes, state publish) and get-by-seq run in one C call
+(``plasmite_speedups._pool.Ring``); the ``*_py`` methods here stay the
+reference, and the C code hands anything unusual back to them before writing
+(tests/test_core_speedups.py compares the files byte for byte).
 """
 
 from __future__ import annotations
@@ -82,6 +89,23 @@ _plan = F.plan_placement
 
 SCAN_CHUNK = 256 * 1024
 
+
+def _compiled_pool():
+    """plasmite_speedups._pool, or None: the pure path."""
+    if os.environ.get("PLASMITE_PURE", "") not in ("", "0"):
+        return None
+    try:
+        from plasmite_speedups import _pool
+    except ImportError:
+        return None
+    return _pool
+
+
+_cpool = _compiled_pool()
+COMPILED = _cpool is not None
+_Ring = _cpool.Ring if _cpool is not None else None
+_PUNT = _cpool.PUNT if _cpool is not None else 0  # a Ring call's answer when the Python path must do the work
+
 # Test-only fault injection: with PLASMITE_FAULT=<step>[:<n>] in the
 # environment, the process SIGKILLs itself the n-th time it reaches that step
 # (default 1st), in single appends and in batches (append_many) alike. Steps,
@@ -105,6 +129,26 @@ def _fault(step: str) -> None:
         import signal
 
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _ring_call(fn, *args):
+    """A Ring append with the armed fault point (test-only): the C code counts
+    the step's reaches, stops at the one that fires (after the same partial
+    write as the Python path) and answers ``-step``; the process dies here."""
+    global _fault_count
+    _fault("locked")
+    name, _, nth = (_fault_spec or "").partition(":")
+    step = FAULT_STEPS.index(name) if name in FAULT_STEPS else 0
+    if step == 0:
+        return fn(*args)
+    r = fn(*args, step, int(nth or 1) - _fault_count)
+    if r.__class__ is int:
+        if r < 0:
+            _fault_count = int(nth or 1) - 1
+            _fault(name)
+        return r
+    _fault_count += r[2]
+    return r[:2]
 
 
 class PoolFile:
@@ -136,6 +180,11 @@ class PoolFile:
             if writable and geo.index_capacity
             else None
         )
+        self._ring = (
+            _Ring(mm, geo.ring_offset, geo.ring_size, geo.index_offset, geo.index_capacity)
+            if _Ring is not None else None
+        )
+        self._max_body = geo.ring_size - 32  # tags + payload beyond this: a frame larger than the ring
 
     # ------------------------------------------------------------------ open
     @classmethod
@@ -297,6 +346,8 @@ class PoolFile:
             if view is not None:
                 view.release()
         self._hq = self._iv = None
+        if self._ring is not None:
+            self._ring.release()
         try:
             self.mm.close()
         except BufferError:
@@ -440,7 +491,40 @@ class PoolFile:
             )
         return self._state_fields()
 
-    def append(self, tags: bytes, payload: bytes, flush: bool = False) -> tuple[int, int]:
+    def _append_c(self, tags: bytes, payload: bytes, flush: bool = False) -> tuple[int, int]:
+        """``append`` with the locked work in one Ring call (the lock, the
+        wake-up and the flush stay here)."""
+        hq = self._hq
+        if hq is None:
+            self._check_writable()
+        if len(tags) + len(payload) > self._max_body:
+            raise self._too_big((39 + len(tags) + len(payload)) & ~7)
+        tlock = self._tlock
+        if not tlock.acquire(False):
+            _wait_lock(self.fd, self.lock_timeout, self.path, tlock)
+        else:
+            try:
+                _flock(self.fd, _LOCK_EX_NB)
+            except BlockingIOError:
+                _wait_lock(self.fd, self.lock_timeout, self.path, tlock, True)
+            except BaseException:
+                tlock.release()
+                raise
+        try:
+            try:
+                r = _ring_call(self._ring.append, tags, payload) if _faults else self._ring.append(tags, payload)
+                if r:
+                    if hq[_QWAITER] > r[1]:
+                        self.notifier.wake()
+                    if flush:
+                        self._flush()
+            finally:
+                _flock(self.fd, _LOCK_UN)
+        finally:
+            tlock.release()
+        return r if r else self._append_py(tags, payload, flush)
+
+    def _append_py(self, tags: bytes, payload: bytes, flush: bool = False) -> tuple[int, int]:
         """Append one encoded message; returns (seq, time_ns).
 
         The hot path: everything is inlined (state, publish, notify) because
@@ -540,7 +624,76 @@ class PoolFile:
             tlock.release()
         return seq, t
 
-    def append_batch(self, items: list[tuple[bytes, bytes]], flush: bool = False) -> list[tuple[int, int]]:
+    def _append_runs_c(self, items: list[tuple[bytes, bytes]], flush: bool) -> list[tuple[int, int, int]]:
+        """``append_batch`` with each chunk's locked work in one Ring call;
+        returns one ``(first_seq, count, time_ns)`` per chunk."""
+        if self._closed or not self.writable:
+            self._check_writable()
+        ring = self._ring
+        ends = ring.chunk_ends(items)
+        if ends is None:  # not a list of (bytes, bytes): the Python path
+            return [(seq, 1, t) for seq, t in self._append_batch_py(items, flush)]
+        if ends.__class__ is int:
+            tags, payload = items[ends]
+            raise self._too_big((39 + len(tags) + len(payload)) & ~7)
+        hq = self._hq
+        tlock = self._tlock
+        fd = self.fd
+        runs: list[tuple[int, int, int]] = []
+        i = 0
+        try:
+            for j in ends:
+                if not tlock.acquire(False):
+                    _wait_lock(fd, self.lock_timeout, self.path, tlock)
+                else:
+                    try:
+                        _flock(fd, _LOCK_EX_NB)
+                    except BlockingIOError:
+                        _wait_lock(fd, self.lock_timeout, self.path, tlock, True)
+                    except BaseException:
+                        tlock.release()
+                        raise
+                try:
+                    try:
+                        r = _ring_call(ring.append_chunk, items, i, j) if _faults else ring.append_chunk(items, i, j)
+                        if r:
+                            if hq[_QWAITER] > r[1]:
+                                self.notifier.wake()
+                            if flush:
+                                self._flush()
+                    finally:
+                        _flock(fd, _LOCK_UN)
+                finally:
+                    tlock.release()
+                if r:
+                    runs.append((r[0], j - i, r[1]))
+                else:
+                    chunk = items[i:j]
+                    rec = self._append_chunk(chunk, [(39 + len(tg) + len(pl)) & ~7 for tg, pl in chunk], flush)
+                    runs.append((rec[0][0], len(rec), rec[0][1]))
+                i = j
+        except PlasmiteError as exc:
+            exc.committed = [(s, t) for first, n, t in runs for s in range(first, first + n)]
+            raise
+        return runs
+
+    def _append_batch_c(self, items: list[tuple[bytes, bytes]], flush: bool = False) -> list[tuple[int, int]]:
+        return [(s, t) for first, n, t in self._append_runs_c(items, flush) for s in range(first, first + n)]
+
+    def _append_seqs_c(self, items: list[tuple[bytes, bytes]], flush: bool = False) -> range | list[int]:
+        runs = self._append_runs_c(items, flush)
+        if len(runs) == 1 or all(runs[k][0] == runs[k - 1][0] + runs[k - 1][1] for k in range(1, len(runs))):
+            return range(runs[0][0], runs[-1][0] + runs[-1][1])
+        return [s for first, n, _ in runs for s in range(first, first + n)]
+
+    def _append_seqs_py(self, items: list[tuple[bytes, bytes]], flush: bool = False) -> range | list[int]:
+        receipts = self._append_batch_py(items, flush)
+        first, last = receipts[0][0], receipts[-1][0]
+        if last - first + 1 == len(receipts):
+            return range(first, last + 1)
+        return [seq for seq, _ in receipts]
+
+    def _append_batch_py(self, items: list[tuple[bytes, bytes]], flush: bool = False) -> list[tuple[int, int]]:
         """Append many (tags, payload) in order; returns [(seq, time_ns)].
 
         Frames are written in chunks of at most half the ring (a frame larger
@@ -724,7 +877,13 @@ class PoolFile:
             pos += flen
         return None
 
-    def get_frame(self, seq: int) -> tuple[int, int, bytes, bytes] | None:
+    def _get_frame_c(self, seq: int) -> tuple[int, int, bytes, bytes] | None:
+        fr = self._ring.get(seq)
+        if fr is not _PUNT:
+            return fr
+        return self._get_frame_py(seq)
+
+    def _get_frame_py(self, seq: int) -> tuple[int, int, bytes, bytes] | None:
         """The verified frame of a retained ``seq``, or None when it is not
         retained. Index lookup, one copy, then a tail check: no scan."""
         mm = self.mm
@@ -877,6 +1036,12 @@ class PoolFile:
             else:
                 lo = mid + 1
         return lo
+
+    # The public names: the compiled twins when built, else the reference.
+    if COMPILED:
+        append, append_batch, append_seqs, get_frame = _append_c, _append_batch_c, _append_seqs_c, _get_frame_c
+    else:
+        append, append_batch, append_seqs, get_frame = _append_py, _append_batch_py, _append_seqs_py, _get_frame_py
 
     # ------------------------------------------------------------ admin ops
     def lock(self) -> None:
