@@ -120,3 +120,221 @@ def test_bulk_apis_extend_and_poll_data(tmp_path):
         assert s.poll_data() == [{"k": "é"}]
         # filtered streams take the general path and agree
         assert p.open_stream(since_seq=299, tags=["t"]).poll_data() == [{"i": 298}, {"i": 299}]
+
+
+# ---------------------------------------------------------------------------
+# The compiled locked append and get by seq (plasmite_speedups._pool) against
+# the Python reference in pool.py: two pools fed the same workload with the
+# same injected clock must end up byte-identical, with the same receipts,
+# the same get results and the same errors.
+
+from plasmite_core import format as F  # noqa: E402
+from plasmite_core import pool as core_pool  # noqa: E402
+from plasmite_core.errors import PlasmiteError  # noqa: E402
+
+_cpool = pytest.importorskip("plasmite_speedups._pool", reason="plasmite-speedups built without its C extension")
+POOL_SIZE = 64 * 1024
+
+
+class _Clock:
+    """A deterministic time_ns that sometimes steps back (the append clamps)."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.t = 1_700_000_000_000_000_000
+
+    def __call__(self) -> int:
+        self.t += self.rng.choice((1, 7, 999_999_999, -5_000, 0))
+        return self.t
+
+
+def _pair(tmp_path, monkeypatch, index_capacity=None, seed=0):
+    """Two fresh pools created at the same instant; the first appends through
+    the C calls, the second through the Python reference."""
+    clocks = (_Clock(seed), _Clock(seed))
+    files = []
+    for name, clock in zip(("c", "py"), clocks):
+        monkeypatch.setattr(core_pool, "_time_ns", clock)
+        d = tmp_path / name
+        files.append(core_pool.PoolFile.create(d / "w.plasmite", POOL_SIZE, index_capacity))
+    for pf, clock in zip(files, clocks):
+        pf.test_clock = clock
+    files[0]._ring.clock = clocks[0]
+    return files
+
+
+def _file_bytes(pf) -> bytes:
+    return bytes(pf.mm)
+
+
+def _outcome(fn, *args):
+    """``fn(*args)`` (a PoolFile method) with its pool's clock as the module's
+    (the Python path reads that one, also when the C call hands over)."""
+    core_pool._time_ns = fn.__self__.test_clock
+    try:
+        return ("ok", fn(*args))
+    except PlasmiteError as exc:
+        return ("error", exc.kind, str(exc).replace("/c/", "/X/").replace("/py/", "/X/"),
+                getattr(exc, "committed", None))
+
+
+_item = st.tuples(
+    st.sampled_from([b"", b'["a"]', b'["t1","t2"]', b'["' + b"x" * 300 + b'"]']),
+    st.one_of(st.integers(0, 200), st.integers(200, 5000), st.integers(20_000, 40_000), st.integers(60_000, 62_000))
+    .map(lambda n: b'{"p":"' + b"y" * n + b'"}'),
+)
+_op = st.one_of(st.tuples(st.just("one"), _item), st.tuples(st.just("many"), st.lists(_item, min_size=1, max_size=25)),
+                st.tuples(st.just("get"), st.integers(-3, 3)))
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(_op, min_size=1, max_size=40), small_index=st.booleans(), seed=st.integers(0, 1000))
+def test_compiled_append_and_get_write_the_same_bytes(tmp_path_factory, monkeypatch_session, ops, small_index, seed):
+    """Random single appends and batches (wraps, pads, frames near the ring
+    size that evict everything, batches split into chunks and crossing the
+    ring end), with a full or a small index: same receipts, same bytes, same
+    gets, same errors (a frame larger than the ring)."""
+    tmp = tmp_path_factory.mktemp("diff")
+    c, py = _pair(tmp, monkeypatch_session, 64 if small_index else None, seed)
+    try:
+        for kind, arg in ops:
+            if kind == "one":
+                assert _outcome(c._append_c, *arg) == _outcome(py._append_py, *arg)
+            elif kind == "many":
+                assert _outcome(c._append_batch_c, arg) == _outcome(py._append_batch_py, arg)
+            else:
+                st_ = py.read_state()
+                for seq in (st_.oldest + arg, st_.newest + arg, max(0, st_.newest - 2 * arg)):
+                    got = _outcome(c._get_frame_c, seq)[1]
+                    assert got == py._get_frame_py(seq) == c._get_frame_py(seq)
+                    if got is not None and not small_index:
+                        assert c._ring.get(seq) == got  # answered by C itself, not handed back
+            assert _file_bytes(c) == _file_bytes(py)
+    finally:
+        c.close()
+        py.close()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_session():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def test_extend_runs_and_seqs_on_both_paths(tmp_path, monkeypatch):
+    c, py = _pair(tmp_path, monkeypatch)
+    try:
+        items = [(b"", b'{"i":%d}' % i) for i in range(2000)]  # several chunks of half the ring
+        assert c._append_seqs_c(items) == py._append_seqs_py(items) == range(1, 2001)
+        assert _file_bytes(c) == _file_bytes(py)
+        big = [(b"", b"x" * (POOL_SIZE))]
+        a, b = _outcome(c._append_seqs_c, items[:3] + big), _outcome(py._append_seqs_py, items[:3] + big)
+        assert a == b and a[0] == "error" and a[1].label == "Usage"
+        assert _file_bytes(c) == _file_bytes(py)  # a refused batch stores nothing
+    finally:
+        c.close()
+        py.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(head=st.integers(0, 1 << 40), ring=st.integers(5, 4096).map(lambda n: n * 8),
+       lengths=st.lists(st.integers(5, 600).map(lambda n: n * 8), max_size=12))
+def test_compiled_planner_matches_format(head, ring, lengths):
+    head &= ~7
+    try:
+        want = tuple(F.plan_placement(head, ring, lengths))
+    except ValueError as exc:
+        with pytest.raises(ValueError, match=str(exc)):
+            _cpool.plan(head, ring, lengths)
+        return
+    assert _cpool.plan(head, ring, lengths) == want
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(5, 120), flips=st.lists(st.tuples(st.integers(0, POOL_SIZE - 1), st.integers(1, 255)), min_size=1,
+                                              max_size=6),
+       where=st.sampled_from(["ring", "index", "state", "anywhere"]), small_index=st.booleans(), seed=st.integers(0, 99))
+def test_damaged_files_give_the_same_results_and_errors(tmp_path_factory, monkeypatch_session, n, flips, where,
+                                                        small_index, seed):
+    """A forged or damaged pool: gets and appends on the compiled path give the
+    Python path's answers and error kinds (Corrupt with the offset), and never
+    touch bytes outside the mapping (ASan builds check the latter)."""
+    tmp = tmp_path_factory.mktemp("dmg")
+    c, py = _pair(tmp, monkeypatch_session, 64 if small_index else None, seed)
+    rng = random.Random(seed)
+    try:
+        for i in range(n):
+            item = (b"", b'{"i":"%s"}' % (b"z" * rng.choice((0, 50, 900, 3000))))
+            _outcome(c._append_c, *item)
+            _outcome(py._append_py, *item)
+        lo, span = {"ring": (py.ring_offset, py.ring_size), "index": (py.index_offset, py.index_capacity * 4 or 8),
+                    "state": (F.STATE_A_OFFSET, 128 + 52), "anywhere": (0, POOL_SIZE)}[where]
+        for at, x in flips:
+            off = lo + at % span
+            if off < F.STATIC_CRC_OFFSET + 4:
+                continue  # the static header is checked at open, not here
+            c.mm[off] ^= x
+            py.mm[off] ^= x
+        py._wstate = None  # the reference's cache of its own last publish would skip the damaged slots
+        st_ = F.choose_state(bytes(py.mm[F.STATE_A_OFFSET : F.STATE_A_OFFSET + 128]))
+        if st_ is None:
+            return  # both slots damaged: the reference retries for a while; covered by its own tests
+        for seq in range(max(0, st_.oldest - 1), st_.newest + 2):
+            assert _outcome(c._get_frame_c, seq) == _outcome(py._get_frame_py, seq)
+        for item in [(b"", b'{"after":"%s"}' % (b"q" * rng.choice((10, 4000, 20000)))) for _ in range(6)]:
+            a, b = _outcome(c._append_c, *item), _outcome(py._append_py, *item)
+            assert a == b
+            if a[0] == "error":
+                assert a[1].label in ("Corrupt", "NotFound", "Usage")
+        batch = [(b"", b'{"b":%d}' % i) for i in range(30)]
+        assert _outcome(c._append_batch_c, batch) == _outcome(py._append_batch_py, batch)
+        assert _file_bytes(c) == _file_bytes(py)
+    finally:
+        c.close()
+        py.close()
+
+
+def _faulted_writer(path: str, fault: str, mode: str, compiled: bool, seed: int) -> None:
+    """Forked child: a fixed workload through one path with a fault armed."""
+    try:
+        clock = _Clock(seed)
+        core_pool._time_ns = clock
+        core_pool._fault_spec, core_pool._faults, core_pool._fault_count = fault, True, 0
+        pf = core_pool.PoolFile.open(path)
+        pf._ring.clock = clock
+        rng = random.Random(seed)
+        for i in range(400):
+            sizes = [rng.choice((0, 40, 300, 2500, 9000)) for _ in range(rng.randint(1, 9))]
+            items = [(b'["w"]' if i % 3 else b"", b'{"i":%d,"b":"%s"}' % (i, b"v" * s)) for s in sizes]
+            if mode == "single":
+                (pf._append_c if compiled else pf._append_py)(*items[0])
+            else:
+                (pf._append_batch_c if compiled else pf._append_batch_py)(items)
+    except BaseException:  # noqa: BLE001
+        os._exit(3)
+    os._exit(0)
+
+
+@pytest.mark.parametrize("mode", ["single", "batch"])
+@pytest.mark.parametrize("step", core_pool.FAULT_STEPS)
+def test_fault_points_leave_the_same_bytes(tmp_path, mode, step):
+    """A writer killed at the n-th reach of a fault point leaves the same file
+    on both paths: the C code stops at the same step after the same partial
+    write (torn frame, torn run, torn state slot)."""
+    import signal
+
+    for nth in (1, 2, 5, 17):
+        files = []
+        for compiled in (True, False):
+            path = tmp_path / f"{step}-{mode}-{nth}-{compiled}.plasmite"
+            core_pool.PoolFile.create(path, POOL_SIZE, 64 if nth == 5 else None).close()
+            # the same created_ns in both headers: copy the first file's header
+            pid = os.fork()
+            if pid == 0:
+                _faulted_writer(str(path), f"{step}:{nth}", mode, compiled, nth)
+            _, status = os.waitpid(pid, 0)
+            assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (step, mode, nth, status)
+            files.append(path.read_bytes())
+        hdr = F.STATIC_CRC_OFFSET + 4
+        assert files[0][hdr:] == files[1][hdr:], (step, mode, nth)
