@@ -357,9 +357,13 @@ class Pool:
     # ----------------------------------------------------------------- read
     def get(self, seq: int) -> Message:
         """The message with ``seq``; NotFound (with ``seq``) when not retained."""
-        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-            raise UsageError(f"seq must be a non-negative integer, got {seq!r}")
-        fr = self._file().get_frame(seq)
+        if seq.__class__ is not int or seq < 0:
+            if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+                raise UsageError(f"seq must be a non-negative integer, got {seq!r}")
+        pf = self._pf
+        if pf is None:
+            pf = self._file()  # raises: the pool is closed
+        fr = pf.get_frame(seq)
         if fr is not None:
             return self._message(fr[0], fr[1], fr[2], fr[3], self._payload_codec)
         raise NotFoundError(

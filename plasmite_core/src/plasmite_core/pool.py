@@ -500,6 +500,19 @@ class PoolFile:
         if len(tags) + len(payload) > self._max_body:
             raise self._too_big((39 + len(tags) + len(payload)) & ~7)
         tlock = self._tlock
+        if not (flush or _faults) and tlock.acquire(False):
+            # The common case in one call: the flock too is taken in C.
+            try:
+                r = self._ring.locked_append(self.fd, tags, payload)
+            finally:
+                tlock.release()
+            if r:
+                if hq[_QWAITER] > r[1]:
+                    self.notifier.wake()
+                return r
+            if r is not None:
+                return self._append_py(tags, payload, flush)
+            # None: another process holds the flock; wait for it below.
         if not tlock.acquire(False):
             _wait_lock(self.fd, self.lock_timeout, self.path, tlock)
         else:

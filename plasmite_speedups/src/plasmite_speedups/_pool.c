@@ -12,6 +12,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <sys/file.h>
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
@@ -214,12 +215,7 @@ static int parse_fault(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t at, F
 
 /* append(tags, payload[, fault_step, fault_left]) -> (seq, time_ns) | 0 (PUNT)
  * | -step (a fault fired) | (seq, time_ns, reached) when a fault is armed. */
-static PyObject *Ring_append(Ring *r, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs < 2) { PyErr_SetString(PyExc_TypeError, "append(tags, payload[, step, left])"); return NULL; }
-    if (check(r, 1) < 0) return NULL;
-    Fault f;
-    if (parse_fault(args, nargs, 2, &f) < 0) return NULL;
-    PyObject *tags = args[0], *payload = args[1];
+static PyObject *append_one(Ring *r, PyObject *tags, PyObject *payload, Fault f) {
     if (!PyBytes_Check(tags) || !PyBytes_Check(payload)) return Py_NewRef(PUNT);
     Py_ssize_t tl = PyBytes_GET_SIZE(tags), pll = PyBytes_GET_SIZE(payload);
     uint64_t R = r->R;
@@ -270,6 +266,32 @@ static PyObject *Ring_append(Ring *r, PyObject *const *args, Py_ssize_t nargs) {
     RELEASE();
     __atomic_store_n((uint64_t *)(r->base + NOTIFY), gen & 0xFFFFFFFFull, __ATOMIC_RELEASE);
     return done(&f, seq, t);
+}
+
+static PyObject *Ring_append(Ring *r, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs < 2) { PyErr_SetString(PyExc_TypeError, "append(tags, payload[, step, left])"); return NULL; }
+    if (check(r, 1) < 0) return NULL;
+    Fault f;
+    if (parse_fault(args, nargs, 2, &f) < 0) return NULL;
+    return append_one(r, args[0], args[1], f);
+}
+
+/* locked_append(fd, tags, payload) -> (seq, time_ns) | 0 (PUNT) | None (the
+ * flock is taken: wait for it in Python). Takes and drops the flock of ``fd``
+ * itself (the caller holds the thread lock); no fault point. */
+static PyObject *Ring_locked_append(Ring *r, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) { PyErr_SetString(PyExc_TypeError, "locked_append(fd, tags, payload)"); return NULL; }
+    if (check(r, 1) < 0) return NULL;
+    long fd = PyLong_AsLong(args[0]);
+    if (fd == -1 && PyErr_Occurred()) return NULL;
+    if (fd < 0 || fd > INT32_MAX || flock((int)fd, LOCK_EX | LOCK_NB) < 0) Py_RETURN_NONE; /* busy, EINTR, ...: Python's path decides */
+    Fault none = {0, 0, 0};
+    PyObject *res = append_one(r, args[1], args[2], none);
+    if (flock((int)fd, LOCK_UN) < 0 && res) {
+        Py_DECREF(res);
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return res;
 }
 
 /* The (tags, payload) item ``k`` of a list, or -1. */
@@ -540,6 +562,7 @@ static void Ring_dealloc(Ring *r) {
 
 static PyMethodDef Ring_methods[] = {
     {"append", (PyCFunction)(void (*)(void))Ring_append, METH_FASTCALL, "Append one frame under the caller's lock."},
+    {"locked_append", (PyCFunction)(void (*)(void))Ring_locked_append, METH_FASTCALL, "append, taking and dropping the flock."},
     {"chunk_ends", (PyCFunction)Ring_chunk_ends, METH_O, "Split a batch into locked chunks."},
     {"append_chunk", (PyCFunction)(void (*)(void))Ring_append_chunk, METH_FASTCALL, "Append items[i:j] under the caller's lock."},
     {"get", (PyCFunction)Ring_get, METH_O, "The verified frame of a retained seq."},
