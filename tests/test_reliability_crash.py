@@ -122,6 +122,20 @@ def _kill_at(path: Path, step: str, mode: str, nth: int, seed: int, acked: set[i
     return False
 
 
+def test_campaign_runs_on_the_selected_path():
+    """tox runs this module twice: ``py3`` (the compiled Ring of
+    plasmite-speedups, whose C code stops at each fault point) and ``py3-pure``
+    (PLASMITE_PURE=1, pool.py's Python reference)."""
+    pure = os.environ.get("PLASMITE_PURE", "") not in ("", "0")
+    try:
+        import plasmite_speedups._pool  # noqa: F401
+
+        built = True
+    except ImportError:
+        built = False
+    assert core_pool.COMPILED == (built and not pure)
+
+
 @pytest.mark.parametrize("mode", ["single", "batch"])
 @pytest.mark.parametrize("index", ["full", "small"])
 def test_kill_at_every_append_step(tmp_path, mode, index):
