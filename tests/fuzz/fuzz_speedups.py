@@ -1,23 +1,32 @@
-"""Differential fuzzing of the compiled loops (plasmite_speedups._frames)
-against their Python reference (plasmite_core.framescan), with atheris (not
-part of tox). Build the extension with AddressSanitizer to catch memory errors:
+"""Differential fuzzing of the compiled code of plasmite_speedups against its
+Python reference, with atheris (not part of tox): the read loops
+(``_frames``, against plasmite_core.framescan) and the locked append and get
+by seq (``_pool.Ring``, against pool.py's ``*_py`` methods). Build the
+extension with AddressSanitizer to catch memory errors:
 
     pip install atheris
     CFLAGS="-fsanitize=address -fno-omit-frame-pointer" pip install --no-build-isolation ./plasmite_speedups
     LD_PRELOAD=$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 \\
         python tests/fuzz/fuzz_speedups.py -max_total_time=120
 
-Each input is a ring chunk (a few frames made valid from the input, then raw
-input bytes), its physical offset, the ring size and a limit. Both scans must
-return the same frames and the same stop status; the envelopes of the frames
-must be byte-identical.
+The first byte picks the target. Scan: the input is a ring chunk (a few
+frames made valid from the input, then raw input bytes), its physical offset,
+the ring size and a limit; both scans must return the same frames and the same
+stop status, and the envelopes of the frames must be byte-identical. Pool: a
+small pool holding a few messages is damaged where the input says (ring,
+index, state slots, header words), copied twice, then gets, single appends and
+batches run on one copy through the C calls and on the other through the
+Python reference, with the same injected clock; answers, errors and the final
+bytes must be equal.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import struct
 import sys
+import tempfile
 import zlib
 
 import atheris
@@ -28,7 +37,10 @@ p = os.path.join(_ROOT, "plasmite_core/src")
 if os.path.isdir(p) and p not in sys.path:
     sys.path.insert(0, p)
 
+from plasmite_core import format as F  # noqa: E402
 from plasmite_core import framescan  # noqa: E402
+from plasmite_core import pool as core_pool  # noqa: E402
+from plasmite_core.errors import PlasmiteError  # noqa: E402
 from plasmite_speedups import _frames  # noqa: E402
 
 _REST = struct.Struct("<QQIHBB")
@@ -41,6 +53,13 @@ def _frame(seq: int, t: int, tags: bytes, payload: bytes) -> bytes:
 
 
 def one_input(data: bytes) -> None:
+    if data[:1] and data[0] & 1:
+        pool_input(data[1:])
+    else:
+        scan_input(data[1:])
+
+
+def scan_input(data: bytes) -> None:
     fdp = atheris.FuzzedDataProvider(data)
     buf = b""
     for _ in range(fdp.ConsumeIntInRange(0, 4)):
@@ -68,9 +87,94 @@ def one_input(data: bytes) -> None:
     assert ea == eb or ea is None or eb is None, (ea, eb)
 
 
+_DIR = tempfile.mkdtemp(prefix="fuzz-ring-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+_SIZE = 64 * 1024
+_SEED: dict = {}
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 1_700_000_000_000_000_000
+
+    def __call__(self) -> int:
+        self.t += 1000
+        return self.t
+
+
+def _seed_image(small_index: bool) -> bytes:
+    """A pool with a few dozen messages, wrapped once (built once per shape)."""
+    if small_index not in _SEED:
+        path = os.path.join(_DIR, f"seed{int(small_index)}.plasmite")
+        pf = core_pool.PoolFile.create(path, _SIZE, 16 if small_index else None)
+        for i in range(60):
+            pf._append_py(b'["s"]' if i % 4 == 0 else b"", b'{"i":%d,"b":"%s"}' % (i, b"x" * (i * 37 % 3000)))
+        _SEED[small_index] = bytes(pf.mm)
+        pf.close()
+    return _SEED[small_index]
+
+
+def _outcome(pf, fn, *args):
+    core_pool._time_ns = pf.test_clock
+    try:
+        return ("ok", fn(*args))
+    except PlasmiteError as exc:
+        return ("error", exc.kind, str(exc).replace("/c/", "/X/").replace("/p/", "/X/"))
+
+
+def pool_input(data: bytes) -> None:
+    fdp = atheris.FuzzedDataProvider(data)
+    image = bytearray(_seed_image(fdp.ConsumeBool()))
+    # damage: (offset past the static header, xor) pairs, or 8-byte words
+    # overwritten (the state slots, the index and frame headers are words)
+    lo = F.STATIC_CRC_OFFSET + 4
+    for _ in range(fdp.ConsumeIntInRange(0, 6)):
+        off = fdp.ConsumeIntInRange(lo, _SIZE - 8)
+        if fdp.ConsumeBool():
+            image[off] ^= fdp.ConsumeIntInRange(1, 255)
+        else:
+            image[off & ~7 : (off & ~7) + 8] = fdp.ConsumeBytes(8).ljust(8, b"\0")
+    if F.choose_state(bytes(image[F.STATE_A_OFFSET : F.STATE_A_OFFSET + 128])) is None:
+        return  # both slots damaged: the reference retries for 0.1 s before Corrupt
+    files = []
+    for name in ("c", "p"):
+        d = os.path.join(_DIR, name)
+        os.makedirs(d, exist_ok=True)
+        path = os.path.join(d, "w.plasmite")
+        with open(path, "wb") as f:
+            f.write(image)
+        pf = core_pool.PoolFile.open(path)
+        pf.test_clock = _Clock()
+        files.append(pf)
+    c, p = files
+    c._ring.clock = c.test_clock
+    try:
+        for _ in range(fdp.ConsumeIntInRange(1, 8)):
+            op = fdp.ConsumeIntInRange(0, 2)
+            if op == 0:
+                seq = fdp.ConsumeIntInRange(0, 200)
+                assert _outcome(c, c._get_frame_c, seq) == _outcome(p, p._get_frame_py, seq), seq
+            elif op == 1:
+                item = (b"" if fdp.ConsumeBool() else b'["t"]', b"{}" + b" " * fdp.ConsumeIntInRange(0, 40000))
+                assert _outcome(c, c._append_c, *item) == _outcome(p, p._append_py, *item)
+            else:
+                items = [(b"", b"{}" + b" " * fdp.ConsumeIntInRange(0, 9000)) for _ in range(fdp.ConsumeIntInRange(1, 12))]
+                assert _outcome(c, c._append_batch_c, items) == _outcome(p, p._append_batch_py, items)
+        assert bytes(c.mm) == bytes(p.mm)
+    finally:
+        c.close()
+        p.close()
+
+
 if __name__ == "__main__":
     # Coverage from the reference's branches guides the inputs to the C ones.
     framescan.scan_chunk_py = atheris.instrument_func(framescan.scan_chunk_py)
     framescan.envelopes_py = atheris.instrument_func(framescan.envelopes_py)
+    PF = core_pool.PoolFile
+    for name in ("_append_py", "_append_batch_py", "_append_chunk", "_evict", "_get_frame_py", "locate", "read_frame"):
+        setattr(PF, name, atheris.instrument_func(getattr(PF, name)))
+    pool_input = atheris.instrument_func(pool_input)
     atheris.Setup(sys.argv, atheris.instrument_func(one_input))
-    atheris.Fuzz()
+    try:
+        atheris.Fuzz()
+    finally:
+        shutil.rmtree(_DIR, ignore_errors=True)
