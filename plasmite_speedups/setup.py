@@ -6,7 +6,8 @@ setup(
     package_dir={"": "src"},
     packages=["plasmite_speedups"],
     ext_modules=[
-        Extension("plasmite_speedups._frames", ["src/plasmite_speedups/_frames.c"], optional=True),
+        Extension("plasmite_speedups._frames", ["src/plasmite_speedups/_frames.c"],
+                  depends=["src/plasmite_speedups/crc32.h"], optional=True),
         Extension("plasmite_speedups._pool", ["src/plasmite_speedups/_pool.c"],
                   depends=["src/plasmite_speedups/crc32.h"], optional=True),
     ],
