@@ -226,6 +226,7 @@ def test_extend_runs_and_seqs_on_both_paths(tmp_path, monkeypatch):
     c, py = _pair(tmp_path, monkeypatch)
     try:
         items = [(b"", b'{"i":%d}' % i) for i in range(2000)]  # several chunks of half the ring
+        assert c._append_seqs_c([]) == py._append_seqs_py([]) == range(0)
         assert c._append_seqs_c(items) == py._append_seqs_py(items) == range(1, 2001)
         assert _file_bytes(c) == _file_bytes(py)
         big = [(b"", b"x" * (POOL_SIZE))]
@@ -338,3 +339,38 @@ def test_fault_points_leave_the_same_bytes(tmp_path, mode, step):
             files.append(path.read_bytes())
         hdr = F.STATIC_CRC_OFFSET + 4
         assert files[0][hdr:] == files[1][hdr:], (step, mode, nth)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(1, 80), dhead=st.integers(-64, 64), dtail=st.integers(-70_000, 64), dnew=st.integers(-3, 3),
+       dold=st.integers(-3, 3), seed=st.integers(0, 99))
+def test_forged_state_slots_give_the_same_results(tmp_path_factory, monkeypatch_session, n, dhead, dtail, dnew, dold,
+                                                   seed):
+    """A state slot forged with a valid CRC (positions off a frame boundary,
+    tail past head, seqs that do not match the frames): the C code reads and
+    writes nothing outside the ring and answers as the Python path."""
+    tmp = tmp_path_factory.mktemp("forged")
+    c, py = _pair(tmp, monkeypatch_session, None, seed)
+    rng = random.Random(seed)
+    try:
+        for i in range(n):
+            item = (b"", b'{"i":"%s"}' % (b"z" * rng.choice((0, 50, 900, 3000))))
+            _outcome(c._append_c, *item)
+            _outcome(py._append_py, *item)
+        s = py.read_state()
+        forged = F.State(s.gen + 1, max(0, s.head + dhead), max(0, s.tail + dtail), max(0, s.newest + dnew),
+                         max(0, s.oldest + dold), s.newest_time)
+        slot = F.STATE_A_OFFSET if forged.gen & 1 else F.STATE_B_OFFSET
+        for pf in (c, py):
+            pf.mm[slot : slot + 56] = F.pack_state(forged)
+        py._wstate = None
+        for seq in range(max(0, forged.oldest - 1), forged.newest + 2):
+            assert _outcome(c._get_frame_c, seq) == _outcome(py._get_frame_py, seq)
+        for size in (10, 3000, 30_000):
+            assert _outcome(c._append_c, b"", b"{}" + b" " * size) == _outcome(py._append_py, b"", b"{}" + b" " * size)
+        batch = [(b"", b'{"b":%d}' % i) for i in range(20)]
+        assert _outcome(c._append_batch_c, batch) == _outcome(py._append_batch_py, batch)
+        assert _file_bytes(c) == _file_bytes(py)
+    finally:
+        c.close()
+        py.close()

@@ -695,12 +695,16 @@ class PoolFile:
 
     def _append_seqs_c(self, items: list[tuple[bytes, bytes]], flush: bool = False) -> range | list[int]:
         runs = self._append_runs_c(items, flush)
+        if not runs:
+            return range(0)
         if len(runs) == 1 or all(runs[k][0] == runs[k - 1][0] + runs[k - 1][1] for k in range(1, len(runs))):
             return range(runs[0][0], runs[-1][0] + runs[-1][1])
         return [s for first, n, _ in runs for s in range(first, first + n)]
 
     def _append_seqs_py(self, items: list[tuple[bytes, bytes]], flush: bool = False) -> range | list[int]:
         receipts = self._append_batch_py(items, flush)
+        if not receipts:
+            return range(0)
         first, last = receipts[0][0], receipts[-1][0]
         if last - first + 1 == len(receipts):
             return range(first, last + 1)

@@ -173,14 +173,15 @@ static int now_ns(Ring *r, uint64_t *out) {
     return PyErr_Occurred() ? -1 : 0;
 }
 
-/* The usable writer state, or -1 (PUNT): both slots bad, deleted, or values
- * whose arithmetic the fixed-width code would not do as Python does. */
+/* The usable writer state, or -1 (PUNT): both slots bad, deleted, positions
+ * not on a frame boundary, or values whose arithmetic the fixed-width code
+ * would not do as Python does. */
 static int writer_state(Ring *r, State *st) {
     if (rd64(r->base + LIFECYCLE) == LIFE_DELETED) return -1;
     if (read_state(r->base, st) < 0) return -1;
     if (st->gen >= BIG || st->head >= BIG || st->tail >= BIG || st->newest >= BIG || st->oldest >= BIG ||
-        st->ntime >= BIG)
-        return -1;
+        st->ntime >= BIG || (st->head & 7) || (st->tail & 7))
+        return -1; /* an unaligned head or tail would read and write across the ring end */
     return 0;
 }
 
