@@ -165,7 +165,37 @@ def pool_input(data: bytes) -> None:
         p.close()
 
 
-if __name__ == "__main__":
+def mutate_corpus(corpus: str, runs: int) -> None:
+    """Random mutations of a guided corpus, for runs without coverage feedback
+    (gcc's ASan runtime takes libFuzzer's coverage hooks)."""
+    import random
+
+    rng = random.Random(runs)
+    seeds = [open(os.path.join(corpus, f), "rb").read() for f in sorted(os.listdir(corpus))] or [b""]
+    for i in range(runs):
+        b = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 8)):
+            op = rng.randrange(4)
+            at = rng.randrange(len(b) + 1)
+            if op == 0 and at < len(b):
+                b[at] ^= 1 << rng.randrange(8)
+            elif op == 1:
+                b[at:at] = rng.randbytes(rng.randint(1, 8))
+            elif op == 2:
+                del b[at : at + rng.randint(1, 8)]
+            else:
+                b[at : at + 8] = rng.choice((b"\xff" * 8, bytes(8), rng.randbytes(8)))
+        one_input(bytes(b))
+    print(f"mutate_corpus: {runs} runs from {len(seeds)} seeds, no mismatch")
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--mutate"]:
+    # python fuzz_speedups.py --mutate CORPUS_DIR RUNS
+    try:
+        mutate_corpus(sys.argv[2], int(sys.argv[3]))
+    finally:
+        shutil.rmtree(_DIR, ignore_errors=True)
+elif __name__ == "__main__":
     # Coverage from the reference's branches guides the inputs to the C ones.
     framescan.scan_chunk_py = atheris.instrument_func(framescan.scan_chunk_py)
     framescan.envelopes_py = atheris.instrument_func(framescan.envelopes_py)

@@ -105,6 +105,7 @@ _cpool = _compiled_pool()
 COMPILED = _cpool is not None
 _Ring = _cpool.Ring if _cpool is not None else None
 _PUNT = _cpool.PUNT if _cpool is not None else 0  # a Ring call's answer when the Python path must do the work
+_C_FLOCK = locks.HAVE_FCNTL  # the C call may take the flock itself (not where the lock is a sidecar)
 
 # Test-only fault injection: with PLASMITE_FAULT=<step>[:<n>] in the
 # environment, the process SIGKILLs itself the n-th time it reaches that step
@@ -500,7 +501,7 @@ class PoolFile:
         if len(tags) + len(payload) > self._max_body:
             raise self._too_big((39 + len(tags) + len(payload)) & ~7)
         tlock = self._tlock
-        if not (flush or _faults) and tlock.acquire(False):
+        if _C_FLOCK and not (flush or _faults) and tlock.acquire(False):
             # The common case in one call: the flock too is taken in C.
             try:
                 r = self._ring.locked_append(self.fd, tags, payload)
