@@ -374,3 +374,20 @@ def test_forged_state_slots_give_the_same_results(tmp_path_factory, monkeypatch_
     finally:
         c.close()
         py.close()
+
+
+def test_deleted_pool_refuses_appends_on_both_paths(tmp_path, monkeypatch):
+    c, py = _pair(tmp_path, monkeypatch)
+    try:
+        for pf in (c, py):
+            _outcome(pf._append_c if pf is c else pf._append_py, b"", b"{}")
+            pf.lock()
+            pf.mark_deleted()
+            pf.unlock()
+        a = _outcome(c._append_c, b"", b"{}")
+        assert a == _outcome(py._append_py, b"", b"{}") and a[0] == "error" and a[1].label == "NotFound"
+        assert _outcome(c._append_batch_c, [(b"", b"{}")]) == _outcome(py._append_batch_py, [(b"", b"{}")])
+        assert _file_bytes(c) == _file_bytes(py)
+    finally:
+        c.close()
+        py.close()

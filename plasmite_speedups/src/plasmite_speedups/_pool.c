@@ -26,7 +26,7 @@
 #define STATE_B 192
 #define NOTIFY 256
 #define LIFECYCLE 272
-#define LIFE_DELETED 0x214445544554454cull /* b"DELETED!" little endian */
+#define LIFE_DELETED 0x21444554454c4544ull /* b"DELETED!" little endian */
 #define BIG (1ull << 62)                   /* larger logical values: let Python handle them */
 
 /* Fault steps, numbered as pool.FAULT_STEPS ("locked" = 0 stays in Python). */
