@@ -185,6 +185,8 @@ class PoolFile:
             _Ring(mm, geo.ring_offset, geo.ring_size, geo.index_offset, geo.index_capacity)
             if _Ring is not None else None
         )
+        if self._ring is not None:
+            self._ring.wake = self.notifier.wake
         self._max_body = geo.ring_size - 32  # tags + payload beyond this: a frame larger than the ring
 
     # ------------------------------------------------------------------ open
@@ -493,27 +495,25 @@ class PoolFile:
         return self._state_fields()
 
     def _append_c(self, tags: bytes, payload: bytes, flush: bool = False) -> tuple[int, int]:
-        """``append`` with the locked work in one Ring call (the lock, the
-        wake-up and the flush stay here)."""
-        hq = self._hq
-        if hq is None:
-            self._check_writable()
-        if len(tags) + len(payload) > self._max_body:
-            raise self._too_big((39 + len(tags) + len(payload)) & ~7)
+        """``append`` with the locked work in one Ring call. The common case
+        (no flush, the flock free) is that one call, flock and wake-up
+        included; else the lock, the wake-up and the flush are taken here."""
         tlock = self._tlock
         if _C_FLOCK and not (flush or _faults) and tlock.acquire(False):
-            # The common case in one call: the flock too is taken in C.
             try:
                 r = self._ring.locked_append(self.fd, tags, payload)
             finally:
                 tlock.release()
             if r:
-                if hq[_QWAITER] > r[1]:
-                    self.notifier.wake()
                 return r
-            if r is not None:
+            if r is not None:  # closed, read-only, too big or unusual: the Python path says why
                 return self._append_py(tags, payload, flush)
             # None: another process holds the flock; wait for it below.
+        hq = self._hq
+        if hq is None:
+            self._check_writable()
+        if len(tags) + len(payload) > self._max_body:
+            raise self._too_big((39 + len(tags) + len(payload)) & ~7)
         if not tlock.acquire(False):
             _wait_lock(self.fd, self.lock_timeout, self.path, tlock)
         else:

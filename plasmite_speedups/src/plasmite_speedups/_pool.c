@@ -25,6 +25,7 @@
 #define STATE_A 128
 #define STATE_B 192
 #define NOTIFY 256
+#define WAITER 264
 #define LIFECYCLE 272
 #define LIFE_DELETED 0x21444554454c4544ull /* b"DELETED!" little endian */
 #define BIG (1ull << 62)                   /* larger logical values: let Python handle them */
@@ -56,6 +57,7 @@ typedef struct {
     unsigned char *base;
     uint64_t ro, R, io, icap;
     PyObject *clock; /* None: CLOCK_REALTIME (time.time_ns); else a callable (tests) */
+    PyObject *wake;  /* called by locked_append while a follower's deadline lies ahead */
 } Ring;
 
 typedef struct { uint64_t gen, head, tail, newest, oldest, ntime; } State;
@@ -279,18 +281,33 @@ static PyObject *Ring_append(Ring *r, PyObject *const *args, Py_ssize_t nargs) {
 
 /* locked_append(fd, tags, payload) -> (seq, time_ns) | 0 (PUNT) | None (the
  * flock is taken: wait for it in Python). Takes and drops the flock of ``fd``
- * itself (the caller holds the thread lock); no fault point. */
+ * itself (the caller holds the thread lock), then calls ``wake`` if a
+ * follower may be asleep; no fault point. A closed or read-only ring, or a
+ * frame larger than the ring, answers PUNT before locking: the Python path
+ * raises the error. */
 static PyObject *Ring_locked_append(Ring *r, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3) { PyErr_SetString(PyExc_TypeError, "locked_append(fd, tags, payload)"); return NULL; }
-    if (check(r, 1) < 0) return NULL;
+    if (!r->held || !r->writable) return Py_NewRef(PUNT);
+    PyObject *tags = args[1], *payload = args[2];
+    if (!PyBytes_Check(tags) || !PyBytes_Check(payload) ||
+        (uint64_t)(39 + PyBytes_GET_SIZE(tags) + PyBytes_GET_SIZE(payload)) > r->R + 7)
+        return Py_NewRef(PUNT);
     long fd = PyLong_AsLong(args[0]);
     if (fd == -1 && PyErr_Occurred()) return NULL;
     if (fd < 0 || fd > INT32_MAX || flock((int)fd, LOCK_EX | LOCK_NB) < 0) Py_RETURN_NONE; /* busy, EINTR, ...: Python's path decides */
     Fault none = {0, 0, 0};
-    PyObject *res = append_one(r, args[1], args[2], none);
+    PyObject *res = append_one(r, tags, payload, none);
     if (flock((int)fd, LOCK_UN) < 0 && res) {
         Py_DECREF(res);
         return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    if (res && PyTuple_Check(res) && r->wake && r->wake != Py_None) {
+        unsigned long long t = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(res, 1));
+        if (rd64(r->base + WAITER) > t) {
+            PyObject *w = PyObject_CallNoArgs(r->wake);
+            if (!w) { Py_DECREF(res); return NULL; }
+            Py_DECREF(w);
+        }
     }
     return res;
 }
@@ -558,6 +575,7 @@ static PyObject *Ring_release(Ring *r, PyObject *unused) {
 static void Ring_dealloc(Ring *r) {
     if (r->held) PyBuffer_Release(&r->view);
     Py_XDECREF(r->clock);
+    Py_XDECREF(r->wake);
     Py_TYPE(r)->tp_free((PyObject *)r);
 }
 
@@ -573,6 +591,7 @@ static PyMethodDef Ring_methods[] = {
 
 static PyMemberDef Ring_members[] = {
     {"clock", T_OBJECT, offsetof(Ring, clock), 0, "None (the real clock) or a callable giving time_ns (tests)."},
+    {"wake", T_OBJECT, offsetof(Ring, wake), 0, "Called by locked_append when a follower may be asleep."},
     {NULL, 0, 0, 0, NULL},
 };
 
