@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("mcp")
+pytest.importorskip("mcp.client.session")  # a submodule: without the SDK, "mcp" would be tests/mcp/
 import httpx2  # noqa: E402  (the SDK's HTTP client)
 import jsonschema  # noqa: E402
 from mcp.client.session import ClientSession  # noqa: E402

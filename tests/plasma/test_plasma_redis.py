@@ -13,7 +13,8 @@ import urllib.request
 import pytest
 
 pytest.importorskip("plasmite_plasma")
-redis = pytest.importorskip("redis")
+pytest.importorskip("redis.client")  # a submodule: without redis-py, "redis" would be tests/redis/
+import redis  # noqa: E402
 
 from plasmite import Client  # noqa: E402
 from plasmite_plasma.testing import GatewayProcess, free_port  # noqa: E402

@@ -125,3 +125,23 @@ def test_remote_shells_do_no_wire_work():
         for marker in ("build_request(", "msgspec", "error_from_body(", "urlencode("):
             assert marker not in text, f"{name} does wire work ({marker}); it belongs in client_wire.py or tail_state.py"
 
+
+# ---------------------------------------------------------------- test layout
+
+TEST_FOLDERS = {"core", "codecs", "cli", "jq", "serve", "mcp", "redis", "plasma", "reliability", "project"}
+
+
+def test_tests_sit_in_a_folder_per_package():
+    """A test file lives in the folder of what it tests (docs/architecture.md, "Tests");
+    a module named test_* holds tests, so helpers take other names."""
+    tests = REPO / "tests"
+    bad = [str(p.relative_to(REPO)) for p in tests.rglob("test_*.py")
+           if p.parent.parent != tests or p.parent.name not in TEST_FOLDERS]
+    for p in tests.rglob("test_*.py"):
+        tree = ast.parse(p.read_text(), str(p))
+        if not any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name.startswith("test")
+                   or isinstance(n, ast.ClassDef) and n.name.startswith("Test") for n in tree.body):
+            bad.append(f"{p.relative_to(REPO)}: defines no test (a helper module must not be named test_*)")
+    assert sorted(set(bad)) == []
+    assert {p.name for p in tests.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))} <= (
+        TEST_FOLDERS | {"support", "fuzz"}), "a new test folder belongs in TEST_FOLDERS and docs/architecture.md"

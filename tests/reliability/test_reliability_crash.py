@@ -32,8 +32,14 @@ from reliability_common import ISSUES_SEEN, Budget, is_whole, payload, seconds, 
 
 STEPS = core_pool.FAULT_STEPS
 
-# Kill statistics, reported by the last test of the module (docs/reliability.md).
+# Kill statistics, shown after the run (docs/reliability.md quotes them).
 STATS = {"fault_kills": 0, "random_kills": 0, "not_fired": 0}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_kill_counts(figures):
+    yield
+    figures["reliability crash campaign"] = f"{STATS}; doctor issues repaired: {dict(ISSUES_SEEN)}"
 
 
 def _writer(path: str, mode: str, seed: int, fault: str | None, count: int, ack_w: int) -> None:
@@ -281,12 +287,6 @@ def test_random_kills_with_live_follower(tmp_path):
     words = out.split()
     assert words[0] == b"OK" and int(words[3]) == final, out
     assert done >= 1
-
-
-def test_zz_report_kill_counts(record_property):
-    """Not a check: prints the kill counts of this run for docs/reliability.md."""
-    record_property("kills", dict(STATS))
-    print(f"\nreliability crash campaign: {STATS}; doctor issues repaired: {dict(ISSUES_SEEN)}")
 
 
 def test_pls_doctor_after_kills(tmp_path):

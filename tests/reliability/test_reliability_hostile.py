@@ -125,7 +125,7 @@ def env(tmp_path_factory):
 
 
 # ------------------------------------------------------------ schemathesis
-def test_schemathesis_against_openapi(tmp_path):
+def test_schemathesis_against_openapi(tmp_path, figures):
     """Property-based requests generated from /openapi.json, on a server of its
     own (it deletes pools): no 5xx, statuses, content types, headers and
     response bodies conform to the document, no resource misbehaviour. Three
@@ -149,7 +149,7 @@ def test_schemathesis_against_openapi(tmp_path):
         assert proc.returncode == 0, out[-6000:]
         assert "passed" in summary, summary
         server_healthy(server)
-    print("\nschemathesis:", " ".join(line.strip() for line in summary.splitlines() if "generated" in line))
+    figures["schemathesis"] = " ".join(line.strip() for line in summary.splitlines() if "generated" in line)
 
 
 # ------------------------------------------------------------ bad bodies

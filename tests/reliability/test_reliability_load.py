@@ -35,8 +35,6 @@ from plasmite_core.doctor import check_pool
 
 from reliability_common import Budget, is_whole, payload, seconds
 
-FIGURES: dict = {}
-
 
 def _rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as fh:
@@ -129,7 +127,7 @@ def _reap(pid: int, timeout: float) -> int:
     raise AssertionError(f"process {pid} did not finish in time")
 
 
-def test_8_writers_8_followers_ring_wrapping(tmp_path):
+def test_8_writers_8_followers_ring_wrapping(tmp_path, figures):
     secs = seconds(6, 180)
     path = tmp_path / "load.plasmite"
     with Client(tmp_path) as c:
@@ -168,8 +166,8 @@ def test_8_writers_8_followers_ring_wrapping(tmp_path):
     with Client(tmp_path) as c, c.open_pool(str(path)) as pool:
         laps = pool._file().read_state().head / ring
     assert laps > 3, "the ring did not wrap enough to test retention"
-    FIGURES["pool"] = {"seconds": secs, "messages": stop - 1, "ring_laps": round(laps, 1), "gaps_reported": total_gaps}
-    print(f"\nreliability load (pool): {FIGURES['pool']}")
+    figures["reliability load (pool)"] = {"seconds": secs, "messages": stop - 1, "ring_laps": round(laps, 1),
+                                          "gaps_reported": total_gaps}
 
 
 # ---------------------------------------------------------------- the server
@@ -205,7 +203,7 @@ def _tail_worker(host: str, port: int, stop: threading.Event, state: dict, idx: 
     state["next"][idx] = next_seq
 
 
-def test_server_64_tails_steady_appends_flat_memory(tmp_path):
+def test_server_64_tails_steady_appends_flat_memory(tmp_path, figures):
     pytest.importorskip("plasmite_serve")
     from plasmite_serve.testing import ServerProcess
 
@@ -262,7 +260,7 @@ def test_server_64_tails_steady_appends_flat_memory(tmp_path):
     # a slack for allocator noise (a leak per message or per re-opened stream
     # over thousands of each would exceed it).
     assert late - early < 8 * 1024, samples
-    FIGURES["server"] = {"seconds": secs, "tails": tails, "appends": appended,
-                         "messages_delivered": sum(state["seen"]), "stream_reopens": sum(state["reopens"]),
-                         "rss_kib_first": samples[0], "rss_kib_last": samples[-1], "rss_kib_max": max(samples)}
-    print(f"\nreliability load (server): {FIGURES['server']}")
+    figures["reliability load (server)"] = {
+        "seconds": secs, "tails": tails, "appends": appended,
+        "messages_delivered": sum(state["seen"]), "stream_reopens": sum(state["reopens"]),
+        "rss_kib_first": samples[0], "rss_kib_last": samples[-1], "rss_kib_max": max(samples)}
