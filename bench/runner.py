@@ -176,7 +176,7 @@ def main(argv=None) -> int:
                 systems.append(p)
     plasmite_ok = W.load("plasmite").available() is None
     pure = False  # a second Plasmite column: the same rows on the pure-Python path
-    if "plasmite" in systems and not ns.no_pure:
+    if plasmite_ok and not ns.no_pure:
         from bench.plasmite_adapter import compiled_parts
 
         if compiled_parts():
@@ -184,6 +184,8 @@ def main(argv=None) -> int:
         else:
             skipped.append("pure-Python column: the compiled path is not in use here (plasmite-speedups without "
                            "its C extension, or PLASMITE_PURE set), so the Plasmite column is the pure path")
+
+    from bench import pure as P
 
     tasks: list[tuple[str, callable]] = []
     per_system = [("append", W.append_one), ("batch", W.append_batch), ("read/get", W.read_get),
@@ -194,8 +196,6 @@ def main(argv=None) -> int:
         for s in systems:
             tasks.append((f"{s}: {label}", lambda fn=fn, s=s: fn(s, workdir, st)))
             if s == "plasmite" and pure:
-                from bench import pure as P
-
                 tasks.append((f"plasmite, pure: {label}", lambda label=label: P.run(label, workdir, st)))
     if "floor" in systems:
         tasks.append(("floor: retained", lambda: W.retained_floor(st)))
@@ -211,6 +211,8 @@ def main(argv=None) -> int:
         else:
             n_feed = 20_000 if ns.quick else 200_000
             tasks.append(("cli: feed stdin", lambda: cli_rows.cli_feed(workdir, n_feed, 120.0)))
+            if pure:
+                tasks.append(("cli, pure: feed stdin", lambda: P.run("feed stdin", workdir, st, n_feed)))
             tasks.append(("cli: one-shot", lambda: cli_rows.cli_oneshot(workdir, 5 if ns.quick else 15)))
     if "http" in ns.groups:
         from bench import http_rows
@@ -220,7 +222,10 @@ def main(argv=None) -> int:
             skipped.append(f"HTTP rows: {why}")
         else:
             n_http, tail_n = (2_000, 10_000) if ns.quick else (20_000, 100_000)
-            tasks.append(("http: append+tail", lambda: http_rows.http_rows(workdir, n_http, 1.0 if ns.quick else 3.0, tail_n)))
+            http_s = 1.0 if ns.quick else 3.0
+            tasks.append(("http: append+tail", lambda: http_rows.http_rows(workdir, n_http, http_s, tail_n)))
+            if pure:
+                tasks.append(("http, pure: append+tail", lambda: P.run("append+tail", workdir, st, n_http, http_s, tail_n)))
 
     redis_started = False
     bar = _progress(len(tasks))
