@@ -465,7 +465,8 @@ def headline(R: Results) -> list[str]:
     out = []
 
     def best_peer(w: str, higher: bool = True):
-        cands = [(R.value(p, w), p) for p in R.peers() if R.value(p, w)]
+        # Plasmite on Redis is Plasmite's own transport, not an alternative
+        cands = [(R.value(p, w), p) for p in R.peers() if p != "plasmite-redis" and R.value(p, w)]
         if not cands:
             return None
         return (max if higher else min)(cands)
@@ -502,6 +503,9 @@ def headline(R: Results) -> list[str]:
         bp = best_peer("latency_p50", higher=False)
         if bp:
             s += f"; best peer {LABELS[bp[1]]} p50 {fmt(bp[0], 'µs')} µs"
+            bq = R.value(bp[1], "latency_p99")
+            if bq is not None:
+                s += f", p99 {fmt(bq, 'µs')} µs"
         out.append(s)
     rv = R.value("plasmite", "retained_per_mib")
     if rv:
@@ -509,7 +513,7 @@ def headline(R: Results) -> list[str]:
     for w, lbl in [("cli_feed", "`pls feed` from stdin"), ("http_append", "HTTP append"), ("remote_tail", "remote tail")]:
         r = R.get("plasmite", w)
         if r and r.value:
-            out.append(f"- {lbl}: **{fmt(r.value, r.unit)} {r.unit}**")
+            out.append(f"- {lbl}: **{fmt(r.value, r.unit)} {r.unit}**{compiled}{pure(w, r.unit)}")
     r, b = R.get("plasmite", "cli_oneshot"), R.get("floor", "cli_oneshot")
     if r and r.value and b and b.value:
         out.append(f"- one-shot `pls feed`: **{r.value:.0f} ms** = {ratio(r.value, b.value)} a bare `python -c pass` ({b.value:.0f} ms)")
