@@ -128,15 +128,22 @@ def main_head(R: Results) -> list[str]:
 
 def slow_bursts(r: Result | None, limit_us: float = 1000.0) -> str:
     """How many hand-offs took over 1 ms, and in how many runs of consecutive
-    messages: bursts mean the follower was off-CPU for a while, then caught up."""
+    messages: bursts mean the follower was off-CPU for a while, then caught up.
+    With the follower's run-queue clock, also how many runs began with it
+    woken but waiting for a CPU (other work held both cores)."""
     if r is None or not r.extra.get("samples"):
         return ""
     xs = r.extra["samples"]
     slow = [i for i, x in enumerate(xs) if x > limit_us]
     if not slow:
         return f"none of {len(xs)} hand-offs over 1 ms"
-    bursts = 1 + sum(1 for a, b in zip(slow, slow[1:]) if b != a + 1)
-    return f"{len(slow)} of {len(xs)} hand-offs over 1 ms, in {bursts} runs of consecutive messages"
+    starts = [i for k, i in enumerate(slow) if k == 0 or slow[k - 1] != i - 1]
+    note = f"{len(slow)} of {len(xs)} hand-offs over 1 ms, in {len(starts)} runs of consecutive messages"
+    rq = r.extra.get("run_queue_us")
+    if rq and len(rq) == len(xs):
+        queued = sum(1 for i in starts if rq[i] >= limit_us / 2)
+        note += f"; {queued} of the runs began with the woken follower waiting ≥ 0.5 ms for a CPU"
+    return note
 
 
 def peer_rows(R: Results, short: bool = False) -> tuple[list[str], list[list[str]]]:
