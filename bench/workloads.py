@@ -347,7 +347,7 @@ def latency(name: str, workdir: str, st: Settings) -> list[Result]:
              "samples": [x / 1000 for x in lats[warm:]][:5000]}
     if len(queued) == len(lats) and len(lats) > warm:
         # µs the follower spent runnable but not running since the previous receipt
-        waits = [0] + [(b - a) / 1000 for a, b in zip(queued, queued[1:])]
+        waits = [0.0] + [round((b - a) / 1000, 1) for a, b in zip(queued, queued[1:])]
         extra["run_queue_us"] = waits[warm:][:5000]
     return [
         Result(name, "latency_p50", percentile(samples, 0.5), "µs", False, note=note, ok=received_ok, extra=extra),
