@@ -54,11 +54,10 @@ def run(task: str, workdir: str, st: W.Settings, *args, timeout_s: float = 300.0
     wd = os.path.join(workdir, "pure")
     os.makedirs(wd, exist_ok=True)
     env = dict(os.environ, PLASMITE_PURE="1")
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where `-m bench.pure` imports from
     settings = json.dumps(asdict(st))
     out = subprocess.run([sys.executable, "-m", "bench.pure", task, wd, settings, json.dumps(args)], env=env,
-                         capture_output=True, text=True, timeout=timeout_s)
+                         cwd=root, capture_output=True, text=True, timeout=timeout_s)
     if out.returncode != 0:
         tail = (out.stderr.strip().splitlines() or ["no output"])[-1]
         raise RuntimeError(f"pure-path child exited {out.returncode}: {tail}")
