@@ -8,7 +8,7 @@ workload runs again in a child process started with that variable set; the
 child's own processes (follower, writers, `pls`, the server) inherit it. The
 child prints its results as JSON under the system name ``plasmite-pure``.
 
-    python -m bench.pure TASK WORKDIR SETTINGS_JSON [ARGS_JSON]
+    python -m bench.pure TASK WORKDIR SETTINGS_JSON ARGS_JSON
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def run(task: str, workdir: str, st: W.Settings, *args, timeout_s: float = 300.0
     if out.returncode != 0:
         tail = (out.stderr.strip().splitlines() or ["no output"])[-1]
         raise RuntimeError(f"pure-path child exited {out.returncode}: {tail}")
-    return [Result(**r) for r in json.loads(out.stdout)]
+    return [Result(**r) for r in json.loads(out.stdout.strip().splitlines()[-1])]  # the last line: the results
 
 
 def main(argv: list[str]) -> int:
