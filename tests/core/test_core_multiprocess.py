@@ -100,3 +100,36 @@ def test_wrapping_pool_reports_every_loss_as_a_gap(pool_dir):
     total, results = run(pool_dir, 64 * 1024, 4000, 1)
     for r in results:
         check(total, r, expect_gaps=True)
+
+
+SETTLE = textwrap.dedent(
+    """
+    import gc, json, sys
+    from plasmite import Client
+    pool = Client(sys.argv[1]).create_pool("settle", size_bytes=1 << 20)
+    if sys.argv[2] == "off":
+        gc.disable()
+    gens = []
+    gc.callbacks.append(lambda phase, info: phase == "stop" and gens.append(info["generation"]))
+    with pool.open_stream(last=0) as s:
+        first = s.next(timeout_ms=20)  # nothing there: this call sleeps
+        s.next(timeout_ms=20)
+    print(json.dumps({"first": first, "gens": gens}))
+    """
+)
+
+
+@pytest.mark.parametrize("gc_state", ["on", "off"])
+def test_first_follower_sleep_settles_the_young_gc_generations_once(tmp_path, gc_state):
+    # The first gen-1 collection after the imports costs a follower process
+    # 1-2 ms (docs/benchmarks.md); it is done at the first sleep, once, and
+    # never when the program turned the collector off.
+    out = subprocess.run([sys.executable, "-c", SETTLE, str(tmp_path), gc_state], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    assert res["first"] is None
+    if gc_state == "off":
+        assert res["gens"] == []
+    else:
+        assert res["gens"].count(1) == 1
