@@ -18,14 +18,14 @@ Why one module of this size: the locked append (single and batch) and the
 lock-free read loop share the mapping, the state-slot protocol and the
 fault points of the crash campaign; their hot paths are inlined here on
 purpose (one call costs as much as the copy) and kept equal to the planner
-in format.py by tests/test_core_placement.py.
+in format.py by tests/core/test_core_placement.py.
 
 When plasmite-speedups was built with its C extension (and ``PLASMITE_PURE``
 is not set), the work inside the lock (state read, placement, eviction walk,
 frame and index writes, state publish) and get-by-seq run in one C call
 (``plasmite_speedups._pool.Ring``); the ``*_py`` methods here stay the
 reference, and the C code hands anything unusual back to them before writing
-(tests/test_core_speedups.py compares the files byte for byte).
+(tests/core/test_core_speedups.py compares the files byte for byte).
 """
 
 from __future__ import annotations
