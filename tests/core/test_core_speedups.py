@@ -148,6 +148,15 @@ class _Clock:
         return self.t
 
 
+def _ring_of(pf):
+    """The PoolFile's Ring; under PLASMITE_PURE=1 pool.py makes none, so the
+    compiled methods get one here (the comparison runs in both tox envs)."""
+    if pf._ring is None:
+        pf._ring = _cpool.Ring(pf.mm, pf.ring_offset, pf.ring_size, pf.index_offset, pf.index_capacity)
+        pf._ring.wake = pf.notifier.wake
+    return pf._ring
+
+
 def _pair(tmp_path, monkeypatch, index_capacity=None, seed=0):
     """Two fresh pools created at the same instant; the first appends through
     the C calls, the second through the Python reference."""
@@ -159,7 +168,7 @@ def _pair(tmp_path, monkeypatch, index_capacity=None, seed=0):
         files.append(core_pool.PoolFile.create(d / "w.plasmite", POOL_SIZE, index_capacity))
     for pf, clock in zip(files, clocks):
         pf.test_clock = clock
-    files[0]._ring.clock = clocks[0]
+    _ring_of(files[0]).clock = clocks[0]
     return files
 
 
@@ -303,7 +312,7 @@ def _faulted_writer(path: str, fault: str, mode: str, compiled: bool, seed: int)
         core_pool._time_ns = clock
         core_pool._fault_spec, core_pool._faults, core_pool._fault_count = fault, True, 0
         pf = core_pool.PoolFile.open(path)
-        pf._ring.clock = clock
+        _ring_of(pf).clock = clock
         rng = random.Random(seed)
         for i in range(400):
             sizes = [rng.choice((0, 40, 300, 2500, 9000)) for _ in range(rng.randint(1, 9))]

@@ -41,7 +41,7 @@ from plasmite_core import format as F  # noqa: E402
 from plasmite_core import framescan  # noqa: E402
 from plasmite_core import pool as core_pool  # noqa: E402
 from plasmite_core.errors import PlasmiteError  # noqa: E402
-from plasmite_speedups import _frames  # noqa: E402
+from plasmite_speedups import _frames, _pool  # noqa: E402
 
 _REST = struct.Struct("<QQIHBB")
 
@@ -146,6 +146,8 @@ def pool_input(data: bytes) -> None:
         pf.test_clock = _Clock()
         files.append(pf)
     c, p = files
+    if c._ring is None:  # PLASMITE_PURE=1: pool.py made none
+        c._ring = _pool.Ring(c.mm, c.ring_offset, c.ring_size, c.index_offset, c.index_capacity)
     c._ring.clock = c.test_clock
     try:
         for _ in range(fdp.ConsumeIntInRange(1, 8)):
