@@ -101,6 +101,10 @@ def _compiled_pool():
     return _pool
 
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 _cpool = _compiled_pool()
 COMPILED = _cpool is not None
 _Ring = _cpool.Ring if _cpool is not None else None
@@ -181,7 +185,7 @@ class PoolFile:
             if writable and geo.index_capacity
             else None
         )
-        self._ring = (
+        self._ring: Any = (
             _Ring(mm, geo.ring_offset, geo.ring_size, geo.index_offset, geo.index_capacity)
             if _Ring is not None else None
         )
