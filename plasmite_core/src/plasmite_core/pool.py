@@ -117,7 +117,8 @@ _C_FLOCK = locks.HAVE_FCNTL  # the C call may take the flock itself (not where t
 # in order: locked, evict_published, pad_written, frame_written (dies after
 # writing half the frame, or half a batch's run), index_written,
 # state_published (dies after writing half the state slot). Off, the cost is
-# one global truth test per step.
+# one global truth test per step. On the compiled path the Ring call stops at
+# the same step after the same partial write, and ``_ring_call`` dies.
 FAULT_STEPS = ("locked", "evict_published", "pad_written", "frame_written", "index_written", "state_published")
 _fault_spec = os.environ.get("PLASMITE_FAULT")
 _faults = bool(_fault_spec)
