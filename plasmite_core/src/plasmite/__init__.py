@@ -46,8 +46,8 @@ from plasmite_core.protocols import (
     TransportFactory,
 )
 from plasmite_core.refs import default_pool_dir
-from plasmite_core.stream import Stream, tag_matcher
-from plasmite_core.stream_base import BufferedStream
+from plasmite_core.stream import Stream
+from plasmite_core.stream_base import BufferedStream, tag_matcher
 
 
 def _message_has_tags(message: Message, tags) -> bool:
