@@ -178,7 +178,7 @@ _DICT_ONLY = {dict}
 
 def _reject_non_object(value, index: int | None = None) -> None:
     """Message data must be a JSON object (upstream's rule): a Usage error naming what was given."""
-    from plasmite_core.client import require_object
+    from plasmite_core.appending import require_object
     from plasmite_core.errors import UsageError
 
     try:

@@ -8,6 +8,7 @@ here ``hookimpl``, ``Message`` and the contracts of ``plasmite_core.protocols``
 """
 
 from plasmite_core import __version__
+from plasmite_core.appending import encode_batch, encode_message, encode_tagged, json_payload, require_object, tags_blob
 from plasmite_core.client import (
     DEFAULT_POOL_SIZE,
     DEFAULT_POOL_SIZE_BYTES,
@@ -107,6 +108,12 @@ __all__ = [
     "paced",
     "tag_matcher",
     "BufferedStream",
+    "encode_batch",
+    "encode_message",
+    "encode_tagged",
+    "json_payload",
+    "require_object",
+    "tags_blob",
     "Capability",
     "Codec",
     "FilterFactory",
