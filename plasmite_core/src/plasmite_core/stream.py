@@ -114,9 +114,8 @@ class Stream(BufferedStream):
             self._fill()
             if self._buf:
                 return self._pop()
-            left = self._left(call_deadline)
-            if left is not None and left <= 0:
-                self._expire()
+            left = self._wait_left(call_deadline)
+            if left == 0:
                 return None
             seen = notifier.prepare(left)
             self._fill()
@@ -233,9 +232,8 @@ class Stream(BufferedStream):
             self._fill()
             if self._buf:
                 return self._pop()
-            left = self._left(None)
-            if left is not None and left <= 0:
-                self._expire()
+            left = self._wait_left(None)
+            if left == 0:
                 return None
             seen = self._pf.notifier.counter()
             self._fill()

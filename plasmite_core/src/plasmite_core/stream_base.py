@@ -164,6 +164,13 @@ class BufferedStream(StreamIteration):
             self.timed_out = True
             self._done = True
 
+    def _wait_left(self, call_deadline: float | None) -> float | None:
+        """``_left``, and at 0 (nothing more to wait for) ``_expire`` too."""
+        left = self._left(call_deadline)
+        if left == 0:
+            self._expire()
+        return left
+
     @property
     def position(self) -> int | None:
         """The next seq this stream expects (its resume checkpoint)."""

@@ -195,9 +195,8 @@ class RedisStream(BufferedStream):
                 continue
             if self._buf:
                 return self._pop()
-            left = self._left(None)
-            if left is not None and left <= 0:
-                self._expire()
+            left = self._wait_left(None)
+            if left == 0:
                 return None
             await _hub(self._server, self._key).wait(self._key, self._cursor, left)
 
