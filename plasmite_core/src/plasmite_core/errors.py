@@ -175,15 +175,9 @@ class RetentionGapError(PlasmiteError):
 
 
 ERROR_CLASSES: dict[ErrorKind, type[PlasmiteError]] = {
-    ErrorKind.INTERNAL: InternalError,
-    ErrorKind.USAGE: UsageError,
-    ErrorKind.NOT_FOUND: NotFoundError,
-    ErrorKind.ALREADY_EXISTS: AlreadyExistsError,
-    ErrorKind.BUSY: BusyError,
-    ErrorKind.PERMISSION: PermissionDeniedError,
-    ErrorKind.CORRUPT: CorruptError,
-    ErrorKind.IO: IoError,
-    ErrorKind.RETENTION_GAP: RetentionGapError,
+    cls.default_kind: cls
+    for cls in (InternalError, UsageError, NotFoundError, AlreadyExistsError, BusyError, PermissionDeniedError,
+                CorruptError, IoError, RetentionGapError)
 }
 
 
