@@ -104,12 +104,13 @@ def encode_tagged(items: Iterable[tuple[Any, Iterable[str] | None]],
     return vals, encoded
 
 
-def json_payload(payload: bytes | bytearray | memoryview) -> bytes:
+def json_payload(payload: object) -> bytes:
     """The canonical compact form of a JSON object given as UTF-8 bytes.
 
-    A ``str`` is a TypeError, as in upstream's binding; empty input, invalid
-    JSON or a value that is not an object are Usage errors."""
-    if type(payload) is not bytes:
+    A ``str`` (or anything not bytes-like) is a TypeError, as in upstream's
+    binding; empty input, invalid JSON or a value that is not an object are
+    Usage errors."""
+    if not isinstance(payload, bytes):
         if not isinstance(payload, (bytearray, memoryview)):
             raise TypeError(f"payload must be bytes (UTF-8 JSON), not {type(payload).__name__}; "
                             "use .encode() or append() for Python values")

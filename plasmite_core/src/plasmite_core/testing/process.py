@@ -25,7 +25,7 @@ class ServiceProcess:
 
     def __init__(self, startup_timeout: float, tmp_prefix: str) -> None:
         self.startup_timeout = startup_timeout
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self._tmp = tempfile.TemporaryDirectory(prefix=tmp_prefix)
         self.stderr_path = Path(self._tmp.name) / "stderr.log"
 
@@ -43,7 +43,7 @@ class ServiceProcess:
     def start(self) -> Any:  # pragma: no cover - provided by subclasses
         raise NotImplementedError
 
-    def _launch(self, cmd: list[str], env: dict, ready: Callable[[str], bool], *, keep_log: bool = False,
+    def _launch(self, cmd: list[str], env: dict[str, str], ready: Callable[[str], bool], *, keep_log: bool = False,
                 stdout: Any = subprocess.DEVNULL, poll_s: float = 0.02) -> None:
         """Start ``cmd`` and wait until ``ready(stderr of this start)`` holds.
 
@@ -79,6 +79,6 @@ class ServiceProcess:
     def __enter__(self) -> Any:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
         self._tmp.cleanup()
