@@ -359,16 +359,16 @@ def run_server(config: ServeConfig) -> None:
         app = PlasmiteApp(cfg)
         sock = _bind_socket(cfg.host, cfg.port)
         port = sock.getsockname()[1]
-        ready = os.environ.get(READY_FILE_ENV)
-        if ready:
-            tmp_ready = ready + ".tmp"
-            Path(tmp_ready).write_text(format_hostport(cfg.host, port))
-            os.replace(tmp_ready, ready)
         if created_dir:
             click.echo(f"plasmite serve: pool directory {cfg.pool_dir} did not exist; created it (empty: "
                        "create pools with `pls pool create URL/NAME`, `pls feed URL/NAME --create` or the web UI)",
                        err=True)
         click.echo(_banner(cfg, port, sys.stderr.isatty()), err=True)
+        ready = os.environ.get(READY_FILE_ENV)
+        if ready:  # after the banner: a reader of the ready file finds the start-up messages complete
+            tmp_ready = ready + ".tmp"
+            Path(tmp_ready).write_text(format_hostport(cfg.host, port))
+            os.replace(tmp_ready, ready)
         uv_config = uvicorn.Config(
             app,
             http=protocol,
