@@ -256,23 +256,21 @@ def list_(ctx, server, as_json):
     if not pools:
         write_out(f"No pools in {state.pool_dir}.\nCreate one: pls pool create NAME\n")
         return 0
+    _write_pool_table(pools)
+    return 0
+
+
+def _write_pool_table(pools: list[dict]) -> None:
+    """The `pool list` table of pool-info dicts (local or from a server)."""
     rows = []
     for d in pools:
         if "error" in d:
             rows.append([d["name"], "ERR", "-", "-", "-", "-", d["error"]["error"]["message"]])
             continue
         m = d["metrics"]
-        rows.append([
-            d["name"],
-            "OK",
-            human_bytes(d["file_size"]),
-            str(m["message_count"]),
-            f"{m['utilization']['used_percent']}%",
-            human_age(m["age"]["newest_age_ms"]),
-            "",
-        ])
+        rows.append([d["name"], "OK", human_bytes(d["file_size"]), str(m["message_count"]),
+                     f"{m['utilization']['used_percent']}%", human_age(m["age"]["newest_age_ms"]), ""])
     write_out(table(["NAME", "STATUS", "SIZE", "MESSAGES", "USED", "LAST WRITE", "DETAIL"], rows))
-    return 0
 
 
 @pool.command(
@@ -351,10 +349,7 @@ def _list_server(state, server: str, as_json: bool) -> int:
     if not pools:
         write_out(f"No pools on {targets.redact(server)}.\nCreate one: pls pool create {targets.redact(server)}/NAME\n")
         return 0
-    rows = [[d["name"], "OK", human_bytes(d["file_size"]), str(d["metrics"]["message_count"]),
-             f"{d['metrics']['utilization']['used_percent']}%", human_age(d["metrics"]["age"]["newest_age_ms"]), ""]
-            for d in pools]
-    write_out(table(["NAME", "STATUS", "SIZE", "MESSAGES", "USED", "LAST WRITE", "DETAIL"], rows))
+    _write_pool_table(pools)
     return 0
 
 
