@@ -23,17 +23,17 @@ in format.py by tests/test_core_placement.py.
 
 from __future__ import annotations
 
+import _thread  # threading's Lock, without importing threading (start-up)
 import errno
 import mmap
 import os
 import struct
-import threading
 import time
 import zlib
 from pathlib import Path
 
 from . import format as F
-from . import leftovers, locks
+from . import locks
 from .errors import (
     AlreadyExistsError,
     BusyError,
@@ -126,7 +126,7 @@ class PoolFile:
         self.index_capacity = geo.index_capacity
         self.codec_name = header.codec
         self.notifier = Notifier(mm)
-        self._tlock = threading.Lock()
+        self._tlock = _thread.allocate_lock()
         self._closed = False
         self._wstate: tuple | None = None
         # Typed views for the hot path (item access is cheaper than struct).
@@ -168,6 +168,8 @@ class PoolFile:
             raise AlreadyExistsError(
                 f"pool already exists: {path}", str(path), hint="open it instead, or delete it first"
             )
+        from . import leftovers
+
         with locks.admin_lock(parent, timeout):
             leftovers.sweep(parent)
         tmp = parent / leftovers.temp_name(path.name)
