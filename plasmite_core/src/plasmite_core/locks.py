@@ -65,11 +65,14 @@ except ImportError:  # no fcntl (Windows): a filelock sidecar per pool file
             raise BlockingIOError(11, "pool is locked") from None
 
 
-def register(fd: int, path: Path) -> None:
+def register(fd: int, path: str | Path) -> None:
     """Bind the portable write lock of ``fd`` (no-op where ``fcntl`` exists)."""
     if not HAVE_FCNTL:
+        from pathlib import Path
+
         from filelock import FileLock
 
+        path = Path(path)
         _sidecars[fd] = FileLock(str(path.parent / f".{path.name}.lock"))
 
 
