@@ -113,3 +113,23 @@ def test_resolve_pool_ref_text_leaves_an_unexpandable_home_to_the_full_path(monk
 
     monkeypatch.setenv("PLASMITE_DIR", "~no-such-user-here/pools")
     assert resolve_pool_ref_text("chat") is None
+
+
+def test_oneshot_feed_errors_name_the_normalized_path(tmp_path):
+    # The lean path opens the pool by a text path; an error after the open
+    # (here: larger than the ring) still names it as a Path would.
+    from plasmite import Client
+    from plasmite_core.pool import PoolFile
+
+    with Client(tmp_path) as c:
+        c.create_pool("small", size_bytes=64 * 1024).close()
+    pf = PoolFile.open(f"{tmp_path}//./small.plasmite")
+    try:
+        assert pf.path == tmp_path / "small.plasmite" and isinstance(pf.path, Path)
+    finally:
+        pf.close()
+    env = {k: v for k, v in os.environ.items() if k != "PLASMITE_DIR"}
+    r = subprocess.run([sys.executable, "-m", "plasmite_cli", "feed", "small", json.dumps({"x": "y" * 100_000})],
+                       capture_output=True, text=True, env={**env, "PLASMITE_DIR": f"{tmp_path}//./"}, timeout=120)
+    err = json.loads(r.stderr)["error"]
+    assert r.returncode == 2 and err["kind"] == "Usage" and err["path"] == str(tmp_path / "small.plasmite"), r.stderr
