@@ -18,7 +18,7 @@ Why one module of this size: the locked append (single and batch) and the
 lock-free read loop share the mapping, the state-slot protocol and the
 fault points of the crash campaign; their hot paths are inlined here on
 purpose (one call costs as much as the copy) and kept equal to the planner
-in format.py by tests/test_core_placement.py.
+in format.py by tests/core/test_core_placement.py.
 """
 
 from __future__ import annotations
