@@ -129,9 +129,10 @@ def cli_oneshot(workdir: str, reps: int) -> list[Result]:
     cli, why = find_cli()
     if cli is None:
         return [Result("plasmite", "cli_oneshot", None, "ms", False, note=why)]
-    py = _plain_venv(cli_python(cli), workdir)
+    env_py = cli_python(cli)
+    py = _plain_venv(env_py, workdir)
     path = _pool(workdir, "oneshot", 1 << 20)
-    env = dict(os.environ, PLASMITE_DIR=os.path.dirname(path), PYTHONPATH=_added_paths(cli_python(cli), py))
+    env = dict(os.environ, PLASMITE_DIR=os.path.dirname(path), PYTHONPATH=_added_paths(env_py, py))
     msg = msgspec.json.encode(payload(1)).decode()
 
     def timed(argv) -> tuple[float, float, int]:
