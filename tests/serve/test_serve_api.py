@@ -215,6 +215,29 @@ def test_tail_json_lines(server):
     assert payload == b""
 
 
+@pytest.mark.parametrize("max_", [1, 3000, 10000])
+def test_tail_max_counts_every_message_across_batches(server, max_):
+    """A tail longer than one write batch ends at exactly ``max`` messages, none skipped.
+
+    Regression: the JSONL/SSE framer counted its trailing newline as a message,
+    so each batch of about 2,000 envelopes cut ``max`` short by one.
+    """
+    from plasmite import AlreadyExistsError, Client
+
+    client = Client(server.pool_dir)
+    try:  # the server is module-scoped: the first parameter fills the pool
+        pool = client.create_pool("tail-batches", 8 * 1024 * 1024)
+        pool.append_many([{"i": i, "pad": "x" * 60} for i in range(10000)])
+        pool.close()
+    except AlreadyExistsError:
+        pass
+    _, _, payload = call(server, "GET", f"/v0/pools/tail-batches/tail?since_seq=1&max={max_}&timeout_ms=5000")
+    assert [m["seq"] for m in _lines(payload)] == list(range(1, max_ + 1))
+    _, _, payload = call(server, "GET", f"/v0/ui/pools/tail-batches/events?since_seq=1&max={max_}&timeout_ms=5000")
+    ids = [int(line[4:]) for line in payload.decode().splitlines() if line.startswith("id: ")]
+    assert ids == list(range(1, max_ + 1))
+
+
 @pytest.mark.parametrize(
     "query",
     ["gap_policy=sometimes", "since_seq=-1", "max=x", "timeout_ms=30001", "timeout_ms=1e3"],
