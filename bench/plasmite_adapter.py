@@ -20,16 +20,22 @@ def available() -> str | None:
     return None
 
 
-def version() -> str:
-    from importlib import metadata
+# core modules that may use plasmite_speedups, and what each compiles
+_COMPILED_MODULES = (("framescan", "ring scan and envelopes"), ("pool", "append and get"))
 
-    from plasmite_core import framescan
 
-    path = "compiled loops" if framescan.COMPILED else "pure Python"
-    try:
-        return f'{metadata.version("plasmite-core")} ({path})'
-    except metadata.PackageNotFoundError:
-        return f"? ({path})"
+def compiled_parts() -> list[str]:
+    """What of the core runs compiled in this process (empty: the pure path)."""
+    import importlib
+
+    parts = []
+    for mod, what in _COMPILED_MODULES:
+        try:
+            if getattr(importlib.import_module(f"plasmite_core.{mod}"), "COMPILED", False):
+                parts.append(what)
+        except ImportError:
+            pass
+    return parts
 
 
 def create(workdir: str, purpose: str, size: int = BIG_POOL) -> dict:

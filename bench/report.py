@@ -19,6 +19,7 @@ from bench.workloads import PEERS, load
 LABELS = {
     "floor": "floor",
     "plasmite": "Plasmite",
+    "plasmite-pure": "Plasmite, pure Python",
     "sqlite": "SQLite WAL",
     "persist-queue": "persist-queue",
     "diskcache": "diskcache",
@@ -53,9 +54,19 @@ def ratio(a: float | None, b: float | None) -> str:
 
 
 class Results:
-    def __init__(self, results: list[Result]):
+    def __init__(self, results: list[Result], compiled: list[str] | None = None):
         self.all = results
         self.by = {(r.system, r.workload): r for r in results}
+        # what ran compiled in the Plasmite column (None: not recorded)
+        self.compiled = compiled
+        self.has_pure = any(r.system == "plasmite-pure" for r in results)
+
+    @property
+    def plabel(self) -> str:
+        """The heading of the Plasmite column: which path it measured."""
+        if self.compiled:
+            return "Plasmite, compiled"
+        return "Plasmite, pure Python" if self.compiled == [] else "Plasmite"
 
     def get(self, system: str, workload: str) -> Result | None:
         return self.by.get((system, workload))
@@ -96,30 +107,48 @@ def main_rows(R: Results) -> list[list[str]]:
             note = slow_bursts(R.get("plasmite", "latency_p50")) or note
         fr = R.get("floor", w)
         cpu = ratio(p.extra.get("cpu_rate") if p else None, fr.extra.get("cpu_rate") if fr else None)
-        rows.append([desc, f"{unit} {better}", fmt(pv, unit), fmt(fv, unit), ratio(pv, fv), cpu, tgt, status, note])
+        row = [desc, f"{unit} {better}", fmt(pv, unit), fmt(fv, unit), ratio(pv, fv), cpu]
+        if R.has_pure:
+            q = R.get("plasmite-pure", w)
+            qv = q.value if q else None
+            cell = fmt(qv, unit) if q else "–"
+            if q is not None and q.ok is False:
+                cell += " CHECK FAILED"
+            row += [cell, ratio(qv, fv) if q else "–"]
+        rows.append(row + [tgt, status, note])
     return rows
 
 
-MAIN_HEAD = ["figure", "unit", "Plasmite", "floor", "Plasmite/floor", "same, per CPU-s", "DESIGN.md target",
-             "status", "note"]
+def main_head(R: Results) -> list[str]:
+    head = ["figure", "unit", R.plabel, "floor", "Plasmite/floor", "same, per CPU-s"]
+    if R.has_pure:
+        head += ["pure Python", "pure/floor"]
+    return head + ["DESIGN.md target", "status", "note"]
 
 
 def slow_bursts(r: Result | None, limit_us: float = 1000.0) -> str:
     """How many hand-offs took over 1 ms, and in how many runs of consecutive
-    messages: bursts mean the follower was off-CPU for a while, then caught up."""
+    messages: bursts mean the follower was off-CPU for a while, then caught up.
+    With the follower's run-queue clock, also how many runs began with it
+    woken but waiting for a CPU (other work held both cores)."""
     if r is None or not r.extra.get("samples"):
         return ""
     xs = r.extra["samples"]
     slow = [i for i, x in enumerate(xs) if x > limit_us]
     if not slow:
         return f"none of {len(xs)} hand-offs over 1 ms"
-    bursts = 1 + sum(1 for a, b in zip(slow, slow[1:]) if b != a + 1)
-    return f"{len(slow)} of {len(xs)} hand-offs over 1 ms, in {bursts} runs of consecutive messages"
+    starts = [i for k, i in enumerate(slow) if k == 0 or slow[k - 1] != i - 1]
+    note = f"{len(slow)} of {len(xs)} hand-offs over 1 ms, in {len(starts)} runs of consecutive messages"
+    rq = r.extra.get("run_queue_us")
+    if rq and len(rq) == len(xs):
+        queued = sum(1 for i in starts if rq[i] >= limit_us / 2)
+        note += f"; {queued} of the runs began with the woken follower waiting ≥ 0.5 ms for a CPU"
+    return note
 
 
 def peer_rows(R: Results, short: bool = False) -> tuple[list[str], list[list[str]]]:
     peers = R.peers()
-    head = ["figure", "Plasmite"] + [LABELS[p] for p in peers]
+    head = ["figure", R.plabel] + (["pure Python"] if R.has_pure else []) + [LABELS[p] for p in peers]
     rows = []
     for w, desc in R.workloads():
         if not any(R.get(p, w) for p in peers):
@@ -128,12 +157,18 @@ def peer_rows(R: Results, short: bool = False) -> tuple[list[str], list[list[str
         unit = next((r.unit for r in R.all if r.workload == w), "")
         pv = p.value if p else None
         cells = [SHORT.get(w, desc) if short else desc, fmt(pv, unit)]
+        qv = None
+        if R.has_pure:
+            q = R.get("plasmite-pure", w)
+            qv = q.value if q else None
+            cells.append(fmt(qv, unit) if q else "–")
         for peer in peers:
             r = R.get(peer, w)
             if r is None or r.value is None:
                 cells.append("n/a")
             else:
-                cell = f"{fmt(r.value, unit)} ({ratio(pv, r.value)})"
+                both = ratio(pv, r.value) + (f" / {ratio(qv, r.value)}" if qv is not None else "")
+                cell = f"{fmt(r.value, unit)} ({both})"
                 if r.ok is False:
                     cell += " CHECK FAILED"
                 cells.append(cell)
@@ -161,10 +196,12 @@ def md_table(head: list[str], rows: list[list[str]]) -> str:
 
 def print_tables(R: Results) -> str:
     txt = "Plasmite against the raw floor and DESIGN.md targets\n"
-    txt += text_table(MAIN_HEAD, main_rows(R)) + "\n\n"
+    txt += text_table(main_head(R), main_rows(R)) + "\n\n"
     head, rows = peer_rows(R, short=True)
     if rows:
-        txt += "Peers: figure (Plasmite/peer; ↑ rows: >1 means Plasmite is faster, ↓ rows: <1 means Plasmite is faster)\n"
+        pair = " compiled / pure" if R.has_pure else ""
+        txt += (f"Peers: figure (Plasmite/peer{pair}; ↑ rows: >1 means Plasmite is faster, "
+                "↓ rows: <1 means Plasmite is faster)\n")
         txt += text_table(head, rows, 30) + "\n"
     return txt
 
@@ -233,6 +270,10 @@ THROUGHPUT = [("append", "append 1/call"), ("append_many", "append batch"), ("re
               ("get", "get by key"), ("two_writers", "2 writers")]
 
 
+def _plot_label(R: Results, system: str) -> str:
+    return R.plabel if system == "plasmite" else LABELS[system]
+
+
 def plot(R: Results, out_dir: str) -> list[str]:
     import matplotlib
 
@@ -240,9 +281,10 @@ def plot(R: Results, out_dir: str) -> list[str]:
     import matplotlib.pyplot as plt
 
     files = []
-    systems = [s for s in ["floor", "plasmite", *PEERS] if any(r.system == s for r in R.all)]
-    colors = {s: c for s, c in zip(["floor", "plasmite", *PEERS],
-                                   ["#9e9e9e", "#d62728", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"])}
+    order = ["floor", "plasmite", "plasmite-pure", *PEERS]
+    systems = [s for s in order if any(r.system == s for r in R.all)]
+    colors = {s: c for s, c in zip(order, ["#9e9e9e", "#d62728", "#f4a3a3", "#1f77b4", "#ff7f0e", "#2ca02c",
+                                           "#9467bd", "#8c564b", "#e377c2", "#17becf"])}
     wl = [(w, lbl) for w, lbl in THROUGHPUT if any(r.workload == w and r.value for r in R.all)]
     if wl:
         fig, ax = plt.subplots(figsize=(10, 1.1 + 1.3 * len(wl)))
@@ -254,7 +296,7 @@ def plot(R: Results, out_dir: str) -> list[str]:
                 if v:
                     ys.append(j + (i - (len(systems) - 1) / 2) * h)
                     xs.append(v)
-            ax.barh(ys, xs, height=h, color=colors[s], label=LABELS[s])
+            ax.barh(ys, xs, height=h, color=colors[s], label=_plot_label(R, s))
             for y, x in zip(ys, xs):
                 ax.text(x * 1.05, y, fmt(x, "msg/s"), va="center", fontsize=6)
         ax.set_yticks(range(len(wl)), [lbl for _w, lbl in wl])
@@ -277,7 +319,7 @@ def plot(R: Results, out_dir: str) -> list[str]:
         for s, r in lat:
             xs = sorted(r.extra["samples"])
             ys = [(k + 1) / len(xs) for k in range(len(xs))]
-            ax.plot(xs, ys, color=colors[s], label=f"{LABELS[s]} (p50 {fmt(r.value, 'µs')} µs)", lw=1.6)
+            ax.plot(xs, ys, color=colors[s], label=f"{_plot_label(R, s)} (p50 {fmt(r.value, 'µs')} µs)", lw=1.6)
         ax.axvline(150, color="k", ls=":", lw=1)
         ax.axvline(1000, color="k", ls="--", lw=1)
         ax.text(150, 0.02, " p50 target", fontsize=7)
@@ -316,6 +358,12 @@ def markdown(R: Results, settings, meta: dict, elapsed_s: float, plots: list[str
              "`same, per CPU-s` is that ratio from messages per CPU-second of the benchmark process instead "
              "of per wall-clock second: other load on the machine disturbs it much less, so when the two "
              "disagree the machine was busy (see the load average below). The status uses wall time.")
+    if R.has_pure:
+        L.append("")
+        L.append(f"Two columns for Plasmite: `{R.plabel}` is the default install, with plasmite-speedups' C "
+                 f"extension in use ({', '.join(R.compiled or [])}); `pure Python` is the same workload run again "
+                 "in a child process with `PLASMITE_PURE=1` (no compiled code), right after the compiled one. "
+                 "The status judges the compiled path; `pure/floor` is the pure path's own ratio.")
     ref = [("append", 280_000, "msg/s", "per call"), ("append_many", 460_000, "msg/s", "batched"),
            ("read", 570_000, "msg/s", "decoded read"), ("latency_p50", 70, "µs", "hand-off p50")]
     sfx = {"µs": " µs", "msg/s": " msg/s"}
@@ -325,11 +373,13 @@ def markdown(R: Results, settings, meta: dict, elapsed_s: float, plots: list[str
         L.append("")
         L.append("The floor on this machine in this run against DESIGN.md's reference box: " + ", ".join(parts) + ".")
     L.append("")
-    L.append(md_table(MAIN_HEAD, main_rows(R)))
+    L.append(md_table(main_head(R), main_rows(R)))
     head, rows = peer_rows(R)
     if rows:
         L += ["", "## Against the alternatives", ""]
-        L.append("Each cell: the peer's figure (Plasmite / peer). On ↑ rows a ratio above 1 means Plasmite is "
+        pair = ("; with two Plasmite columns, compiled Plasmite / peer, then pure Python / peer"
+                if R.has_pure else "")
+        L.append(f"Each cell: the peer's figure (Plasmite / peer{pair}). On ↑ rows a ratio above 1 means Plasmite is "
                  "faster; on latency rows (µs) a ratio below 1 means Plasmite is faster; for messages per MiB "
                  "above 1 means Plasmite keeps more. \"n/a\": the system has no such operation (see notes).")
         L.append("")
@@ -369,7 +419,10 @@ def markdown(R: Results, settings, meta: dict, elapsed_s: float, plots: list[str
              "Plasmite's may not).")
     L.append("- **Plasmite**: `from plasmite import Client, Durability`; `append(dict, durability=FAST)`, "
              "`append_many`, `open_stream(...).next()` with `.data`, `get(seq).data`; the follower blocks in "
-             "`open_stream(last=0).next(timeout_ms=...)`.")
+             "`open_stream(last=0).next(timeout_ms=...)`."
+             + (" The pure-Python column runs the same workloads in a child process started with "
+                "`PLASMITE_PURE=1` (`bench/pure.py`); its follower and writer processes inherit it." if R.has_pure
+                else ""))
     for p in R.peers():
         mod = load(p)
         doc = (mod.__doc__ or "").strip().replace("\n", " ")
@@ -383,13 +436,13 @@ def markdown(R: Results, settings, meta: dict, elapsed_s: float, plots: list[str
         L += ["", "## Skipped", ""]
         L += [f"- {s}" for s in skipped]
     L += ["", "## Running it", ""]
-    L.append("- `tox -e bench`: the full run (about 6-7 minutes on 2 cores, bounded well under 15); it rewrites "
+    L.append("- `tox -e bench`: the full run (about 7-8 minutes on 2 cores, bounded well under 15); it rewrites "
              "this page, `docs/benchmarks/*.png`, `results.json` and the profiles.")
     L.append("- `python -m bench --quick`: a smoke run of every row in about a minute; prints the tables and "
              "writes nothing unless `--out DIR` is given.")
     L.append("- `--only core,peers,cli,http` picks row groups, `--peers sqlite,redis,...` picks peers, "
-             "`--no-profile` skips the profiles, `--render docs/benchmarks/results.json` re-renders this page "
-             "without measuring.")
+             "`--no-profile` skips the profiles, `--no-pure` the pure-Python column, "
+             "`--render docs/benchmarks/results.json` re-renders this page without measuring.")
     L.append("- Peers: `pip install persist-queue diskcache litequeue redis` (the tox env installs them) and Debian's "
              "`redis-server` on PATH (`apt-get install redis-server`); the benchmark starts it on a free loopback "
              "port and stops it by its pid. Anything missing is skipped with a note, as are the CLI and HTTP rows "
@@ -400,6 +453,9 @@ def markdown(R: Results, settings, meta: dict, elapsed_s: float, plots: list[str
              "a load near or above the core count means other work shared the CPUs and figures are depressed "
              "and noisier (the floor, measured in the same run, suffers alike)")
     L.append("- " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()))
+    if R.compiled is not None:
+        L.append("- compiled in the Plasmite column: " + (", ".join(R.compiled) if R.compiled else
+                                                          "nothing (the pure-Python path)"))
     L.append("- settings: " + ", ".join(f"{k}={v}" for k, v in asdict(settings).items()))
     from bench.util import payload_bytes
 
@@ -416,31 +472,47 @@ def headline(R: Results) -> list[str]:
     out = []
 
     def best_peer(w: str, higher: bool = True):
-        cands = [(R.value(p, w), p) for p in R.peers() if R.value(p, w)]
+        # Plasmite on Redis is Plasmite's own transport, not an alternative
+        cands = [(R.value(p, w), p) for p in R.peers() if p != "plasmite-redis" and R.value(p, w)]
         if not cands:
             return None
         return (max if higher else min)(cands)
 
+    def pure(w: str, unit: str, fv: float | None = None) -> str:
+        qv = R.value("plasmite-pure", w)
+        if not R.has_pure or qv is None:
+            return ""
+        return f"; pure Python {fmt(qv, unit)}" + (f" ({ratio(qv, fv)})" if fv else "")
+
+    compiled = " (compiled)" if R.has_pure else ""
     for w, lbl, unit in [("append", "append, one per call", "msg/s"), ("append_many", "append in batches", "msg/s"),
-                         ("read", "read back decoded", "msg/s"), ("get", "get by seq", "get/s"),
+                         ("read", "read back decoded", "msg/s"),
+                         ("read_raw_batch", "raw JSON envelopes in batches", "msg/s"), ("get", "get by seq", "get/s"),
                          ("two_writers", "two writer processes", "msg/s")]:
         pv = R.value("plasmite", w)
         if pv is None:
             continue
-        s = f"- {lbl}: **{fmt(pv, unit)} {unit}**"
+        s = f"- {lbl}: **{fmt(pv, unit)} {unit}**{compiled}"
         fv = R.value("floor", w)
         if fv:
             s += f" = {ratio(pv, fv)} the floor ({fmt(fv, unit)})"
+        s += pure(w, unit, fv)
         bp = best_peer(w)
         if bp:
             s += f"; best peer {LABELS[bp[1]]} {fmt(bp[0], unit)} ({ratio(pv, bp[0])})"
         out.append(s)
     p50, p99 = R.value("plasmite", "latency_p50"), R.value("plasmite", "latency_p99")
     if p50 is not None:
-        s = f"- hand-off to a follower process: **p50 {fmt(p50, 'µs')} µs, p99 {fmt(p99, 'µs')} µs**"
+        s = f"- hand-off to a follower process: **p50 {fmt(p50, 'µs')} µs, p99 {fmt(p99, 'µs')} µs**{compiled}"
+        q50, q99 = R.value("plasmite-pure", "latency_p50"), R.value("plasmite-pure", "latency_p99")
+        if R.has_pure and q50 is not None:
+            s += f"; pure Python p50 {fmt(q50, 'µs')} µs, p99 {fmt(q99, 'µs')} µs"
         bp = best_peer("latency_p50", higher=False)
         if bp:
             s += f"; best peer {LABELS[bp[1]]} p50 {fmt(bp[0], 'µs')} µs"
+            bq = R.value(bp[1], "latency_p99")
+            if bq is not None:
+                s += f", p99 {fmt(bq, 'µs')} µs"
         out.append(s)
     rv = R.value("plasmite", "retained_per_mib")
     if rv:
@@ -448,10 +520,10 @@ def headline(R: Results) -> list[str]:
     for w, lbl in [("cli_feed", "`pls feed` from stdin"), ("http_append", "HTTP append"), ("remote_tail", "remote tail")]:
         r = R.get("plasmite", w)
         if r and r.value:
-            out.append(f"- {lbl}: **{fmt(r.value, r.unit)} {r.unit}**")
+            out.append(f"- {lbl}: **{fmt(r.value, r.unit)} {r.unit}**{compiled}{pure(w, r.unit)}")
     r, b = R.get("plasmite", "cli_oneshot"), R.get("floor", "cli_oneshot")
     if r and r.value and b and b.value:
-        out.append(f"- one-shot `pls feed`: **{r.value:.0f} ms** = {ratio(r.value, b.value)} a bare `python -c pass` ({b.value:.0f} ms)")
+        out.append(f"- one-shot `pls feed`: **{r.value:.0f} ms** = {ratio(r.value, b.value)} a plain venv's bare `python -c pass` ({b.value:.0f} ms)")
     return out
 
 

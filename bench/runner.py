@@ -33,6 +33,8 @@ def parse(argv=None) -> argparse.Namespace:
                     help="directory for plots and results.json; the report goes to DIR.md (default "
                     "docs/benchmarks; a --quick run writes nothing unless --out is given)")
     ap.add_argument("--no-write", action="store_true", help="print the tables only; write no files")
+    ap.add_argument("--no-pure", action="store_true",
+                    help="skip the pure-Python column (Plasmite's core rows again with PLASMITE_PURE=1)")
     ap.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     ap.add_argument("--profile", dest="profile", action="store_true", default=None,
                     help="profile Plasmite's hot loops with pyinstrument into DIR/profile-*.txt "
@@ -135,7 +137,7 @@ def render(ns) -> int:
     meta = data["meta"]
     if ns.out is None or ns.out == "docs/benchmarks":
         ns.out = os.path.dirname(os.path.abspath(ns.render))
-    R = report.Results(results)
+    R = report.Results(results, meta.get("compiled"))
     print(report.print_tables(R))
     _write(ns, R, st, meta, meta.get("elapsed_s", 0.0), list(meta.get("skipped", [])),
            meta.get("command", "python -m bench"))
@@ -173,6 +175,17 @@ def main(argv=None) -> int:
             else:
                 systems.append(p)
     plasmite_ok = W.load("plasmite").available() is None
+    pure = False  # a second Plasmite column: the same rows on the pure-Python path
+    if plasmite_ok and not ns.no_pure:
+        from bench.plasmite_adapter import compiled_parts
+
+        if compiled_parts():
+            pure = True
+        else:
+            skipped.append("pure-Python column: the compiled path is not in use here (plasmite-speedups without "
+                           "its C extension, or PLASMITE_PURE set), so the Plasmite column is the pure path")
+
+    from bench import pure as P
 
     tasks: list[tuple[str, callable]] = []
     per_system = [("append", W.append_one), ("batch", W.append_batch), ("read/get", W.read_get),
@@ -182,6 +195,8 @@ def main(argv=None) -> int:
     for label, fn in per_system:
         for s in systems:
             tasks.append((f"{s}: {label}", lambda fn=fn, s=s: fn(s, workdir, st)))
+            if s == "plasmite" and pure:
+                tasks.append((f"plasmite, pure: {label}", lambda label=label: P.run(label, workdir, st)))
     if "floor" in systems:
         tasks.append(("floor: retained", lambda: W.retained_floor(st)))
     if "plasmite" in systems:
@@ -196,6 +211,8 @@ def main(argv=None) -> int:
         else:
             n_feed = 20_000 if ns.quick else 200_000
             tasks.append(("cli: feed stdin", lambda: cli_rows.cli_feed(workdir, n_feed, 120.0)))
+            if pure:
+                tasks.append(("cli, pure: feed stdin", lambda: P.run("feed stdin", workdir, st, n_feed)))
             tasks.append(("cli: one-shot", lambda: cli_rows.cli_oneshot(workdir, 5 if ns.quick else 15)))
     if "http" in ns.groups:
         from bench import http_rows
@@ -205,7 +222,10 @@ def main(argv=None) -> int:
             skipped.append(f"HTTP rows: {why}")
         else:
             n_http, tail_n = (2_000, 10_000) if ns.quick else (20_000, 100_000)
-            tasks.append(("http: append+tail", lambda: http_rows.http_rows(workdir, n_http, 1.0 if ns.quick else 3.0, tail_n)))
+            http_s = 1.0 if ns.quick else 3.0
+            tasks.append(("http: append+tail", lambda: http_rows.http_rows(workdir, n_http, http_s, tail_n)))
+            if pure:
+                tasks.append(("http, pure: append+tail", lambda: P.run("append+tail", workdir, st, n_http, http_s, tail_n)))
 
     redis_started = False
     bar = _progress(len(tasks))
@@ -246,7 +266,12 @@ def main(argv=None) -> int:
 
     from bench import report
 
-    R = report.Results(results)
+    compiled = []
+    if plasmite_ok:
+        from bench.plasmite_adapter import compiled_parts
+
+        compiled = compiled_parts()
+    R = report.Results(results, compiled)
     print()
     print(report.print_tables(R))
     if skipped:
@@ -258,6 +283,7 @@ def main(argv=None) -> int:
 
     if not ns.no_write:
         meta = {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "machine": report.machine(),
+                "compiled": compiled,
                 "quick": ns.quick, "groups": ns.groups, "load_start": load_start}
         cmd = "python -m bench" + ("".join(" " + a for a in (argv if argv is not None else sys.argv[1:])))
         _write(ns, R, st, meta, elapsed, skipped, cmd, profile_files)

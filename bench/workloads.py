@@ -14,6 +14,7 @@ Cross-process workers are spawned (not forked) and reopen the spec themselves.
 from __future__ import annotations
 
 import importlib
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -244,10 +245,33 @@ def retained_floor(st: Settings) -> list[Result]:
 
 # -- cross-process -----------------------------------------------------------------
 
+def _run_queue_clock():
+    """(fd, read) for this thread's cumulative time runnable but not running, in
+    ns (/proc/thread-self/schedstat, about 2 µs a read), or (None, None) where the
+    kernel does not expose it. Its growth between two receipts says how long the
+    follower waited for a CPU after being woken."""
+    try:
+        fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+    except OSError:
+        return None, None
+
+    def read() -> int:
+        return int(os.pread(fd, 128, 0).split()[1])
+
+    try:
+        read()
+    except (OSError, ValueError, IndexError):
+        os.close(fd)
+        return None, None
+    return fd, read
+
+
 def _follower_main(name, spec, max_s, ready, conn):
     mod = load(name)
     h = mod.Handle(spec)
     lats: list[int] = []
+    queued: list[int] = []  # run-queue clock at each receipt
+    rq_fd, rq_read = _run_queue_clock()
     cpu0 = wall0 = 0.0
     try:
         h.follow_start()
@@ -265,10 +289,14 @@ def _follower_main(name, spec, max_s, ready, conn):
             if obj.get("stop"):
                 break
             lats.append(now - obj["t"])
+            if rq_read is not None:  # after the timestamp: not part of the hand-off
+                queued.append(rq_read())
     finally:
         # CPU the follower burned while waiting: spinning shows as ~100 %
-        conn.send((lats, time.process_time() - cpu0, time.monotonic() - wall0))
+        conn.send((lats, time.process_time() - cpu0, time.monotonic() - wall0, queued))
         h.close()
+        if rq_fd is not None:
+            os.close(rq_fd)
 
 
 def latency(name: str, workdir: str, st: Settings) -> list[Result]:
@@ -281,6 +309,7 @@ def latency(name: str, workdir: str, st: Settings) -> list[Result]:
     p.start()
     h = mod.Handle(spec)
     lats: list[int] = []
+    queued: list[int] = []
     cpu_s = wall_s = 0.0
     try:
         if not ready.wait(30):
@@ -299,7 +328,7 @@ def latency(name: str, workdir: str, st: Settings) -> list[Result]:
         app({"stop": True, "t": 0})
         try:
             if parent.poll(st.lat_max_s + 20):
-                lats, cpu_s, wall_s = parent.recv()
+                lats, cpu_s, wall_s, queued = parent.recv()
         except EOFError:  # the follower died; reported as nothing received
             pass
     finally:
@@ -316,6 +345,10 @@ def latency(name: str, workdir: str, st: Settings) -> list[Result]:
     note += f"; follower CPU {cpu_pct:.0f}%; {len(lats)}/{sent} received"
     extra = {"sent": sent, "received": len(lats), "follower_cpu_pct": cpu_pct,
              "samples": [x / 1000 for x in lats[warm:]][:5000]}
+    if len(queued) == len(lats) and len(lats) > warm:
+        # µs the follower spent runnable but not running since the previous receipt
+        waits = [0.0] + [round((b - a) / 1000, 1) for a, b in zip(queued, queued[1:])]
+        extra["run_queue_us"] = waits[warm:][:5000]
     return [
         Result(name, "latency_p50", percentile(samples, 0.5), "µs", False, note=note, ok=received_ok, extra=extra),
         Result(name, "latency_p99", percentile(samples, 0.99), "µs", False, note=note, ok=received_ok),

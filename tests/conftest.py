@@ -1,4 +1,5 @@
-"""Shared fixtures: a fresh pool directory per test, and the shared/ data dir."""
+"""Shared fixtures: a fresh pool directory per test, the shared/ data dir, and the
+figures tests measure (printed once, after the run)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+FIGURES = pytest.StashKey[dict]()
 
 
 @pytest.fixture
@@ -41,3 +43,18 @@ def python_env(**extra: str) -> dict[str, str]:
 
 
 PY = sys.executable
+
+
+@pytest.fixture(scope="session")
+def figures(request) -> dict:
+    """Where a test records what it measured (``figures[title] = value``), so that
+    tests only assert and the numbers docs/reliability.md quotes still show."""
+    return request.config.stash.setdefault(FIGURES, {})
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    recorded = config.stash.get(FIGURES, {})
+    if recorded:
+        terminalreporter.section("figures")
+        for title, value in recorded.items():
+            terminalreporter.write_line(f"{title}: {value}")

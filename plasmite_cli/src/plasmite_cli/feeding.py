@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Callable, TypeVar
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # typing stays off the one-shot path (start-up cost)
+if TYPE_CHECKING:
+    from typing import Callable, TypeVar
+
+    T = TypeVar("T")
 
 
 def run_feed(state, pool: str, data: str | None, *, tags=(), file: str | None = None, in_mode: str = "auto",

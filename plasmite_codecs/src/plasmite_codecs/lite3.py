@@ -24,7 +24,7 @@ do more than linear work. See docs/lite3.md for the format and the choices.
 Why one module of this size: byte-identical output depends on the encoder,
 the node splitter and the reader agreeing on every offset and padding rule,
 so they live together; the encoder's fast paths repeat the general insert
-for speed and the reference vectors (tests/test_lite3_vectors.py) keep them
+for speed and the reference vectors (tests/codecs/test_lite3_vectors.py) keep them
 equal.
 """
 

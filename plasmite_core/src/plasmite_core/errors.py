@@ -8,7 +8,10 @@ structured context (path, seq, offset) that scripts match on.
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class ErrorKind(IntEnum):

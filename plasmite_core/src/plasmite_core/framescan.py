@@ -4,7 +4,7 @@ pad and CRC checks, slicing) and assembling JSON envelopes.
 These functions are the reference implementation. When the optional
 ``plasmite-speedups`` distribution was built with its C extension, the
 compiled twins in ``plasmite_speedups._frames`` (same signatures, same results,
-checked by tests/test_core_speedups.py) are used instead; ``PLASMITE_PURE=1``
+checked by tests/core/test_core_speedups.py) are used instead; ``PLASMITE_PURE=1``
 forces the Python ones. ``COMPILED`` says which are in use.
 """
 

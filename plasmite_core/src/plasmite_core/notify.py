@@ -8,10 +8,14 @@ the value they read, so a publish in between is never slept through.
 This is a latency optimisation only: every wait is bounded, and a missed
 wake-up costs at most one wait slice, never a message. Where futexes are not
 available (not Linux, or no libc), waiting degrades to short sleeps.
+
+A follower's first sleep also settles the garbage collector once per process
+(see ``_settle_gc``), so that cost is paid while idle, not during a hand-off.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import struct
 import sys
@@ -34,6 +38,20 @@ _SYS_FUTEX = {"x86_64": 202, "amd64": 202, "aarch64": 98, "arm64": 98, "i686": 2
 # ctypes is imported on first use (a follower waiting, or a writer seeing a
 # waiter), keeping it off the start-up path of one-shot appends.
 _futex = None  # None: not resolved yet; False: unavailable; else (syscall, nr, ctypes)
+
+# The first generation-1 collection of a process walks everything its imports
+# left in the young generations: in a follower process that is 1-2 ms of CPU
+# (docs/benchmarks.md, "hand-off p99"), and when it fell due mid-hand-off it
+# delayed a run of messages. A follower's first sleep is idle time, so that
+# collection is done there, once; later gen-1 collections find little to walk.
+_gc_settled = False
+
+
+def _settle_gc() -> None:
+    global _gc_settled
+    _gc_settled = True
+    if gc.isenabled():
+        gc.collect(1)
 
 
 def _resolve():
@@ -120,6 +138,8 @@ class Notifier:
     def wait(self, seen: int, timeout_s: float | None) -> None:
         """Sleep until the counter moves from ``seen`` or a slice passes."""
         slice_s = WAIT_SLICE_S if timeout_s is None else max(0.0, min(timeout_s, WAIT_SLICE_S))
+        if not _gc_settled:
+            _settle_gc()
         if not self._ready:
             self._setup()
         if self._addr is None:

@@ -18,22 +18,21 @@ Why one module of this size: the locked append (single and batch) and the
 lock-free read loop share the mapping, the state-slot protocol and the
 fault points of the crash campaign; their hot paths are inlined here on
 purpose (one call costs as much as the copy) and kept equal to the planner
-in format.py by tests/test_core_placement.py.
+in format.py by tests/core/test_core_placement.py.
 """
 
 from __future__ import annotations
 
+import _thread  # threading's Lock, without importing threading (start-up)
 import errno
 import mmap
 import os
 import struct
-import threading
 import time
 import zlib
-from pathlib import Path
 
 from . import format as F
-from . import leftovers, locks
+from . import locks
 from .errors import (
     AlreadyExistsError,
     BusyError,
@@ -47,6 +46,10 @@ from .errors import (
 from .framescan import BADLEN as _S_BADLEN, BIG as _S_BIG, END as _S_END, PAD as _S_PAD
 from .framescan import scan_chunk as _scan_chunk
 from .notify import Notifier
+
+TYPE_CHECKING = False  # pathlib is imported where a Path is made: it is off the one-shot path
+if TYPE_CHECKING:
+    from pathlib import Path
 
 _PREFIX = F.FRAME_PREFIX
 _HEAD = F.FRAME_HEAD
@@ -110,9 +113,9 @@ def _fault(step: str) -> None:
 class PoolFile:
     """One open pool file: its mapping, geometry and lock."""
 
-    def __init__(self, path: Path, fd: int, mm: mmap.mmap, header: F.StaticHeader, writable: bool,
+    def __init__(self, path: str | Path, fd: int, mm: mmap.mmap, header: F.StaticHeader, writable: bool,
                  lock_timeout: float | None = None) -> None:
-        self.path = path
+        self._path = path
         self.fd = fd
         # Longest wait for the write lock (seconds) before Busy; see locks.py.
         self.lock_timeout = locks.resolve_timeout(lock_timeout)
@@ -126,7 +129,7 @@ class PoolFile:
         self.index_capacity = geo.index_capacity
         self.codec_name = header.codec
         self.notifier = Notifier(mm)
-        self._tlock = threading.Lock()
+        self._tlock = _thread.allocate_lock()
         self._closed = False
         self._wstate: tuple | None = None
         # Typed views for the hot path (item access is cheaper than struct).
@@ -136,6 +139,16 @@ class PoolFile:
             if writable and geo.index_capacity
             else None
         )
+
+    @property
+    def path(self) -> Path:
+        """The pool file's path, made a ``Path`` on first use (a one-shot feed never needs one)."""
+        path = self._path
+        if isinstance(path, str):
+            from pathlib import Path
+
+            path = self._path = Path(path)
+        return path
 
     # ------------------------------------------------------------------ open
     @classmethod
@@ -158,6 +171,8 @@ class PoolFile:
             ) from None
         if len(codec.encode("ascii", "replace")) > 16:
             raise UsageError(f"codec name {codec!r} is too long", hint="codec names are at most 16 ASCII characters")
+        from pathlib import Path
+
         path = Path(path)
         parent = path.parent
         try:
@@ -168,6 +183,8 @@ class PoolFile:
             raise AlreadyExistsError(
                 f"pool already exists: {path}", str(path), hint="open it instead, or delete it first"
             )
+        from . import leftovers
+
         with locks.admin_lock(parent, timeout):
             leftovers.sweep(parent)
         tmp = parent / leftovers.temp_name(path.name)
@@ -225,8 +242,12 @@ class PoolFile:
                 pass
 
     @classmethod
-    def open(cls, path: Path, lock_timeout: float | None = None) -> "PoolFile":
-        path = Path(path)
+    def open(cls, path: str | Path, lock_timeout: float | None = None) -> "PoolFile":
+        """Open a pool file; a ``str`` path is used (and shown in errors) as given."""
+        if not isinstance(path, str):
+            from pathlib import Path
+
+            path = Path(path)
         lock_timeout = locks.resolve_timeout(lock_timeout)
         writable = True
         try:
@@ -910,6 +931,8 @@ def delete_pool_file(path: Path, lock_timeout: float | None = None) -> None:
     (each waited for within ``lock_timeout``, then Busy), unlink the file and
     mark it deleted; writers that still have it open check the mark after
     taking the lock and raise NotFound."""
+    from pathlib import Path
+
     path = Path(path)
     timeout = locks.resolve_timeout(lock_timeout)
     with locks.admin_lock(path.parent, timeout):

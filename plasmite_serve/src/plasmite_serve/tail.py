@@ -100,7 +100,8 @@ class JsonLines:
 
     def drain(self, stream, limit: int, pending: list) -> tuple[bytes, int]:
         batch = _drain(stream, limit, pending)
-        return (self.frame(batch) if batch else b""), len(batch)
+        count = len(batch)  # before frame(), which appends the final newline's empty part
+        return (self.frame(batch) if count else b""), count
 
     def frame(self, batch: list[bytes]) -> bytes:
         batch.append(b"")
@@ -235,10 +236,13 @@ async def run_tail(app, req, q: TailQuery, framer: JsonLines) -> None:
                 continue
             waiter.cancel()
             try:
-                await waiter
+                message = await waiter  # it may have finished before the cancel: keep its message
             except (asyncio.CancelledError, PlasmiteError):
-                pass
+                message = None
             waiter = None
+            if message is not None:
+                pending = [framer.pending(message)]
+                continue
             if keepalive_s is not None and time.monotonic() - last_write >= keepalive_s:
                 if not await send_chunk(send, framer.keepalive, more=True):
                     break
