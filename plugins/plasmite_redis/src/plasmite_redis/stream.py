@@ -27,9 +27,7 @@ from typing import Any, Callable, Iterable
 
 from redis import exceptions as rx
 
-from plasmite_core.envelope import Message
-from plasmite_core.errors import UsageError
-from plasmite import BufferedStream
+from plasmite import BufferedStream, Message, UsageError
 
 from .errors import is_transient, map_error
 from .server import BLOCK_SLICE_MS
