@@ -46,7 +46,7 @@ from plasmite_core.protocols import (
     TransportClient,
     TransportFactory,
 )
-from plasmite_core.refs import default_pool_dir
+from plasmite_core.refs import default_pool_dir, validate_pool_name
 from plasmite_core.stream import Stream
 from plasmite_core.stream_base import BufferedStream, tag_matcher
 
@@ -103,6 +103,7 @@ __all__ = [
     "DEFAULT_POOL_SIZE",
     "DEFAULT_POOL_SIZE_BYTES",
     "default_pool_dir",
+    "validate_pool_name",
     "parse_message",
     "hookimpl",
     "paced",

@@ -14,7 +14,7 @@ import msgspec
 
 from plasmite import (DEFAULT_POOL_SIZE_BYTES, Durability, Message, NotFoundError, PlasmiteError, PoolInfo,
                       UsageError, encode_batch, encode_message, encode_tagged, json_payload, tags_blob)
-from plasmite_core.refs import validate_pool_name
+from plasmite import validate_pool_name
 
 from .location import Location, parse
 from .scripts import ENTRY_OVERHEAD
