@@ -49,13 +49,21 @@ def create(workdir: str, purpose: str, size: int = BIG_POOL) -> dict:
 
 
 class Handle:
+    """The operations of bench.workloads on a pool handle of the public API;
+    another transport's peer subclasses it and overrides ``connect``."""
+
     def __init__(self, spec: dict):
-        from plasmite import Client, Durability
+        from plasmite import Durability
 
         self._fast = Durability.FAST
-        self.client = Client(spec["dir"])
+        self.client = self.connect(spec)
         self.pool = self.client.open_pool(spec["name"])
         self._stream = None
+
+    def connect(self, spec: dict):
+        from plasmite import Client
+
+        return Client(spec["dir"])
 
     def append(self, obj) -> None:
         self.pool.append(obj, durability=self._fast)

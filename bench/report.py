@@ -523,7 +523,7 @@ def headline(R: Results) -> list[str]:
             out.append(f"- {lbl}: **{fmt(r.value, r.unit)} {r.unit}**{compiled}{pure(w, r.unit)}")
     r, b = R.get("plasmite", "cli_oneshot"), R.get("floor", "cli_oneshot")
     if r and r.value and b and b.value:
-        out.append(f"- one-shot `pls feed`: **{r.value:.0f} ms** = {ratio(r.value, b.value)} a bare `python -c pass` ({b.value:.0f} ms)")
+        out.append(f"- one-shot `pls feed`: **{r.value:.0f} ms** = {ratio(r.value, b.value)} a plain venv's bare `python -c pass` ({b.value:.0f} ms)")
     return out
 
 

@@ -170,3 +170,32 @@ def installed(module: str) -> bool:
     except (ImportError, ValueError):
         return False
     return spec is not None and spec.origin is not None
+
+
+def missing(module: str, pip_name: str) -> str | None:
+    """Why a peer cannot run (``module`` does not import), or None."""
+    try:
+        __import__(module)
+    except ImportError:
+        return f"{pip_name} is not installed (pip install {pip_name})"
+    return None
+
+
+def store_dir(workdir: str, prefix: str, purpose: str) -> dict:
+    """A fresh directory for one peer's store: the spec its Handle reopens."""
+    path = os.path.join(workdir, f"{prefix}-{purpose}")
+    os.makedirs(path, exist_ok=True)
+    return {"path": path}
+
+
+def poll_take(take: Callable[[], Any], empty: type[BaseException], timeout_s: float, interval_s: float) -> Any:
+    """A follower without wake-ups: ``take()`` every ``interval_s`` while it
+    raises ``empty``; None once ``timeout_s`` has passed."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return take()
+        except empty:
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(interval_s)

@@ -176,7 +176,7 @@ def read_get(name: str, workdir: str, st: Settings) -> list[Result]:
                 cpu.append(k / max(1e-9, time.process_time() - c))
             out.append(Result(name, "read_raw", median(runs), "msg/s", note="raw JSON envelopes, not decoded",
                               extra={"runs": runs, "messages": k, "cpu_rate": median(cpu)}))
-        if hasattr(h, "read_raw_batch"):
+        if getattr(h, "read_raw_batch", None) is not None:
             runs, cpu = [], []
             for _ in range(reps):
                 c = time.process_time()

@@ -5,7 +5,8 @@ linear scan).  Values are pickled, as diskcache does by default."""
 from __future__ import annotations
 
 import os
-import time
+
+from bench.util import missing, poll_take, store_dir
 
 NAME = "diskcache"
 LABEL = "diskcache"
@@ -17,17 +18,11 @@ POLL_S = 0.0001
 
 
 def available() -> str | None:
-    try:
-        import diskcache  # noqa: F401
-    except ImportError:
-        return "diskcache is not installed (pip install diskcache)"
-    return None
+    return missing("diskcache", "diskcache")
 
 
 def create(workdir: str, purpose: str) -> dict:
-    path = os.path.join(workdir, f"dc-{purpose}")
-    os.makedirs(path, exist_ok=True)
-    return {"path": path}
+    return store_dir(workdir, "dc", purpose)
 
 
 class Handle:
@@ -85,14 +80,7 @@ class Handle:
         pass
 
     def follow_next(self, timeout_s: float):
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                return self.dq.popleft()
-            except IndexError:
-                if time.monotonic() > deadline:
-                    return None
-                time.sleep(POLL_S)
+        return poll_take(self.dq.popleft, IndexError, timeout_s, POLL_S)
 
     def close(self) -> None:
         self.dq.cache.close()

@@ -4,8 +4,7 @@ consume, and there is no random access by id."""
 
 from __future__ import annotations
 
-import os
-import time
+from bench.util import missing, poll_take, store_dir
 
 NAME = "persist-queue"
 LABEL = "persist-queue"
@@ -19,17 +18,11 @@ POLL_S = 0.0001
 
 
 def available() -> str | None:
-    try:
-        import persistqueue  # noqa: F401
-    except ImportError:
-        return "persist-queue is not installed (pip install persist-queue)"
-    return None
+    return missing("persistqueue", "persist-queue")
 
 
 def create(workdir: str, purpose: str) -> dict:
-    path = os.path.join(workdir, f"pq-{purpose}")
-    os.makedirs(path, exist_ok=True)
-    return {"path": path}
+    return store_dir(workdir, "pq", purpose)
 
 
 class Handle:
@@ -86,14 +79,7 @@ class Handle:
         pass
 
     def follow_next(self, timeout_s: float):
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                return self.q.get_nowait()
-            except self._pq.Empty:
-                if time.monotonic() > deadline:
-                    return None
-                time.sleep(POLL_S)
+        return poll_take(self.q.get_nowait, self._pq.Empty, timeout_s, POLL_S)
 
     def close(self) -> None:
         try:

@@ -6,6 +6,8 @@ and the Plasmite envelope."""
 
 from __future__ import annotations
 
+from bench import plasmite_adapter
+
 NAME = "plasmite-redis"
 LABEL = "Plasmite on Redis"
 NOTES = {"footprint": "server memory (MEMORY USAGE of the pool's stream), not a file",
@@ -43,21 +45,14 @@ def create(workdir: str, purpose: str) -> dict:
     return {"url": _url(), "name": name}
 
 
-class Handle:
-    def __init__(self, spec: dict):
-        from plasmite import Durability
+class Handle(plasmite_adapter.Handle):
+    """The local peer's operations; what differs is the client, the batch
+    append (no ``extend``), the stream loops and the footprint."""
+
+    def connect(self, spec: dict):
         from plasmite_redis import RedisClient
 
-        self._fast = Durability.FAST
-        self.client = RedisClient(spec["url"])
-        self.pool = self.client.open_pool(spec["name"])
-        self._stream = None
-
-    def append(self, obj) -> None:
-        self.pool.append(obj, durability=self._fast)
-
-    def append_json(self, buf: bytes) -> None:
-        self.pool.append_json(buf, durability=self._fast)
+        return RedisClient(spec["url"])
 
     def append_many(self, objs) -> None:
         self.pool.append_many(objs, durability=self._fast)
@@ -91,14 +86,7 @@ class Handle:
                 k += 1
         return k
 
-    def keys(self, n: int):
-        oldest, newest = self.pool.bounds()
-        if oldest is None:
-            return None
-        return list(range(oldest, min(newest, oldest + n - 1) + 1))
-
-    def get(self, key):
-        return self.pool.get(key).data
+    read_raw_batch = None  # no row: the local peer's batch path only
 
     def all_items(self) -> list:
         s = self._open(1 << 62)
@@ -110,15 +98,3 @@ class Handle:
     def footprint(self) -> int:
         r = self.client._server.r
         return int(r.memory_usage(self.pool._keys[1], samples=0) or 0)
-
-    def follow_start(self) -> None:
-        self._stream = self.pool.open_stream(last=0)
-
-    def follow_next(self, timeout_s: float):
-        m = self._stream.next(timeout_ms=max(1, int(timeout_s * 1000)))
-        return None if m is None else m.data
-
-    def close(self) -> None:
-        if self._stream is not None:
-            self._stream.close()
-        self.client.close()

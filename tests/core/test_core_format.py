@@ -135,3 +135,35 @@ def test_placement_never_overlaps_and_bounds_the_span(ring_units, batches):
 def test_placement_refuses_frame_larger_than_ring():
     with pytest.raises(ValueError):
         F.plan_placement(0, 64, [72])
+
+
+def test_records_namedtuple_builds_what_typing_namedtuple_builds():
+    import pickle
+    import typing
+
+    from plasmite_core import records
+
+    made = []
+    for base in (typing.NamedTuple, records.NamedTuple):
+        class Rec(base):  # type: ignore[misc, valid-type]
+            """A record."""
+
+            a: int
+            b: str = "x"
+
+            @property
+            def twice(self) -> int:
+                return 2 * self.a
+
+        made.append(Rec)
+    ref, rec = made
+    assert rec._fields == ref._fields and rec._field_defaults == ref._field_defaults == {"b": "x"}
+    assert rec.__doc__ == ref.__doc__ and rec.__qualname__ == ref.__qualname__ and rec.__module__ == __name__
+    r = rec(3)
+    assert r == (3, "x") and r.twice == 6 and repr(r) == repr(ref(3)) and r._replace(b="y") == (3, "y")
+    assert tuple.__mro__ == rec.__mro__[1:] and not hasattr(r, "__dict__")
+    with pytest.raises(TypeError):
+        class Bad(records.NamedTuple):  # a field without a default after one with a default
+            a: int = 1
+            b: int
+    assert pickle.loads(pickle.dumps(F.INITIAL_STATE)) == F.INITIAL_STATE and F.INITIAL_STATE.count == 0

@@ -126,6 +126,26 @@ def test_remote_shells_do_no_wire_work():
             assert marker not in text, f"{name} does wire work ({marker}); it belongs in client_wire.py or tail_state.py"
 
 
+# Product code: every distribution's sources, the plugins and the benchmark (not the tests).
+PRODUCT_FOLDERS = ("plasmite_core/src", "plasmite_codecs/src", "plasmite_cli/src", "plasmite_serve/src",
+                   "plasmite_speedups/src", "plugins", "bench")
+MAX_MODULE_LINES = 600
+
+
+def test_no_module_over_600_lines_without_a_reason():
+    """A module over about 600 lines says in its docstring why it must be one module."""
+    bad = []
+    for folder in PRODUCT_FOLDERS:
+        for p in _sources(folder):
+            text = p.read_text()
+            if text.count("\n") <= MAX_MODULE_LINES:
+                continue
+            doc = ast.get_docstring(ast.parse(text, str(p))) or ""
+            if "Why one module of this size" not in doc:
+                bad.append(f"{p.relative_to(REPO)}: {text.count(chr(10))} lines")
+    assert bad == [], "split these along their concerns, or say in the docstring 'Why one module of this size: ...'"
+
+
 # ---------------------------------------------------------------- test layout
 
 TEST_FOLDERS = {"core", "codecs", "cli", "jq", "serve", "mcp", "redis", "plasma", "reliability", "project"}

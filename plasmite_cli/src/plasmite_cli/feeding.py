@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Callable, TypeVar
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # typing stays off the one-shot path (start-up cost)
+if TYPE_CHECKING:
+    from typing import Callable, TypeVar
+
+    T = TypeVar("T")
 
 
 def run_feed(state, pool: str, data: str | None, *, tags=(), file: str | None = None, in_mode: str = "auto",
@@ -178,7 +181,7 @@ _DICT_ONLY = {dict}
 
 def _reject_non_object(value, index: int | None = None) -> None:
     """Message data must be a JSON object (upstream's rule): a Usage error naming what was given."""
-    from plasmite_core.client import require_object
+    from plasmite_core.appending import require_object
     from plasmite_core.errors import UsageError
 
     try:

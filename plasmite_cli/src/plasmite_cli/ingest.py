@@ -290,18 +290,7 @@ class Ingest:
             decoded = text.decode("utf-8")
         except UnicodeDecodeError:
             return False
-        decoder = json.JSONDecoder()
-        pos, n, values = 0, len(decoded), []
-        while True:
-            while pos < n and decoded[pos] in " \t\r\n":
-                pos += 1
-            if pos >= n:
-                break
-            try:
-                value, pos = decoder.raw_decode(decoded, pos)
-            except (json.JSONDecodeError, RecursionError):
-                break
-            values.append(value)
+        values, pos = _leading_values(decoded)
         if not values:
             return False
         self._acc = None
@@ -498,19 +487,25 @@ def _split_concatenated(line: bytes) -> list | None:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
         return None
+    values, pos = _leading_values(text)
+    return values if pos >= len(text) and len(values) > 1 else None
+
+
+def _leading_values(text: str) -> tuple[list, int]:
+    """The complete JSON values at the start of ``text`` (white space between
+    them skipped), and where the first text that is not one starts."""
     decoder = json.JSONDecoder()
-    pos, n, out = 0, len(text), []
+    pos, n, values = 0, len(text), []
     while True:
         while pos < n and text[pos] in " \t\r\n":
             pos += 1
         if pos >= n:
-            break
+            return values, pos
         try:
             value, pos = decoder.raw_decode(text, pos)
         except (json.JSONDecodeError, RecursionError):
-            return None
-        out.append(value)
-    return out if len(out) > 1 else None
+            return values, pos
+        values.append(value)
 
 
 def reader_for_fd(fd: int) -> Callable[[int], bytes]:

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up
+if TYPE_CHECKING:
+    from typing import Callable
 
 
 def main(argv: list[str] | None = None) -> None:

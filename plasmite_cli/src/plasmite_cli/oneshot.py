@@ -71,10 +71,13 @@ def try_feed(pool_ref: str, data: str) -> int | None:
         return None
     from plasmite_core.errors import PlasmiteError
     from plasmite_core.pool import PoolFile
-    from plasmite_core.refs import default_pool_dir, resolve_pool_ref
+    from plasmite_core.refs import resolve_pool_ref_text
 
+    path = resolve_pool_ref_text(pool_ref)
+    if path is None:
+        return None
     try:
-        pf = PoolFile.open(resolve_pool_ref(pool_ref, default_pool_dir()))
+        pf = PoolFile.open(path)
     except PlasmiteError:
         return None  # the full path reports it (with its hints)
     try:

@@ -164,14 +164,7 @@ def remote_pool(ref: str, cmd: str, *, token: str | None = None, token_file: str
         except PlasmiteError as err:
             if err.kind != ErrorKind.NOT_FOUND or not create:
                 raise
-        from plasmite_core.client import DEFAULT_POOL_SIZE_BYTES
-
-        try:
-            return client.create_pool(name, create_size or DEFAULT_POOL_SIZE_BYTES)
-        except PlasmiteError as err:
-            if err.kind == ErrorKind.ALREADY_EXISTS:  # another client won the race
-                return client.open_pool(name)
-            raise
+        return _create_or_open(client, name, create_size)
     except PlasmiteError as err:
         cli_hint(err, ref, cmd)
         raise
@@ -233,11 +226,16 @@ def open_local(state, ref: str, cmd: str, *, create: bool = False, create_size: 
                 + "; `pls pool list` shows existing pools"
             )
             raise
+    return _create_or_open(client, ref, create_size)
+
+
+def _create_or_open(client, name: str, size: int | None):
+    """Create the pool that was not found; open it if another process won the race."""
     from plasmite_core.client import DEFAULT_POOL_SIZE_BYTES
 
     try:
-        return client.create_pool(ref, create_size or DEFAULT_POOL_SIZE_BYTES)
+        return client.create_pool(name, size or DEFAULT_POOL_SIZE_BYTES)
     except PlasmiteError as err:
-        if err.kind == ErrorKind.ALREADY_EXISTS:  # another process won the race
-            return client.open_pool(ref)
+        if err.kind == ErrorKind.ALREADY_EXISTS:
+            return client.open_pool(name)
         raise

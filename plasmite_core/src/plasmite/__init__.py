@@ -8,6 +8,7 @@ here ``hookimpl``, ``Message`` and the contracts of ``plasmite_core.protocols``
 """
 
 from plasmite_core import __version__
+from plasmite_core.appending import encode_batch, encode_message, encode_tagged, json_payload, require_object, tags_blob
 from plasmite_core.client import (
     DEFAULT_POOL_SIZE,
     DEFAULT_POOL_SIZE_BYTES,
@@ -45,9 +46,9 @@ from plasmite_core.protocols import (
     TransportClient,
     TransportFactory,
 )
-from plasmite_core.refs import default_pool_dir
-from plasmite_core.stream import Stream, tag_matcher
-from plasmite_core.stream_base import BufferedStream
+from plasmite_core.refs import default_pool_dir, validate_pool_name
+from plasmite_core.stream import Stream
+from plasmite_core.stream_base import BufferedStream, tag_matcher
 
 
 def _message_has_tags(message: Message, tags) -> bool:
@@ -102,11 +103,18 @@ __all__ = [
     "DEFAULT_POOL_SIZE",
     "DEFAULT_POOL_SIZE_BYTES",
     "default_pool_dir",
+    "validate_pool_name",
     "parse_message",
     "hookimpl",
     "paced",
     "tag_matcher",
     "BufferedStream",
+    "encode_batch",
+    "encode_message",
+    "encode_tagged",
+    "json_payload",
+    "require_object",
+    "tags_blob",
     "Capability",
     "Codec",
     "FilterFactory",

@@ -15,7 +15,8 @@ from typing import Any, AsyncIterator, Iterable, Iterator, NamedTuple
 import msgspec
 
 from . import format as F
-from .codecs import JSON, canonical_json, encode_json
+from .appending import encode_batch, encode_message, encode_tagged, json_payload, require_object, tags_blob
+from .codecs import JSON, encode_json
 from .durability import Durability
 from .envelope import Message, format_rfc3339, stored_envelope
 from . import leftovers, locks
@@ -29,53 +30,8 @@ from .stream import Stream
 DEFAULT_POOL_SIZE_BYTES = 1024 * 1024
 DEFAULT_POOL_SIZE = DEFAULT_POOL_SIZE_BYTES
 
-_json_enc = msgspec.json.encode
 _EMPTY = b""
 _DICT_ONLY = {dict}
-
-
-def _tags_blob(tags) -> bytes:
-    """Tags as stored in a frame: empty for none, else a JSON array of strings."""
-    if not tags:
-        return _EMPTY
-    if isinstance(tags, str):
-        raise UsageError("tags must be a list of strings, not one string", hint="use tags=['a'] rather than tags='a'")
-    tags = list(tags)
-    for t in tags:
-        if not isinstance(t, str):
-            raise UsageError(f"tags must be strings, got {type(t).__name__}", hint="convert tags to str first")
-        if not t:
-            raise UsageError("tags must be non-empty strings")
-    blob = _json_enc(tags)
-    if len(blob) > 0xFFFF:
-        raise UsageError("too many or too long tags (more than 64 KiB in all)", hint="keep tags short; put data in the payload")
-    return blob
-
-
-_KINDS = {list: "an array", tuple: "an array", str: "a string", bool: "a boolean", int: "a number",
-          float: "a number", type(None): "null"}
-
-
-def require_object(value: Any) -> None:
-    """Refuse message data that is not a JSON object, as upstream does.
-
-    Every message then has a Lite3 form and upstream clients sharing a pool
-    can read it. Called only for values that are not plain dicts, so the
-    append path pays one type test.
-    """
-    if isinstance(value, dict):
-        return
-    try:
-        first = _json_enc(value)[:1]
-    except Exception:  # unencodable: the encoder's own error is reported
-        first = b""
-    if first == b"{":  # msgspec Structs, dataclasses
-        return
-    kind = _KINDS.get(type(value), type(value).__name__)
-    raise UsageError(
-        f"message data must be a JSON object, got {kind}",
-        hint='wrap the value in an object, e.g. {"value": [1, 2, 3]}',
-    )
 
 
 class PoolInfo(NamedTuple):
@@ -213,13 +169,7 @@ class Pool:
     # --------------------------------------------------------------- append
     def append(self, value: Any, tags: Iterable[str] | None = None, durability: Durability = Durability.FAST) -> Message:
         """Append one JSON-compatible value; returns the committed message."""
-        try:
-            payload = self._encode(value)
-        except (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError):
-            payload = encode_json(value)  # raises the Usage error with its hint
-        if type(value) is not dict:
-            require_object(value)
-        tags_raw = _tags_blob(tags) if tags else _EMPTY
+        tags_raw, payload = encode_message(value, tags, self._encode)
         pf = self._pf
         if pf is None:
             pf = self._file()  # raises: the pool is closed
@@ -229,20 +179,10 @@ class Pool:
     def append_json(self, payload: bytes | str, tags: Iterable[str] = (), durability: Durability = Durability.FAST) -> bytes:
         """Append a JSON object given as UTF-8 bytes (validated); returns the
         committed JSON envelope. A ``str`` is a TypeError, as upstream's binding."""
-        if type(payload) is not bytes:
-            if isinstance(payload, (bytearray, memoryview)):
-                payload = bytes(payload)
-            else:
-                raise TypeError(f"payload must be bytes (UTF-8 JSON), not {type(payload).__name__}; "
-                                "use .encode() or append() for Python values")
-        if not payload:
-            raise UsageError("payload is empty", hint="pass one JSON object, e.g. b'{}'")
-        data = canonical_json(payload)
-        if data[:1] != b"{":
-            require_object(msgspec.json.decode(data))
+        data = json_payload(payload)
         if self._codec_obj is not JSON:
             data = self._codec_obj.from_json(data)
-        tags_raw = _tags_blob(tags)
+        tags_raw = tags_blob(tags)
         seq, t = self._file().append(tags_raw, data, bool(durability))
         if self._payload_codec is None:
             return stored_envelope(seq, t, tags_raw, data)
@@ -267,14 +207,8 @@ class Pool:
         stored (``[]`` when none were).
         """
         codec = self._codec_obj
-        enc = encode_json if codec is JSON else codec.encode
         try:
-            tags_raw = _tags_blob(tags) if tags else _EMPTY
-            vals = list(values)
-            for v in vals:
-                if type(v) is not dict:
-                    require_object(v)
-            items = [(tags_raw, enc(v)) for v in vals]
+            vals, items = encode_batch(values, tags, encode_json if codec is JSON else codec.encode)
         except PlasmiteError as exc:
             exc.committed = []
             raise
@@ -301,7 +235,7 @@ class Pool:
             except Exception:
                 enc = encode_json if self._codec_obj is JSON else self._codec_obj.encode
                 payloads = [enc(v) for v in vals]  # raises the Usage error with its hint
-            tags_raw = _tags_blob(tags) if tags else _EMPTY
+            tags_raw = tags_blob(tags) if tags else _EMPTY
         except PlasmiteError as exc:
             exc.committed = []
             raise
@@ -317,15 +251,8 @@ class Pool:
         """Append ``(value, tags)`` pairs in order, chunked and reported on
         failure like ``append_many``."""
         codec = self._codec_obj
-        enc = encode_json if codec is JSON else codec.encode
-        vals = []
-        encoded = []
         try:
-            for v, tg in items:
-                if type(v) is not dict:
-                    require_object(v)
-                vals.append(v)
-                encoded.append((_tags_blob(tg) if tg else _EMPTY, enc(v)))
+            vals, encoded = encode_tagged(items, encode_json if codec is JSON else codec.encode)
         except PlasmiteError as exc:
             exc.committed = []
             raise

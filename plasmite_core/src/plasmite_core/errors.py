@@ -8,7 +8,10 @@ structured context (path, seq, offset) that scripts match on.
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class ErrorKind(IntEnum):
@@ -175,15 +178,9 @@ class RetentionGapError(PlasmiteError):
 
 
 ERROR_CLASSES: dict[ErrorKind, type[PlasmiteError]] = {
-    ErrorKind.INTERNAL: InternalError,
-    ErrorKind.USAGE: UsageError,
-    ErrorKind.NOT_FOUND: NotFoundError,
-    ErrorKind.ALREADY_EXISTS: AlreadyExistsError,
-    ErrorKind.BUSY: BusyError,
-    ErrorKind.PERMISSION: PermissionDeniedError,
-    ErrorKind.CORRUPT: CorruptError,
-    ErrorKind.IO: IoError,
-    ErrorKind.RETENTION_GAP: RetentionGapError,
+    cls.default_kind: cls
+    for cls in (InternalError, UsageError, NotFoundError, AlreadyExistsError, BusyError, PermissionDeniedError,
+                CorruptError, IoError, RetentionGapError)
 }
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import NamedTuple
+from .records import NamedTuple
 
 MAGIC = b"PLSMPOOL"
 FORMAT_VERSION = 1

@@ -23,12 +23,16 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import threading
 import time
-from pathlib import Path
-from typing import Iterator
+from _thread import TIMEOUT_MAX
 
 from .errors import BusyError, UsageError
+
+TYPE_CHECKING = False  # typing and pathlib stay off the one-shot path (start-up)
+if TYPE_CHECKING:
+    import threading
+    from pathlib import Path
+    from typing import Iterator
 
 DEFAULT_LOCK_TIMEOUT = 5.0
 ENV_VAR = "PLASMITE_LOCK_TIMEOUT"
@@ -61,11 +65,14 @@ except ImportError:  # no fcntl (Windows): a filelock sidecar per pool file
             raise BlockingIOError(11, "pool is locked") from None
 
 
-def register(fd: int, path: Path) -> None:
+def register(fd: int, path: str | Path) -> None:
     """Bind the portable write lock of ``fd`` (no-op where ``fcntl`` exists)."""
     if not HAVE_FCNTL:
+        from pathlib import Path
+
         from filelock import FileLock
 
+        path = Path(path)
         _sidecars[fd] = FileLock(str(path.parent / f".{path.name}.lock"))
 
 
@@ -99,7 +106,7 @@ def parse_timeout(value: object, source: str = "lock_timeout") -> float:
             f"invalid {source}: {value!r}",
             hint="give seconds (5, 0.5) or a duration (500ms, 5s, 1m); 0 means do not wait",
         )
-    return min(secs, threading.TIMEOUT_MAX)
+    return min(secs, TIMEOUT_MAX)
 
 
 def resolve_timeout(value: object = None) -> float:
@@ -185,7 +192,7 @@ def _describe(pid: int) -> str:
     return f" ({name}, stopped)" if state in ("T", "t") else f" ({name})"
 
 
-def holder_pid(path: Path) -> int | None:
+def holder_pid(path: str | Path) -> int | None:
     """PID of the process holding a ``flock`` on ``path``, from /proc/locks."""
     try:
         st = os.stat(path)
@@ -220,10 +227,10 @@ def admin_lock(directory: Path, timeout: float) -> Iterator[bool]:
     """
     from filelock import FileLock, Timeout
 
-    if not Path(directory).is_dir():  # filelock would create it
+    if not os.path.isdir(directory):  # filelock would create it
         yield False
         return
-    lock_path = Path(directory) / ADMIN_LOCK_NAME
+    lock_path = os.path.join(directory, ADMIN_LOCK_NAME)
     lock = FileLock(str(lock_path))
     try:
         lock.acquire(timeout=timeout)

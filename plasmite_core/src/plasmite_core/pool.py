@@ -30,17 +30,16 @@ reference, and the C code hands anything unusual back to them before writing
 
 from __future__ import annotations
 
+import _thread  # threading's Lock, without importing threading (start-up)
 import errno
 import mmap
 import os
 import struct
-import threading
 import time
 import zlib
-from pathlib import Path
 
 from . import format as F
-from . import leftovers, locks
+from . import locks
 from .errors import (
     AlreadyExistsError,
     BusyError,
@@ -54,6 +53,11 @@ from .errors import (
 from .framescan import BADLEN as _S_BADLEN, BIG as _S_BIG, END as _S_END, PAD as _S_PAD
 from .framescan import scan_chunk as _scan_chunk
 from .notify import Notifier
+
+TYPE_CHECKING = False  # pathlib is imported where a Path is made: it is off the one-shot path
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
 
 _PREFIX = F.FRAME_PREFIX
 _HEAD = F.FRAME_HEAD
@@ -100,10 +104,6 @@ def _compiled_pool():
         return None
     return _pool
 
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
 
 _cpool = _compiled_pool()
 COMPILED = _cpool is not None
@@ -160,9 +160,9 @@ def _ring_call(fn, *args):
 class PoolFile:
     """One open pool file: its mapping, geometry and lock."""
 
-    def __init__(self, path: Path, fd: int, mm: mmap.mmap, header: F.StaticHeader, writable: bool,
+    def __init__(self, path: str | Path, fd: int, mm: mmap.mmap, header: F.StaticHeader, writable: bool,
                  lock_timeout: float | None = None) -> None:
-        self.path = path
+        self._path = path
         self.fd = fd
         # Longest wait for the write lock (seconds) before Busy; see locks.py.
         self.lock_timeout = locks.resolve_timeout(lock_timeout)
@@ -176,7 +176,7 @@ class PoolFile:
         self.index_capacity = geo.index_capacity
         self.codec_name = header.codec
         self.notifier = Notifier(mm)
-        self._tlock = threading.Lock()
+        self._tlock = _thread.allocate_lock()
         self._closed = False
         self._wstate: tuple | None = None
         # Typed views for the hot path (item access is cheaper than struct).
@@ -193,6 +193,16 @@ class PoolFile:
         if self._ring is not None:
             self._ring.wake = self.notifier.wake
         self._max_body = geo.ring_size - 32  # tags + payload beyond this: a frame larger than the ring
+
+    @property
+    def path(self) -> Path:
+        """The pool file's path, made a ``Path`` on first use (a one-shot feed never needs one)."""
+        path = self._path
+        if isinstance(path, str):
+            from pathlib import Path
+
+            path = self._path = Path(path)
+        return path
 
     # ------------------------------------------------------------------ open
     @classmethod
@@ -215,6 +225,8 @@ class PoolFile:
             ) from None
         if len(codec.encode("ascii", "replace")) > 16:
             raise UsageError(f"codec name {codec!r} is too long", hint="codec names are at most 16 ASCII characters")
+        from pathlib import Path
+
         path = Path(path)
         parent = path.parent
         try:
@@ -225,6 +237,8 @@ class PoolFile:
             raise AlreadyExistsError(
                 f"pool already exists: {path}", str(path), hint="open it instead, or delete it first"
             )
+        from . import leftovers
+
         with locks.admin_lock(parent, timeout):
             leftovers.sweep(parent)
         tmp = parent / leftovers.temp_name(path.name)
@@ -282,8 +296,12 @@ class PoolFile:
                 pass
 
     @classmethod
-    def open(cls, path: Path, lock_timeout: float | None = None) -> "PoolFile":
-        path = Path(path)
+    def open(cls, path: str | Path, lock_timeout: float | None = None) -> "PoolFile":
+        """Open a pool file; a ``str`` path is used (and shown in errors) as given."""
+        if not isinstance(path, str):
+            from pathlib import Path
+
+            path = Path(path)
         lock_timeout = locks.resolve_timeout(lock_timeout)
         writable = True
         try:
@@ -1098,6 +1116,8 @@ def delete_pool_file(path: Path, lock_timeout: float | None = None) -> None:
     (each waited for within ``lock_timeout``, then Busy), unlink the file and
     mark it deleted; writers that still have it open check the mark after
     taking the lock and raise NotFound."""
+    from pathlib import Path
+
     path = Path(path)
     timeout = locks.resolve_timeout(lock_timeout)
     with locks.admin_lock(path.parent, timeout):

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 from .errors import UsageError
+
+TYPE_CHECKING = False  # pathlib is imported where a Path is made: the one-shot feed never needs one
+if TYPE_CHECKING:
+    from pathlib import Path
 
 SUFFIX = ".plasmite"
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -22,6 +25,8 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 def default_pool_dir() -> Path:
     """``$PLASMITE_DIR``, else ``~/.plasmite/pools`` (read at call time)."""
+    from pathlib import Path
+
     env = os.environ.get("PLASMITE_DIR")
     if env:
         return Path(env).expanduser()
@@ -56,6 +61,8 @@ def split_url(ref: str) -> tuple[str, str, str]:
 
 
 def resolve_pool_ref(ref: str | os.PathLike, pool_dir: str | os.PathLike | None = None) -> Path:
+    from pathlib import Path
+
     if isinstance(ref, os.PathLike):
         return Path(ref)
     if not isinstance(ref, str) or not ref:
@@ -73,8 +80,30 @@ def resolve_pool_ref(ref: str | os.PathLike, pool_dir: str | os.PathLike | None 
     return base / (validate_pool_name(ref) + SUFFIX)
 
 
+def resolve_pool_ref_text(ref: str) -> str | None:
+    """``resolve_pool_ref(ref)`` for the default pool directory, as text and
+    without importing pathlib (a one-shot feed's start-up); not normalized
+    as a ``Path`` is, but naming the same file. None where ``resolve_pool_ref``
+    would raise (empty, NUL, URL, invalid name) or ``~`` cannot be expanded."""
+    if not ref or "\0" in ref or is_url(ref):
+        return None
+    if "/" in ref:
+        return ref
+    try:
+        name = validate_pool_name(ref)
+    except UsageError:
+        return None
+    env = os.environ.get("PLASMITE_DIR")
+    base = os.path.expanduser(env) if env else os.path.join(os.path.expanduser("~"), ".plasmite", "pools")
+    if base.startswith("~"):
+        return None  # default_pool_dir raises (or keeps a relative "~"): let it
+    return os.path.join(base, name + SUFFIX)
+
+
 def pool_files(pool_dir: str | os.PathLike[str]) -> list[tuple[str, Path]]:
     """``(name, path)`` of the pool files in a directory, sorted; none if it is missing."""
+    from pathlib import Path
+
     base = Path(pool_dir)
     try:
         paths = sorted(p for p in base.iterdir() if p.name.endswith(SUFFIX) and not p.name.startswith("."))

@@ -13,39 +13,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from typing import Any, Callable, Iterable
 
 import msgspec
 
 from .envelope import Message, check_frames
-from .errors import PlasmiteError, RetentionGapError, UsageError
+from .errors import PlasmiteError, UsageError
 from .framescan import envelopes
 from .stream_base import BufferedStream
 
-_json_str = msgspec.json.encode
 _json_decode = msgspec.json.decode
 _BATCH = 512
-_GAP = object()
-
-
-def tag_matcher(tags: Iterable[str] | None) -> Callable[[bytes], bool] | None:
-    """Test tags on the raw tags blob, decoding it only on a likely match."""
-    want = [t for t in (tags or [])]
-    if not want:
-        return None
-    needles = [_json_str(t) for t in want]
-
-    def match(tags_raw: bytes) -> bool:
-        if not tags_raw:
-            return False
-        for n in needles:
-            if n not in tags_raw:
-                return False
-        have = _json_decode(tags_raw)
-        return all(t in have for t in want)
-
-    return match
 
 
 class Stream(BufferedStream):
@@ -65,28 +43,15 @@ class Stream(BufferedStream):
         where: Callable[[Message], bool] | None = None,
         on_gap: Callable[[int, int], Any] | None = None,
     ) -> None:
-        for name, v in (("since_seq", since_seq), ("max_messages", max_messages), ("timeout_ms", timeout_ms), ("last", last)):
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
-                raise UsageError(f"{name} must be a non-negative integer, got {v!r}")
+        super().__init__(since_seq, max_messages, timeout_ms, error_on_gap, last=last, tags=tags, where=where,
+                         on_gap=on_gap)
         self._pool = pool
         pf = self._pf = pool._file()
         self._codec = pool._payload_codec
         self._message = pool._message
         self._error: PlasmiteError | None = None  # a Corrupt error met after the messages before it were delivered
-        self._max = max_messages
-        self._error_on_gap = error_on_gap
-        self._on_gap = on_gap
-        self._tags = tag_matcher(tags)
-        self._where = where
-        self._deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000.0
-        self._buf: deque = deque()
-        self._delivered = 0
-        self._done = False
-        self.timed_out = False
         st = pf.read_state()
-        expected = None
         if since_seq is not None:
-            expected = since_seq
             start = max(since_seq, st.oldest)
         elif last is not None:
             start = max(st.oldest, st.newest - last + 1)
@@ -94,7 +59,6 @@ class Stream(BufferedStream):
             start = pf.seq_at_time(since_time_ns, st)
         else:
             start = st.oldest
-        self._expected = expected
         if start > st.newest:
             self._pos = st.head
         else:
@@ -125,13 +89,8 @@ class Stream(BufferedStream):
             if exp is not None:
                 if seq < exp:
                     continue
-                if seq > exp:
-                    if self._error_on_gap:
-                        buf.append((_GAP, exp))
-                        self._expected = exp
-                        return
-                    if self._on_gap is not None:
-                        self._on_gap(exp, seq)
+                if seq > exp and self._gap(exp, seq):
+                    return
             exp = seq + 1
             if tags is not None and not tags(tags_raw):
                 continue
@@ -140,31 +99,6 @@ class Stream(BufferedStream):
                 continue
             buf.append(m)
         self._expected = exp
-
-    def _pop(self) -> Message:
-        # Callers check _done first: a finished stream delivers nothing more.
-        item = self._buf.popleft()
-        if type(item) is tuple:
-            self._done = True
-            self._buf.clear()
-            raise RetentionGapError(
-                f"retention gap: messages from seq {item[1]} were overwritten before they were read",
-                seq=item[1],
-                hint="resume from a newer seq, rebuild from another source, or read faster / use a larger pool",
-            )
-        self._delivered += 1
-        if self._max is not None and self._delivered >= self._max:
-            self._done = True
-        return item
-
-    def _wait_time(self, timeout_ms: int | None) -> float | None:
-        """Seconds left to wait (None: forever); 0 when the deadline passed."""
-        left = None
-        if self._deadline is not None:
-            left = self._deadline - time.monotonic()
-        if timeout_ms is not None:
-            left = timeout_ms / 1000.0 if left is None else min(left, timeout_ms / 1000.0)
-        return None if left is None else max(0.0, left)
 
     # ---------------------------------------------------------------- public
     def next(self, timeout_ms: int | None = None) -> Message | None:
@@ -180,14 +114,8 @@ class Stream(BufferedStream):
             self._fill()
             if self._buf:
                 return self._pop()
-            left = self._wait_time(None)
-            if call_deadline is not None:
-                c = max(0.0, call_deadline - time.monotonic())
-                left = c if left is None else min(left, c)
-            if left is not None and left <= 0:
-                if self._deadline is not None and time.monotonic() >= self._deadline:
-                    self.timed_out = True
-                    self._done = True
+            left = self._wait_left(call_deadline)
+            if left == 0:
                 return None
             seen = notifier.prepare(left)
             self._fill()
@@ -304,26 +232,14 @@ class Stream(BufferedStream):
             self._fill()
             if self._buf:
                 return self._pop()
-            left = self._wait_time(None)
-            if left is not None and left <= 0:
-                self.timed_out = True
-                self._done = True
+            left = self._wait_left(None)
+            if left == 0:
                 return None
             seen = self._pf.notifier.counter()
             self._fill()
             if self._buf:
                 return self._pop()
             await waiter.wait(seen, left)
-
-    def __aiter__(self):
-        return self
-
-    async def __anext__(self) -> Message:
-        m = await self.anext()
-        if m is None:
-            raise StopAsyncIteration
-        return m
-
 
 class _AsyncWaiter:
     """One thread per open pool file that sleeps on the futex for all asyncio

@@ -88,8 +88,8 @@ def _framing(headers: dict[str, str]) -> tuple[str, int]:
     return "close", -1
 
 
-class SyncConnection:
-    """One keep-alive connection; reconnects lazily after the server closes it."""
+class _Endpoint:
+    """Where both connection kinds connect, and the errors of connecting."""
 
     def __init__(self, host: str, port: int, ssl_context: ssl.SSLContext | None, server_hostname: str,
                  connect_timeout: float = 10.0, read_timeout: float | None = 60.0) -> None:
@@ -99,6 +99,24 @@ class SyncConnection:
         self.server_hostname = server_hostname
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
+
+    def _unreachable(self, detail: object) -> IoError:
+        return IoError(f"cannot connect to {self.server_hostname}:{self.port}: {detail}",
+                       hint="check that `pls serve` is running there and the URL's host and port")
+
+    def _unverified(self, exc: ssl.SSLCertVerificationError) -> IoError:
+        return IoError(
+            f"TLS certificate verification failed for {self.server_hostname}: {exc.verify_message}",
+            hint="pass the server's certificate with --tls-ca (tls_ca=...), or --tls-skip-verify "
+                 "(tls_skip_verify=True) for development",
+        )
+
+
+class SyncConnection(_Endpoint):
+    """One keep-alive connection; reconnects lazily after the server closes it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.sock: socket.socket | None = None
         self.buf = bytearray()
         self.last_used = 0.0
@@ -109,20 +127,14 @@ class SyncConnection:
         try:
             sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
         except OSError as exc:
-            raise IoError(
-                f"cannot connect to {self.server_hostname}:{self.port}: {exc.strerror or exc}",
-                hint="check that `pls serve` is running there and the URL's host and port",
-            ) from None
+            raise self._unreachable(exc.strerror or exc) from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.ssl_context is not None:
             try:
                 sock = self.ssl_context.wrap_socket(sock, server_hostname=self.server_hostname)
             except ssl.SSLCertVerificationError as exc:
                 sock.close()
-                raise IoError(
-                    f"TLS certificate verification failed for {self.server_hostname}: {exc.verify_message}",
-                    hint="pass the server's certificate with --tls-ca (tls_ca=...), or --tls-skip-verify for development",
-                ) from None
+                raise self._unverified(exc) from None
             except (ssl.SSLError, OSError) as exc:
                 sock.close()
                 raise IoError(
@@ -351,17 +363,11 @@ class SyncBodyStream:
                 raise ProtocolError("connection closed in the middle of a streamed body")
 
 
-class AsyncConnection:
+class AsyncConnection(_Endpoint):
     """The asyncio counterpart of SyncConnection (one request at a time)."""
 
-    def __init__(self, host: str, port: int, ssl_context: ssl.SSLContext | None, server_hostname: str,
-                 connect_timeout: float = 10.0, read_timeout: float | None = 60.0) -> None:
-        self.host = host
-        self.port = port
-        self.ssl_context = ssl_context
-        self.server_hostname = server_hostname
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
@@ -375,15 +381,9 @@ class AsyncConnection:
                 asyncio.open_connection(self.host, self.port, limit=MAX_HEAD * 4, **kwargs), self.connect_timeout
             )
         except ssl.SSLCertVerificationError as exc:
-            raise IoError(
-                f"TLS certificate verification failed for {self.server_hostname}: {exc.verify_message}",
-                hint="pass the server's certificate with tls_ca=..., or tls_skip_verify=True for development",
-            ) from None
+            raise self._unverified(exc) from None
         except (OSError, asyncio.TimeoutError) as exc:
-            raise IoError(
-                f"cannot connect to {self.server_hostname}:{self.port}: {getattr(exc, 'strerror', None) or exc or 'timeout'}",
-                hint="check that `pls serve` is running there and the URL's host and port",
-            ) from None
+            raise self._unreachable(getattr(exc, "strerror", None) or exc or "timeout") from None
         assert self.writer is not None
         sock = self.writer.get_extra_info("socket")
         if sock is not None:

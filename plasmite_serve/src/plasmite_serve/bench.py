@@ -37,30 +37,39 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
-def bench_tail(server: ServerProcess, pool_dir: str, n: int) -> dict:
+def _fill(pool_dir: str, name: str, n: int, tags: list[str] | None = None) -> None:
+    """A fresh 256 MiB local pool of ``n`` small messages."""
     from plasmite_core.client import Client
 
-    with Client(pool_dir) as c, c.create_pool("tailbench", 256 * 1024 * 1024) as p:
+    with Client(pool_dir) as c, c.create_pool(name, 256 * 1024 * 1024) as p:
         payload = {"sensor": "temp", "value": 23.5, "unit": "C", "ok": True}
         for start in range(0, n, 10_000):
-            p.append_many([payload] * min(10_000, n - start))
-    client = RemoteClient(server.base_url)
-    pool = client.open_pool("tailbench")
-    # Raw bytes: how fast the server streams (client does no per-message work).
+            p.append_many([payload] * min(10_000, n - start), tags=tags)
+
+
+def _raw_stream(server: ServerProcess, path: str) -> tuple[float, int]:
+    """Seconds and bytes of one GET read to its end on a plain socket: how
+    fast the server streams (the client does no per-message work)."""
     host, port = server.address.rsplit(":", 1)
     sock = socket.create_connection((host, int(port)))
-    sock.sendall(f"GET /v0/pools/tailbench/tail?since_seq=1&max={n} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
     t0 = time.perf_counter()
     total = 0
-    newlines = 0
     while True:
         chunk = sock.recv(1 << 20)
         if not chunk:
             break
         total += len(chunk)
-        newlines += chunk.count(b"\n")
     raw_s = time.perf_counter() - t0
     sock.close()
+    return raw_s, total
+
+
+def bench_tail(server: ServerProcess, pool_dir: str, n: int) -> dict:
+    _fill(pool_dir, "tailbench", n)
+    client = RemoteClient(server.base_url)
+    pool = client.open_pool("tailbench")
+    raw_s, total = _raw_stream(server, f"/v0/pools/tailbench/tail?since_seq=1&max={n}")
     # RemoteTail.next_json(): framing, line split, seq de-duplication.
     t0 = time.perf_counter()
     stream = pool.open_stream(since_seq=1, max_messages=n)
@@ -85,25 +94,8 @@ def bench_tail(server: ServerProcess, pool_dir: str, n: int) -> dict:
 
 def bench_tail_lite3(server: ServerProcess, pool_dir: str, n: int) -> dict:
     """The same kind of messages as bench_tail, streamed as Lite3 frames."""
-    from plasmite_core.client import Client
-
-    with Client(pool_dir) as c, c.pool("lite3bench", 256 * 1024 * 1024) as p:
-        payload = {"sensor": "temp", "value": 23.5, "unit": "C", "ok": True}
-        for start in range(0, n, 10_000):
-            p.append_many([payload] * min(10_000, n - start), tags=["t"])
-    host, port = server.address.rsplit(":", 1)
-    sock = socket.create_connection((host, int(port)))
-    sock.sendall(f"GET /v0/pools/lite3bench/tail_lite3?since_seq=1&max={n} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                 "Connection: close\r\n\r\n".encode())
-    t0 = time.perf_counter()
-    total = 0
-    while True:
-        chunk = sock.recv(1 << 20)
-        if not chunk:
-            break
-        total += len(chunk)
-    raw_s = time.perf_counter() - t0
-    sock.close()
+    _fill(pool_dir, "lite3bench", n, tags=["t"])
+    raw_s, total = _raw_stream(server, f"/v0/pools/lite3bench/tail_lite3?since_seq=1&max={n}")
     client = RemoteClient(server.base_url)
     pool = client.open_pool("lite3bench")
     t0 = time.perf_counter()

@@ -13,7 +13,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import msgspec
 from plasmite_core.durability import durability_name
-from plasmite_core.client import require_object
+from plasmite_core.appending import require_object
 from plasmite_core.envelope import Message, parse_message, seq_of
 from plasmite_core.errors import (
     ERROR_CLASSES,

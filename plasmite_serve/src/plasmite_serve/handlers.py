@@ -148,12 +148,18 @@ async def append_and_answer(app, req, name: str, data: bytes, tags, mode) -> Non
 
 
 async def get(app, req) -> None:
+    envelope = await read_by_seq(app, req, "get_json")
+    await send_json(req.send, b'{"message":' + envelope + b"}", 200, req.cors)
+
+
+async def read_by_seq(app, req, method: str):
+    """``pool.get_json`` or ``pool.get`` of the request's pool and seq (in
+    the storage thread for a remote backend); NotFound names the seq."""
     seq = req.params["seq"]
     try:
-        pool = app.cached_pool(req.params["pool"])
-        envelope = await app.storage(pool.get_json, seq) if app.store.remote else pool.get_json(seq)
+        read = getattr(app.cached_pool(req.params["pool"]), method)
+        return await app.storage(read, seq) if app.store.remote else read(seq)
     except NotFoundError as exc:
         if exc.seq is None:
             exc.seq = seq
         raise
-    await send_json(req.send, b'{"message":' + envelope + b"}", 200, req.cors)

@@ -14,7 +14,7 @@ from plasmite_core.client import Durability
 from plasmite_core.durability import parse_durability
 from plasmite_core.errors import NotFoundError, UsageError
 
-from .handlers import append_and_answer
+from .handlers import append_and_answer, read_by_seq
 from .wire import PROTOCOL_VERSION, HttpError
 
 LITE3_TYPE = "application/x-plasmite-lite3"
@@ -56,14 +56,7 @@ async def append_lite3(app, req) -> None:
 
 async def get_lite3(app, req) -> None:
     encoder = lite3_encoder()
-    seq = req.params["seq"]
-    try:
-        pool = app.cached_pool(req.params["pool"])
-        message = await app.storage(pool.get, seq) if app.store.remote else pool.get(seq)
-    except NotFoundError as exc:
-        if exc.seq is None:
-            exc.seq = seq
-        raise
+    message = await read_by_seq(app, req, "get")
     payload = encoder(message).payload
     await req.send(
         {

@@ -14,19 +14,23 @@ def _ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+def _response(name: str) -> dict:
+    return {"$ref": f"#/components/responses/{name}"}
+
+
 def _json(schema: dict, description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-_ERRORS = {
-    "400": {"$ref": "#/components/responses/Usage"},
-    "401": {"$ref": "#/components/responses/Unauthorized"},
-    "403": {"$ref": "#/components/responses/Forbidden"},
-    "404": {"$ref": "#/components/responses/NotFound"},
-    "415": {"$ref": "#/components/responses/UnsupportedMediaType"},
-    "423": {"$ref": "#/components/responses/Busy"},
-    "500": {"$ref": "#/components/responses/Internal"},
-}
+def _body(schema: dict) -> dict:
+    """A required JSON request body."""
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+_ERRORS = {code: _response(name) for code, name in (
+    ("400", "Usage"), ("401", "Unauthorized"), ("403", "Forbidden"), ("404", "NotFound"),
+    ("415", "UnsupportedMediaType"), ("423", "Busy"), ("500", "Internal"),
+)}
 
 
 def _errors(*codes: str) -> dict:
@@ -38,7 +42,7 @@ POOL_PARAM = {
     "in": "path",
     "required": True,
     "description": "Pool name (letters, digits, '-', '_', '.'); never a path.",
-    "schema": {"$ref": "#/components/schemas/PoolName"},
+    "schema": _ref("PoolName"),
 }
 
 # The server's validate_pool_name, as a schema (no "..", no separators).
@@ -176,25 +180,18 @@ def openapi_document(max_tail_timeout_ms: int | None = None, max_pool_bytes: int
                 },
                 "post": {
                     "summary": "Create a pool",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["pool"],
-                                    "properties": {
-                                        "pool": _ref("PoolName"),
-                                        "size_bytes": {"type": "integer", "minimum": 65536, "maximum": max_pool_bytes or 1099511627776, "default": 1048576},
-                                    },
-                                }
-                            }
+                    "requestBody": _body({
+                        "type": "object",
+                        "required": ["pool"],
+                        "properties": {
+                            "pool": _ref("PoolName"),
+                            "size_bytes": {"type": "integer", "minimum": 65536, "maximum": max_pool_bytes or 1099511627776, "default": 1048576},
                         },
-                    },
+                    }),
                     "responses": {
                         "200": _json({"type": "object", "properties": {"pool": _ref("PoolInfo")}}, "Created"),
-                        "409": {"$ref": "#/components/responses/AlreadyExists"},
-                        "413": {"$ref": "#/components/responses/TooLarge"},
+                        "409": _response("AlreadyExists"),
+                        "413": _response("TooLarge"),
                         **_errors("400", "401", "403", "415", "423", "500"),
                     },
                 },
@@ -202,14 +199,7 @@ def openapi_document(max_tail_timeout_ms: int | None = None, max_pool_bytes: int
             "/v0/pools/open": {
                 "post": {
                     "summary": "Open (check) an existing pool",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {"type": "object", "required": ["pool"], "properties": {"pool": _ref("PoolName")}}
-                            }
-                        },
-                    },
+                    "requestBody": _body({"type": "object", "required": ["pool"], "properties": {"pool": _ref("PoolName")}}),
                     "responses": {
                         "200": _json({"type": "object", "properties": {"pool": _ref("PoolInfo")}}, "Pool info"),
                         **_errors("400", "401", "403", "404", "415", "423", "500"),
@@ -240,30 +230,23 @@ def openapi_document(max_tail_timeout_ms: int | None = None, max_pool_bytes: int
                 "parameters": [POOL_PARAM],
                 "post": {
                     "summary": "Append one message",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["data"],
-                                    "properties": {
-                                        "data": {"type": "object", "description": "The message data: a JSON object"},
-                                        "tags": {"type": ["array", "null"], "items": TAG},
-                                        "durability": {
-                                            "type": ["string", "null"],
-                                            "enum": ["fast", "flush", None],
-                                            "default": "fast",
-                                            "description": "null means the default (fast)",
-                                        },
-                                    },
-                                }
-                            }
+                    "requestBody": _body({
+                        "type": "object",
+                        "required": ["data"],
+                        "properties": {
+                            "data": {"type": "object", "description": "The message data: a JSON object"},
+                            "tags": {"type": ["array", "null"], "items": TAG},
+                            "durability": {
+                                "type": ["string", "null"],
+                                "enum": ["fast", "flush", None],
+                                "default": "fast",
+                                "description": "null means the default (fast)",
+                            },
                         },
-                    },
+                    }),
                     "responses": {
                         "200": _json({"type": "object", "properties": {"message": _ref("Message")}}, "Appended"),
-                        "413": {"$ref": "#/components/responses/TooLarge"},
+                        "413": _response("TooLarge"),
                         **_errors("400", "401", "403", "404", "415", "423", "500"),
                     },
                 },
@@ -310,7 +293,7 @@ def openapi_document(max_tail_timeout_ms: int | None = None, max_pool_bytes: int
                             "description": "JSON Lines stream",
                             "content": {"application/jsonl": {"schema": {"type": "string"}}},
                         },
-                        "410": {"$ref": "#/components/responses/Gone"},
+                        "410": _response("Gone"),
                         **_errors("400", "401", "403", "404", "423", "500"),
                     },
                 },

@@ -16,6 +16,7 @@ from typing import Any, AsyncIterator, Iterable, Iterator
 from plasmite_core.envelope import Message, parse_message
 from plasmite_core.errors import IoError, NotFoundError, PlasmiteError, UsageError
 from plasmite_core.pacing import check_speed, paced
+from plasmite_core.stream_base import StreamIteration
 
 from . import _http
 from .tail_state import IDLE_RECONNECT_S, TailHandle
@@ -268,7 +269,7 @@ class RemotePool(PoolAddress):
         return f"RemotePool({self.url!r})"
 
 
-class RemoteTail(TailHandle):
+class RemoteTail(TailHandle, StreamIteration):
     """A resumable JSON Lines tail: the ``StreamHandle`` contract over HTTP."""
 
     def __init__(self, pool: RemotePool, since_seq: int | None = None, max_messages: int | None = None,
@@ -387,22 +388,6 @@ class RemoteTail(TailHandle):
             out.append(raw)
         return out
 
-    def messages(self) -> Iterator[Message]:
-        while True:
-            m = self.next()
-            if m is None:
-                return
-            yield m
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self
-
-    def __next__(self) -> bytes:
-        raw = self._next_item()
-        if raw is None:
-            raise StopIteration
-        return raw
-
     async def __aiter__(self) -> AsyncIterator[Message]:
         """``async for m in stream``: reads run in a worker thread, in short slices."""
         while True:
@@ -415,12 +400,6 @@ class RemoteTail(TailHandle):
     def close(self) -> None:
         self._core.close()
         self._drop()
-
-    def __enter__(self) -> "RemoteTail":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 class RemoteLite3Tail(RemoteTail):
@@ -455,5 +434,8 @@ class RemoteLite3Tail(RemoteTail):
             out.append(frame)
         return out
 
-    def __enter__(self) -> "RemoteLite3Tail":
-        return self
+    def __next__(self):
+        frame = self._next_item()
+        if frame is None:
+            raise StopIteration
+        return frame

@@ -250,11 +250,16 @@ def list_(ctx, server, as_json):
             # upstream's entry for an unreadable pool: the error envelope under "error"
             d = {"name": name, "path": str(p), "error": {"error": error_dict(err)}}
         pools.append(d)
+    return _show_pools(pools, as_json, f"in {state.pool_dir}", "NAME")
+
+
+def _show_pools(pools: list[dict], as_json: bool, where: str, create_ref: str) -> int:
+    """`pool list`'s output for pool-info dicts, local or from a server."""
     if as_json:
         emit_json({"pools": pools})
         return 0
     if not pools:
-        write_out(f"No pools in {state.pool_dir}.\nCreate one: pls pool create NAME\n")
+        write_out(f"No pools {where}.\nCreate one: pls pool create {create_ref}\n")
         return 0
     rows = []
     for d in pools:
@@ -262,15 +267,8 @@ def list_(ctx, server, as_json):
             rows.append([d["name"], "ERR", "-", "-", "-", "-", d["error"]["error"]["message"]])
             continue
         m = d["metrics"]
-        rows.append([
-            d["name"],
-            "OK",
-            human_bytes(d["file_size"]),
-            str(m["message_count"]),
-            f"{m['utilization']['used_percent']}%",
-            human_age(m["age"]["newest_age_ms"]),
-            "",
-        ])
+        rows.append([d["name"], "OK", human_bytes(d["file_size"]), str(m["message_count"]),
+                     f"{m['utilization']['used_percent']}%", human_age(m["age"]["newest_age_ms"]), ""])
     write_out(table(["NAME", "STATUS", "SIZE", "MESSAGES", "USED", "LAST WRITE", "DETAIL"], rows))
     return 0
 
@@ -345,17 +343,7 @@ def _list_server(state, server: str, as_json: bool) -> int:
         raise UsageError("pool list takes a server URL without a pool name",
                          hint=f"drop /{name} from the URL")
     pools = [info.to_dict() for info in client.list_pools()]
-    if as_json:
-        emit_json({"pools": pools})
-        return 0
-    if not pools:
-        write_out(f"No pools on {targets.redact(server)}.\nCreate one: pls pool create {targets.redact(server)}/NAME\n")
-        return 0
-    rows = [[d["name"], "OK", human_bytes(d["file_size"]), str(d["metrics"]["message_count"]),
-             f"{d['metrics']['utilization']['used_percent']}%", human_age(d["metrics"]["age"]["newest_age_ms"]), ""]
-            for d in pools]
-    write_out(table(["NAME", "STATUS", "SIZE", "MESSAGES", "USED", "LAST WRITE", "DETAIL"], rows))
-    return 0
+    return _show_pools(pools, as_json, f"on {targets.redact(server)}", f"{targets.redact(server)}/NAME")
 
 
 @pool.command(

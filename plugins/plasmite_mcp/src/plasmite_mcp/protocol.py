@@ -21,7 +21,7 @@ import msgspec
 
 from plasmite_core.admission import Slots
 from plasmite_core.errors import BusyError, InternalError, PermissionDeniedError, PlasmiteError
-from plasmite_core.refs import validate_pool_name
+from plasmite import validate_pool_name
 
 from .schemas import BY_NAME, INSTRUCTIONS, TOOLS, Tool
 from .tools import CALLS, ArgumentError, PoolTools

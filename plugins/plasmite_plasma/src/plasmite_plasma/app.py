@@ -63,10 +63,9 @@ async def _lifespan(gateway: Gateway, receive, send) -> None:
             return
 
 
-def create_app(gateway: Gateway):
-    """The subscriber-facing app (Plasma's HTTP port)."""
-    cfg = gateway.cfg
-    origin = cfg.origin.encode("latin-1")
+def _http_only(gateway: Gateway, handle):
+    """An ASGI app: the lifespan starts and stops the gateway; each HTTP
+    request (the gateway started, lazily when no lifespan came) goes to ``handle``."""
 
     async def app(scope, receive, send):
         if scope["type"] == "lifespan":
@@ -74,6 +73,17 @@ def create_app(gateway: Gateway):
         if scope["type"] != "http":
             return
         await gateway.start()
+        await handle(scope, receive, send)
+
+    return app
+
+
+def create_app(gateway: Gateway):
+    """The subscriber-facing app (Plasma's HTTP port)."""
+    cfg = gateway.cfg
+    origin = cfg.origin.encode("latin-1")
+
+    async def app(scope, receive, send):
         started = time.monotonic()
         headers = _headers(scope)
         if "text/event-stream" in headers.get("accept", ""):
@@ -199,7 +209,7 @@ def create_app(gateway: Gateway):
             hub.unsubscribe(sub)
         return 200, {"eventTypes": sorted(sub.types), "events": sent, "closed": sub.reason}
 
-    return app
+    return _http_only(gateway, app)
 
 
 def create_metrics_app(gateway: Gateway):
@@ -207,11 +217,6 @@ def create_metrics_app(gateway: Gateway):
     /metrics/go) and Prometheus text at /metrics."""
 
     async def app(scope, receive, send):
-        if scope["type"] == "lifespan":
-            return await _lifespan(gateway, receive, send)
-        if scope["type"] != "http":
-            return
-        await gateway.start()
         path = scope["path"]
         m = gateway.metrics
         if path == "/metrics/plasma":
@@ -223,4 +228,4 @@ def create_metrics_app(gateway: Gateway):
         else:
             await _respond(send, 404, b"404 page not found\n")
 
-    return app
+    return _http_only(gateway, app)

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
+
+from plasmite_core.testing.process import ServiceProcess
 
 
 def free_port() -> int:
@@ -24,20 +22,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class GatewayProcess:
+class GatewayProcess(ServiceProcess):
+    label = "gateway"
+    stop_timeout = 20.0
+
     def __init__(self, pool_dir: str | os.PathLike, *args: str, env: dict | None = None,
                  startup_timeout: float = 30.0) -> None:
+        super().__init__(startup_timeout, "plasmite-plasma-test-")
         self.pool_dir = Path(pool_dir)
         self.args = list(args)
         self.port, self.grpc_port, self.metrics_port = free_port(), free_port(), free_port()
         self.env = {"PLASMA_HOST": "127.0.0.1", "PLASMA_PORT": str(self.port),
                     "PLASMA_GRPC_PORT": str(self.grpc_port), "PLASMA_METRICS_PORT": str(self.metrics_port),
                     "PLASMA_POOL_DIR": str(self.pool_dir), **(env or {})}
-        self.startup_timeout = startup_timeout
-        self.proc: subprocess.Popen | None = None
-        self._tmp = tempfile.TemporaryDirectory(prefix="plasmite-plasma-test-")
-        self.stderr_path = Path(self._tmp.name) / "stderr.log"
-        self.stdout_path = Path(self._tmp.name) / "stdout.log"
+        self.stdout_path = self.tmp / "stdout.log"
 
     @property
     def url(self) -> str:
@@ -51,12 +49,6 @@ class GatewayProcess:
     @property
     def grpc_target(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
-
-    def stderr(self) -> str:
-        try:
-            return self.stderr_path.read_text()
-        except OSError:
-            return ""
 
     def error_log(self) -> list[dict]:
         return [json.loads(line) for line in self.stderr().splitlines() if line.startswith("{")]
@@ -72,40 +64,10 @@ class GatewayProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PLASMA_")}
         env.update(self.env)
         cmd = [sys.executable, "-m", "plasmite_cli", "plasma", *self.args]
-        mark = len(self.stderr())
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=open(self.stdout_path, "ab"),
-                                     stderr=open(self.stderr_path, "ab"), env=env)
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if '"msg": "listening"' in self.stderr()[mark:]:
-                return self
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited with {self.proc.returncode}: {self.stderr()[mark:]}")
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"gateway did not start within {self.startup_timeout}s: {self.stderr()[mark:]}")
-
-    def stop(self) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        code = self.proc.returncode
-        self.proc = None
-        return code
+        with open(self.stdout_path, "ab") as out:  # the child keeps its own copy
+            self._launch(cmd, env, lambda err: '"msg": "listening"' in err, keep_log=True, stdout=out, poll_s=0.05)
+        return self
 
     def restart(self) -> "GatewayProcess":
         self.stop()
         return self.start()
-
-    def __enter__(self) -> "GatewayProcess":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-        self._tmp.cleanup()

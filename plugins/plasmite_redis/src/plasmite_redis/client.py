@@ -12,11 +12,9 @@ from typing import Any, AsyncIterator, Iterable, Iterator
 
 import msgspec
 
-from plasmite_core.client import DEFAULT_POOL_SIZE_BYTES, Durability, PoolInfo, _tags_blob, require_object
-from plasmite_core.codecs import canonical_json, encode_json
-from plasmite_core.envelope import Message
-from plasmite_core.errors import NotFoundError, PlasmiteError, UsageError
-from plasmite_core.refs import validate_pool_name
+from plasmite import (DEFAULT_POOL_SIZE_BYTES, Durability, Message, NotFoundError, PlasmiteError, PoolInfo,
+                      UsageError, encode_batch, encode_message, encode_tagged, json_payload, tags_blob)
+from plasmite import validate_pool_name
 
 from .location import Location, parse
 from .scripts import ENTRY_OVERHEAD
@@ -27,7 +25,6 @@ LAYOUT_VERSION = 1
 # Appends of one call go to Redis in scripts of at most this many messages, so
 # one script never holds the server for long.
 _CHUNK = 1024
-_EMPTY = b""
 
 
 def keys_of(name: str) -> tuple[str, str]:
@@ -235,51 +232,26 @@ class RedisPool:
 
     # --------------------------------------------------------------- append
     def append(self, value: Any, tags: Iterable[str] | None = None, durability: Durability = Durability.FAST) -> Message:
-        try:
-            payload = self._encode(value)
-        except (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError):
-            payload = encode_json(value)  # raises the Usage error with its hint
-        if type(value) is not dict:
-            require_object(value)
-        tags_raw = _tags_blob(tags) if tags else _EMPTY
+        tags_raw, payload = encode_message(value, tags, self._encode)
         (seq, t), = self._append_raw([(tags_raw, payload)], durability)
         return Message(seq, t, tags_raw, payload, None, value)
 
     def append_json(self, payload: bytes | str, tags: Iterable[str] = (), durability: Durability = Durability.FAST) -> bytes:
         """Append a JSON object given as UTF-8 bytes; returns the committed envelope."""
-        if type(payload) is not bytes:
-            if not isinstance(payload, (bytearray, memoryview)):
-                raise TypeError(f"payload must be bytes (UTF-8 JSON), not {type(payload).__name__}; "
-                                "use .encode() or append() for Python values")
-            payload = bytes(payload)
-        if not payload:
-            raise UsageError("payload is empty", hint="pass one JSON object, e.g. b'{}'")
-        data = canonical_json(payload)
-        if data[:1] != b"{":
-            require_object(msgspec.json.decode(data))
-        tags_raw = _tags_blob(tags)
+        data = json_payload(payload)
+        tags_raw = tags_blob(tags)
         (seq, t), = self._append_raw([(tags_raw, data)], durability)
         return Message(seq, t, tags_raw, data, None).raw
 
     def append_many(self, values: Iterable[Any], tags: Iterable[str] | None = None,
                     durability: Durability = Durability.FAST) -> list[Message]:
         """Append many values in as few round trips as possible; all share ``tags``."""
-        tags_raw = _tags_blob(tags) if tags else _EMPTY
-        vals = list(values)
-        for v in vals:
-            if type(v) is not dict:
-                require_object(v)
-        items = [(tags_raw, encode_json(v)) for v in vals]
+        vals, items = encode_batch(values, tags)
         return self._messages(items, vals, durability)
 
     def append_many_tagged(self, items: Iterable[tuple[Any, Iterable[str] | None]],
                            durability: Durability = Durability.FAST) -> list[Message]:
-        vals, encoded = [], []
-        for v, tg in items:
-            if type(v) is not dict:
-                require_object(v)
-            vals.append(v)
-            encoded.append((_tags_blob(tg) if tg else _EMPTY, encode_json(v)))
+        vals, encoded = encode_tagged(items)
         return self._messages(encoded, vals, durability)
 
     def append_encoded(self, items: list[tuple[bytes, bytes]], durability: Durability = Durability.FAST) -> list[tuple[int, int]]:

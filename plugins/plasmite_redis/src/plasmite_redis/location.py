@@ -105,7 +105,7 @@ def parse(url: str) -> Location:
         else:
             loc.extra[key] = value
     if loc.pool is not None:
-        from plasmite_core.refs import validate_pool_name
+        from plasmite import validate_pool_name
 
         loc.pool = validate_pool_name(loc.pool)
     return loc

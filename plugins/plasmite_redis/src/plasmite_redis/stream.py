@@ -23,14 +23,11 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections import deque
 from typing import Any, Callable, Iterable
 
 from redis import exceptions as rx
 
-from plasmite_core.envelope import Message
-from plasmite_core.errors import RetentionGapError, UsageError
-from plasmite import BufferedStream, tag_matcher
+from plasmite import BufferedStream, Message, UsageError
 
 from .errors import is_transient, map_error
 from .server import BLOCK_SLICE_MS
@@ -46,31 +43,21 @@ def entry_message(entry_id: bytes, fields: dict) -> Message:
 class RedisStream(BufferedStream):
     """A cursor over one Redis pool; blocking ``next`` waits in ``XREAD BLOCK``."""
 
+    _GAP_LOST = "trimmed"
+    _GAP_HINT = "resume from a newer seq, read faster, or create the pool with a larger size"
+
     def __init__(self, pool, since_seq: int | None = None, max_messages: int | None = None,
                  timeout_ms: int | None = None, error_on_gap: bool = False, *, last: int | None = None,
                  since_time_ns: int | None = None, tags: Iterable[str] | None = None,
                  where: Callable[[Message], bool] | None = None,
                  on_gap: Callable[[int, int], Any] | None = None) -> None:
-        for name, v in (("since_seq", since_seq), ("max_messages", max_messages), ("timeout_ms", timeout_ms),
-                        ("last", last)):
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
-                raise UsageError(f"{name} must be a non-negative integer, got {v!r}")
+        super().__init__(since_seq, max_messages, timeout_ms, error_on_gap, last=last, tags=tags, where=where,
+                         on_gap=on_gap)
         self._pool = pool
         self._server = pool._server
         self._key = pool._keys[1]
-        self._max = max_messages
-        self._error_on_gap = error_on_gap
-        self._on_gap = on_gap
-        self._tags = tag_matcher(tags)
-        self._where = where
-        self._deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000.0
-        self._buf: deque = deque()
-        self._delivered = 0
-        self._done = False
         self._down_since: float | None = None
-        self.timed_out = False
         st = pool._state()
-        self._expected = since_seq
         if since_seq is not None:
             cursor = since_seq - 1
         elif last is not None:
@@ -115,14 +102,9 @@ class RedisStream(BufferedStream):
             if exp is not None:
                 if seq < exp:
                     continue
-                if seq > exp:
-                    if self._error_on_gap:
-                        buf.append((None, exp))
-                        self._expected = exp
-                        self._cursor = exp - 1
-                        return
-                    if self._on_gap is not None:
-                        self._on_gap(exp, seq)
+                if seq > exp and self._gap(exp, seq):
+                    self._cursor = exp - 1
+                    return
             exp = seq + 1
             if tags is not None and not tags(m._tags_raw):
                 continue
@@ -147,33 +129,6 @@ class RedisStream(BufferedStream):
             err.message += f" (gave up reconnecting after {self._server.loc.reconnect_s:g} s)"
             raise err from None
         return min(1.0, 0.1 + (now - self._down_since) / 4)
-
-    def _pop(self) -> Message:
-        item = self._buf.popleft()
-        if type(item) is tuple:
-            self._done = True
-            self._buf.clear()
-            raise RetentionGapError(
-                f"retention gap: messages from seq {item[1]} were trimmed before they were read",
-                seq=item[1],
-                hint="resume from a newer seq, read faster, or create the pool with a larger size",
-            )
-        self._delivered += 1
-        if self._max is not None and self._delivered >= self._max:
-            self._done = True
-        return item
-
-    def _left(self, call_deadline: float | None) -> float | None:
-        left = None if self._deadline is None else self._deadline - time.monotonic()
-        if call_deadline is not None:
-            c = call_deadline - time.monotonic()
-            left = c if left is None else min(left, c)
-        return None if left is None else max(0.0, left)
-
-    def _expire(self) -> None:
-        if self._deadline is not None and time.monotonic() >= self._deadline:
-            self.timed_out = True
-            self._done = True
 
     # ---------------------------------------------------------------- public
     def next(self, timeout_ms: int | None = None) -> Message | None:
@@ -238,21 +193,10 @@ class RedisStream(BufferedStream):
                 continue
             if self._buf:
                 return self._pop()
-            left = self._left(None)
-            if left is not None and left <= 0:
-                self._expire()
+            left = self._wait_left(None)
+            if left == 0:
                 return None
             await _hub(self._server, self._key).wait(self._key, self._cursor, left)
-
-    def __aiter__(self):
-        return self
-
-    async def __anext__(self) -> Message:
-        m = await self.anext()
-        if m is None:
-            raise StopAsyncIteration
-        return m
-
 
 class _Hub:
     """One thread blocked in one XREAD over every stream async tails wait on.
