@@ -23,7 +23,6 @@ bytes must be equal.
 from __future__ import annotations
 
 import os
-import shutil
 import struct
 import sys
 import tempfile
@@ -87,7 +86,7 @@ def scan_input(data: bytes) -> None:
     assert ea == eb or ea is None or eb is None, (ea, eb)
 
 
-_DIR = tempfile.mkdtemp(prefix="fuzz-ring-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+_TMP = "/dev/shm" if os.path.isdir("/dev/shm") else None  # libFuzzer exits without Python's clean-up: one dir per input
 _SIZE = 64 * 1024
 _SEED: dict = {}
 
@@ -104,12 +103,12 @@ class _Clock:
 def _seed_image(small_index: bool) -> bytes:
     """A pool with a few dozen messages, wrapped once (built once per shape)."""
     if small_index not in _SEED:
-        path = os.path.join(_DIR, f"seed{int(small_index)}.plasmite")
-        pf = core_pool.PoolFile.create(path, _SIZE, 16 if small_index else None)
-        for i in range(60):
-            pf._append_py(b'["s"]' if i % 4 == 0 else b"", b'{"i":%d,"b":"%s"}' % (i, b"x" * (i * 37 % 3000)))
-        _SEED[small_index] = bytes(pf.mm)
-        pf.close()
+        with tempfile.TemporaryDirectory(prefix="fuzz-ring-", dir=_TMP) as d:
+            pf = core_pool.PoolFile.create(os.path.join(d, "seed.plasmite"), _SIZE, 16 if small_index else None)
+            for i in range(60):
+                pf._append_py(b'["s"]' if i % 4 == 0 else b"", b'{"i":%d,"b":"%s"}' % (i, b"x" * (i * 37 % 3000)))
+            _SEED[small_index] = bytes(pf.mm)
+            pf.close()
     return _SEED[small_index]
 
 
@@ -135,10 +134,15 @@ def pool_input(data: bytes) -> None:
             image[off & ~7 : (off & ~7) + 8] = fdp.ConsumeBytes(8).ljust(8, b"\0")
     if F.choose_state(bytes(image[F.STATE_A_OFFSET : F.STATE_A_OFFSET + 128])) is None:
         return  # both slots damaged: the reference retries for 0.1 s before Corrupt
+    with tempfile.TemporaryDirectory(prefix="fuzz-ring-", dir=_TMP) as tmp:
+        _compare_on_copies(fdp, image, tmp)
+
+
+def _compare_on_copies(fdp, image: bytearray, tmp: str) -> None:
     files = []
     for name in ("c", "p"):
-        d = os.path.join(_DIR, name)
-        os.makedirs(d, exist_ok=True)
+        d = os.path.join(tmp, name)
+        os.mkdir(d)
         path = os.path.join(d, "w.plasmite")
         with open(path, "wb") as f:
             f.write(image)
@@ -193,10 +197,7 @@ def mutate_corpus(corpus: str, runs: int) -> None:
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--mutate"]:
     # python fuzz_speedups.py --mutate CORPUS_DIR RUNS
-    try:
-        mutate_corpus(sys.argv[2], int(sys.argv[3]))
-    finally:
-        shutil.rmtree(_DIR, ignore_errors=True)
+    mutate_corpus(sys.argv[2], int(sys.argv[3]))
 elif __name__ == "__main__":
     # Coverage from the reference's branches guides the inputs to the C ones.
     framescan.scan_chunk_py = atheris.instrument_func(framescan.scan_chunk_py)
@@ -206,7 +207,4 @@ elif __name__ == "__main__":
         setattr(PF, name, atheris.instrument_func(getattr(PF, name)))
     pool_input = atheris.instrument_func(pool_input)
     atheris.Setup(sys.argv, atheris.instrument_func(one_input))
-    try:
-        atheris.Fuzz()
-    finally:
-        shutil.rmtree(_DIR, ignore_errors=True)
+    atheris.Fuzz()
