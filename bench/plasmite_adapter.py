@@ -99,6 +99,21 @@ class Handle:
                 k += 1
         return k
 
+    def read_batch(self, n: int) -> int:
+        """Decoded data in batches (``Stream.poll_data``): the bulk reader's call."""
+        s, n = self._open(n)
+        if s is None:
+            return 0
+        k = 0
+        with s:
+            poll = s.poll_data
+            while k < n:
+                got = poll(min(1024, n - k))
+                if not got:
+                    break
+                k += len(got)
+        return k
+
     def read_raw(self, n: int) -> int:
         s, n = self._open(n)
         if s is None:

@@ -57,6 +57,9 @@ def run(workdir: str, st, out_dir: str, max_s: float = 2.0) -> list[str]:
         def read():
             return h.read(50_000)
 
+        def read_batch():
+            return h.read_batch(50_000)
+
         def read_raw():
             return h.read_raw(50_000)
 
@@ -68,7 +71,7 @@ def run(workdir: str, st, out_dir: str, max_s: float = 2.0) -> list[str]:
                 pool.get(k).data
             return len(keys)
 
-        for name, fn in [("append", append), ("append_many", many), ("read", read),
+        for name, fn in [("append", append), ("append_many", many), ("read", read), ("read_batch", read_batch),
                          ("read_raw", read_raw), ("read_raw_batch", read_raw_batch), ("get", get)]:
             fn()
             prof = Profiler(interval=0.0002)

@@ -486,7 +486,8 @@ def headline(R: Results) -> list[str]:
 
     compiled = " (compiled)" if R.has_pure else ""
     for w, lbl, unit in [("append", "append, one per call", "msg/s"), ("append_many", "append in batches", "msg/s"),
-                         ("read", "read back decoded", "msg/s"),
+                         ("read", "read back decoded, one next() per message", "msg/s"),
+                         ("read_batch", "read back decoded, in batches", "msg/s"),
                          ("read_raw_batch", "raw JSON envelopes in batches", "msg/s"), ("get", "get by seq", "get/s"),
                          ("two_writers", "two writer processes", "msg/s")]:
         pv = R.value("plasmite", w)

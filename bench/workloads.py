@@ -211,6 +211,23 @@ def read_get(name: str, workdir: str, st: Settings) -> list[Result]:
         ok = k == filled if not consuming else None
         out.append(Result(name, "read", median(runs), "msg/s", note=_note(mod, "read"), ok=ok,
                           extra={"runs": runs, "messages": k, "filled": filled, "cpu_rate": median(cpu)}))
+        if getattr(h, "read_batch", None) is not None:
+            runs, cpu = [], []
+            for _ in range(st.repeats):
+                c = time.process_time()
+                t = time.perf_counter()
+                k = h.read_batch(filled)
+                runs.append(k / (time.perf_counter() - t))
+                cpu.append(k / max(1e-9, time.process_time() - c))
+            out.append(Result(name, "read_batch", median(runs), "msg/s", ok=k == filled,
+                              note="Stream.poll_data(1024): decoded data, one call per batch",
+                              extra={"runs": runs, "messages": k, "cpu_rate": median(cpu)}))
+        elif out[-1].value is not None:
+            # a peer's (or the floor's) read is already its one bulk loop: the
+            # batched row compares Plasmite's bulk read with that same figure
+            r = out[-1]
+            out.append(Result(name, "read_batch", r.value, "msg/s", ok=r.ok,
+                              note="its read loop (no separate batch API)", extra=dict(r.extra)))
         return out
     finally:
         h.close()

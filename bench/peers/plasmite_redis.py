@@ -86,7 +86,8 @@ class Handle(plasmite_adapter.Handle):
                 k += 1
         return k
 
-    read_raw_batch = None  # no row: the local peer's batch path only
+    read_raw_batch = None  # no rows: the local peer's batch paths only
+    read_batch = None
 
     def all_items(self) -> list:
         s = self._open(1 << 62)

@@ -96,6 +96,15 @@ def test_forged_payload_is_corrupt_in_the_api(pool_dir, kind):
         with pytest.raises(CorruptError) as ei:
             stream.poll_json()
         _assert_corrupt(ei.value, path, 5, off)
+        # the bulk decoded read (one parse that checks and decodes), also under max_messages
+        for kwargs in ({}, {"max_messages": 9}):
+            stream = pool.open_stream(since_seq=1, timeout_ms=0, **kwargs)
+            assert stream.poll_data() == [{"a": 12}] * 4
+            with pytest.raises(CorruptError) as ei:
+                stream.poll_data()
+            _assert_corrupt(ei.value, path, 5, off)
+        stream = pool.open_stream(since_seq=6, timeout_ms=0, max_messages=3)
+        assert stream.poll_data() == [{"a": 12}] * 3 and stream.poll_data() == []
 
 
 def test_forged_tags_are_corrupt_in_the_api(pool_dir):
@@ -112,6 +121,11 @@ def test_forged_tags_are_corrupt_in_the_api(pool_dir):
         assert len(stream.poll_json()) == 2
         with pytest.raises(CorruptError):
             stream.poll_json()
+        stream = pool.open_stream(since_seq=1, timeout_ms=0)
+        assert stream.poll_data() == [{"a": 12}] * 2
+        with pytest.raises(CorruptError) as ei:
+            stream.poll_data()
+        _assert_corrupt(ei.value, path, 3, off)
 
 
 def test_forged_payload_in_the_cli(pool_dir):

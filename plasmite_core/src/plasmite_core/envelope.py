@@ -31,6 +31,7 @@ _skip_value = msgspec.json.Decoder(msgspec.Raw).decode  # one JSON value, else D
 _tags_decode = msgspec.json.Decoder(list[str]).decode
 _lines_one_value = msgspec.json.Decoder(msgspec.Raw).decode_lines
 _lines_tags = msgspec.json.Decoder(list[str]).decode_lines
+_lines_any = msgspec.json.Decoder().decode_lines
 _DecodeError = (msgspec.DecodeError, UnicodeDecodeError)
 
 
@@ -129,14 +130,11 @@ def check_frames(frames: list) -> int | None:
     """
     n = len(frames)
     blob = b"\n".join(map(_payload_of, frames))
-    tags = list(filter(None, map(_tags_of, frames)))
     try:
         ok = blob.count(b"\n") == n - 1 and len(_lines_one_value(blob)) == n
         if ok and not blob.isascii():
             blob.decode()
-        if ok and tags:
-            tblob = b"\n".join(tags)
-            ok = tblob.count(b"\n") == len(tags) - 1 and len(_lines_tags(tblob)) == len(tags)
+        ok = ok and _tags_ok(frames)
     except _DecodeError:
         ok = False
     if ok:
@@ -151,6 +149,32 @@ def check_frames(frames: list) -> int | None:
         except _DecodeError:
             return i
     return None
+
+
+def _tags_ok(frames: list) -> bool:
+    """Every frame's tags (where it has any) are one array of strings; one parse."""
+    tags = list(filter(None, map(_tags_of, frames)))
+    if not tags:
+        return True
+    tblob = b"\n".join(tags)
+    return tblob.count(b"\n") == len(tags) - 1 and len(_lines_tags(tblob)) == len(tags)
+
+
+def decode_frames(frames: list) -> list | None:
+    """The decoded payloads of ``frames`` when ``check_frames`` would find all
+    of them valid, in one parse that both checks and decodes (UTF-8 included);
+    None when any frame is not, so the caller takes the checked path."""
+    n = len(frames)
+    blob = b"\n".join(map(_payload_of, frames))
+    if blob.count(b"\n") != n - 1:
+        return None
+    try:
+        values = _lines_any(blob)
+        if len(values) != n or not _tags_ok(frames):
+            return None
+    except _DecodeError:
+        return None
+    return values
 
 
 class Message:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 
 import msgspec
 
-from .envelope import Message, check_frames
+from .envelope import Message, check_frames, decode_frames
 from .errors import PlasmiteError, UsageError
 from .framescan import envelopes
 from .stream_base import BufferedStream
@@ -155,17 +155,25 @@ class Stream(BufferedStream):
         each) are decoded by one call over a JSON array of them, with no
         Message objects.
         """
-        frames = self._fast_frames(limit)
+        frames = self._fast_frames(limit, checked=False)
         if frames is None:
             return [m.data for m in self.poll(limit)]
         if not frames:
             return []
-        return _json_decode(b"[" + b",".join([f[3] for f in frames]) + b"]")
+        values = decode_frames(frames)  # checks and decodes in one parse
+        if values is not None:
+            return values
+        valid = self._valid_prefix(frames)
+        self._expected = valid[-1][0] + 1
+        self._delivered -= len(frames) - len(valid)
+        return _json_decode(b"[" + b",".join([f[3] for f in valid]) + b"]")
 
-    def _fast_frames(self, limit: int) -> list | None:
+    def _fast_frames(self, limit: int, checked: bool = True) -> list | None:
         """The next frames when they can skip Message objects (an unfiltered
         JSON stream, contiguous seqs, valid JSON); None sends the caller to
-        ``poll``. A damaged frame ends the batch; the next call raises."""
+        ``poll``. A damaged frame ends the batch; the next call raises.
+        ``checked=False`` leaves the validity check to the caller (which
+        must run ``_valid_prefix`` on a failure)."""
         if self._error is not None:
             self._done = True
             raise self._error
@@ -176,9 +184,10 @@ class Stream(BufferedStream):
             or self._tags is not None
             or self._where is not None
             or self._expected is None
-            or self._max is not None
         ):
             return None
+        if self._max is not None:  # max_messages: never take a frame past it
+            limit = min(limit, self._max - self._delivered)
         pf = self._pf
         if pf.closed:
             raise UsageError("pool is closed", hint="keep the pool open while its streams are in use")
@@ -190,9 +199,19 @@ class Stream(BufferedStream):
             # A gap or already-seen seqs: let the general path apply the rules.
             self._fill(frames)
             return None
+        if checked:
+            frames = self._valid_prefix(frames)
+        self._expected = frames[-1][0] + 1
+        self._delivered += len(frames)
+        if self._max is not None and self._delivered >= self._max:
+            self._done = True
+        return frames
+
+    def _valid_prefix(self, frames: list) -> list:
+        """``frames`` up to the first damaged one, whose Corrupt error the
+        next call raises (raised now when it is the first)."""
         bad = check_frames(frames)
         if bad is not None:
-            # Deliver what precedes the damaged frame; the next call raises.
             try:
                 self._message(*frames[bad]).raw
             except PlasmiteError as exc:
@@ -201,8 +220,6 @@ class Stream(BufferedStream):
                 if not frames:
                     self._done = True
                     raise
-        self._expected = frames[-1][0] + 1
-        self._delivered += len(frames)
         return frames
 
     def _raws(self, messages: list[Message]) -> list[bytes]:
