@@ -41,9 +41,8 @@ def run(workdir: str, st, out_dir: str, max_s: float = 2.0) -> list[str]:
         objs = payloads(500)
         batch = payloads(st.batch)
         h.fill(payloads(50_000))
-        oldest, newest = h.pool.bounds()
-        keys = [random.randint(oldest, newest) for _ in range(2000)]
         pool = h.pool
+        keys: list[int] = []
 
         def append():
             for o in objs:
@@ -67,6 +66,9 @@ def run(workdir: str, st, out_dir: str, max_s: float = 2.0) -> list[str]:
             return h.read_raw_batch(50_000) or 0
 
         def get():
+            if not keys:  # drawn now: the append profiles before this one evict the oldest seqs
+                oldest, newest = pool.bounds()
+                keys.extend(random.randint(oldest, newest) for _ in range(2000))
             for k in keys:
                 pool.get(k).data
             return len(keys)
