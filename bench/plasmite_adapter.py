@@ -101,18 +101,7 @@ class Handle:
 
     def read_batch(self, n: int) -> int:
         """Decoded data in batches (``Stream.poll_data``): the bulk reader's call."""
-        s, n = self._open(n)
-        if s is None:
-            return 0
-        k = 0
-        with s:
-            poll = s.poll_data
-            while k < n:
-                got = poll(min(1024, n - k))
-                if not got:
-                    break
-                k += len(got)
-        return k
+        return self._read_batches(n, "poll_data") or 0
 
     def read_raw(self, n: int) -> int:
         s, n = self._open(n)
@@ -127,17 +116,22 @@ class Handle:
 
     def read_raw_batch(self, n: int) -> int | None:
         """Raw envelopes in batches (``Stream.poll_json``), where the core has it."""
+        return self._read_batches(n, "poll_json")
+
+    def _read_batches(self, n: int, method: str) -> int | None:
+        """Read ``n`` messages by 1,024-message calls of the stream's ``method``
+        (None: this core's stream has no such method)."""
         oldest, newest = self.pool.bounds()
         if oldest is None:
             return 0
         n = min(n, newest - oldest + 1)
         s = self.pool.open_stream(since_seq=oldest, timeout_ms=5000)
-        if not hasattr(s, "poll_json"):
+        if not hasattr(s, method):
             s.close()
             return None
         k = 0
         with s:
-            poll = s.poll_json
+            poll = getattr(s, method)
             while k < n:
                 got = poll(min(1024, n - k))
                 if not got:
