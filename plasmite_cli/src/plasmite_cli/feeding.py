@@ -15,6 +15,8 @@ from __future__ import annotations
 import sys
 import time
 
+from plasmite_core.rfc3339 import second_bytes
+
 TYPE_CHECKING = False  # typing stays off the one-shot path (start-up cost)
 if TYPE_CHECKING:
     from typing import Callable, TypeVar
@@ -240,19 +242,6 @@ def _encoded_appender(handle, tags: list[str]):
     return append
 
 
-_receipt_sec = [None, b""]
-
-
-def _whole_seconds(sec: int) -> bytes:
-    """``YYYY-MM-DDTHH:MM:SS`` of a Unix second, cached (receipts share it);
-    computed here rather than by ``envelope`` so receipts never import msgspec."""
-    cache = _receipt_sec
-    if cache[0] != sec:
-        cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)).encode()
-        cache[0] = sec
-    return cache[1]
-
-
 def _write_fast_receipts(done, tags_json: bytes, human: bool) -> None:
     """Receipts from ``(seq, time_ns)`` pairs (same text as ``Message.receipt``)."""
     if human:
@@ -264,7 +253,7 @@ def _write_fast_receipts(done, tags_json: bytes, human: bool) -> None:
         lines = []
         for seq, t in done:
             sec, frac = divmod(t, 1_000_000_000)
-            lines.append(f"fed seq={seq} at {_whole_seconds(sec).decode()}.{frac:09d}Z{suffix}\n")
+            lines.append(f"fed seq={seq} at {second_bytes(sec).decode()}.{frac:09d}Z{suffix}\n")
         sys.stdout.write("".join(lines))
         sys.stdout.flush()
         return
@@ -273,7 +262,7 @@ def _write_fast_receipts(done, tags_json: bytes, human: bool) -> None:
     append = parts.append
     for seq, t in done:
         sec, frac = divmod(t, 1_000_000_000)
-        append(fmt % (seq, _whole_seconds(sec), frac, tags_json))
+        append(fmt % (seq, second_bytes(sec), frac, tags_json))
     out = sys.stdout.buffer
     out.write(b"".join(parts))
     out.flush()

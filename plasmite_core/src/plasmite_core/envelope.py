@@ -16,7 +16,6 @@ Python objects) and the tags an array of strings: a payload such as
 
 from __future__ import annotations
 
-import time as _time
 from datetime import datetime, timezone
 from operator import itemgetter
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import msgspec
 
 from .errors import CorruptError, PlasmiteError, UsageError
+from .rfc3339 import second_bytes
 
 _json_decode = msgspec.json.decode
 _json_encode = msgspec.json.encode
@@ -42,19 +42,7 @@ def _one_value(payload: bytes) -> None:
     if not payload.isascii():
         payload.decode()
 
-# [second, its RFC 3339 text]: one cache for every envelope writer. Stream.poll_json
-# reads it inline (a hot loop; test_poll_json_matches_message_envelopes keeps it equal).
-_bsec_cache: list = [None, b""]
 _ENVELOPE = b'{"seq":%d,"time":"%s.%09dZ","meta":{"tags":%s},"data":%s}'
-
-
-def second_bytes(sec: int) -> bytes:
-    """``YYYY-MM-DDTHH:MM:SS`` of a Unix second, cached for runs of messages in one second."""
-    cache = _bsec_cache
-    if cache[0] != sec:
-        cache[1] = _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(sec)).encode()
-        cache[0] = sec
-    return cache[1]
 
 
 def format_rfc3339(time_ns: int) -> str:
@@ -109,10 +97,7 @@ def stored_envelope(seq: int, time_ns: int, tags_raw: bytes, payload: bytes) -> 
     """The envelope of JSON bytes this process has just validated and stored
     (no check: the append paths' receipts)."""
     sec, frac = divmod(time_ns, 1_000_000_000)
-    if _bsec_cache[0] != sec:
-        _bsec_cache[0] = sec
-        _bsec_cache[1] = _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(sec)).encode()
-    return _ENVELOPE % (seq, _bsec_cache[1], frac, tags_raw or b"[]", payload)
+    return _ENVELOPE % (seq, second_bytes(sec), frac, tags_raw or b"[]", payload)
 
 
 _payload_of = itemgetter(3)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 import struct
-import time
 import zlib
+
+from .rfc3339 import second_bytes
 
 # scan_chunk stops with one of these statuses, ``off`` at the frame concerned.
 END, PAD, BIG, BADLEN, BADCRC = range(5)
@@ -23,7 +24,6 @@ _CRC_PAD = struct.Struct("<II")
 _PAD_MARK = 0x50414400
 _MIN_FRAME = 40
 _ENVELOPE = b'{"seq":%d,"time":"%s.%09dZ","meta":{"tags":%s},"data":%s}'
-_sec_cache: list = [None, b""]
 
 
 def scan_chunk_py(buf: bytes, phys: int, ring_size: int, limit: int, out: list) -> tuple[int, int]:
@@ -72,24 +72,17 @@ def envelopes_py(frames: list) -> list[bytes]:
     JSON pool (the bytes of ``Message.raw``)."""
     if not frames:
         return []
-    cache = _sec_cache
     env = _ENVELOPE
     sec = frames[0][1] // 1_000_000_000
     if frames[-1][1] // 1_000_000_000 == sec and all(f[1] // 1_000_000_000 == sec for f in frames):
         # One second for the whole batch (the usual case): format its text once.
-        if cache[0] != sec:
-            cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)).encode()
-            cache[0] = sec
-        stamp = cache[1]
+        stamp = second_bytes(sec)
         base = sec * 1_000_000_000
         return [env % (seq, stamp, t - base, tags_raw or b"[]", payload) for seq, t, tags_raw, payload in frames]
     out = []
     for seq, t, tags_raw, payload in frames:
         sec, frac = divmod(t, 1_000_000_000)
-        if cache[0] != sec:
-            cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)).encode()
-            cache[0] = sec
-        out.append(env % (seq, cache[1], frac, tags_raw or b"[]", payload))
+        out.append(env % (seq, second_bytes(sec), frac, tags_raw or b"[]", payload))
     return out
 
 
