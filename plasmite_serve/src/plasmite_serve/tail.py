@@ -32,6 +32,8 @@ SSE_KEEPALIVE_S = 15.0
 # A Lite3 frame costs ~30 us to build in pure Python, on the event loop: a
 # batch of 256 (~120 KiB written at once) holds the loop for ~8 ms at most.
 LITE3_BATCH_MESSAGES = 256
+# envelopes per poll_json call while draining (bounds the overshoot of 256 KiB)
+TAIL_POLL_MESSAGES = 256
 _frame_head = struct.Struct(">QQI").pack
 _STREAMING = [(b"cache-control", b"no-store"), (b"x-accel-buffering", b"no")]
 
@@ -293,15 +295,18 @@ def open_stream(pool, q: TailQuery):
 
 
 def _drain(stream, limit: int, batch: list[bytes]) -> list[bytes]:
-    """Append to ``batch`` the envelopes available now (never waits), up to ``limit`` / 256 KiB."""
-    size = sum(len(b) for b in batch)
-    next_json = stream.next_json
+    """Append to ``batch`` the envelopes available now (never waits), up to
+    ``limit`` / about 256 KiB, by the stream's bulk ``poll_json`` (envelopes
+    assembled from the frames, no Message per message). A damaged frame ends
+    a poll early; the next drain raises its error after these are sent."""
+    size = sum(map(len, batch))
+    poll = stream.poll_json
     while len(batch) < limit and size < TAIL_BATCH_BYTES:
-        raw = next_json(0)
-        if raw is None:
+        got = poll(min(TAIL_POLL_MESSAGES, limit - len(batch)))
+        if not got:
             break
-        batch.append(raw)
-        size += len(raw)
+        batch += got
+        size += sum(map(len, got))
     return batch
 
 
