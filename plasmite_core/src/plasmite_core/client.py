@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time as _time
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterable, Iterator, NamedTuple
+from typing import Any, AsyncIterator, Iterable, Iterator, NamedTuple, Sequence
 
 import msgspec
 
@@ -18,6 +18,7 @@ from . import format as F
 from .appending import encode_batch, encode_message, encode_tagged, json_payload, require_object, tags_blob
 from .codecs import JSON, encode_json
 from .durability import Durability
+from .jsonsplit import split_objects
 from .envelope import Message, format_rfc3339, stored_envelope
 from . import leftovers, locks
 from .errors import CorruptError, NotFoundError, PlasmiteError, UsageError
@@ -144,6 +145,8 @@ class Pool:
             codec = plugins.codec(pf.codec_name)
         self._codec_obj = codec
         self._encode = msgspec.json.Encoder().encode if codec is JSON else codec.encode
+        # extend encodes a batch in one call and splits it (compiled path, JSON pools).
+        self._split = split_objects if codec is JSON else None
         # Messages decode JSON payloads directly (None = the fast JSON path).
         self._payload_codec = None if codec.is_json else codec
         self._message = Message.bound(pf)  # messages read from this pool name it in Corrupt errors
@@ -226,26 +229,40 @@ class Pool:
         """
         try:
             vals = values if type(values) is list else list(values)
-            if set(map(type, vals)) - _DICT_ONLY:
-                for v in vals:
-                    if type(v) is not dict:
-                        require_object(v)
-            try:
-                payloads = list(map(self._encode, vals))
-            except Exception:
-                enc = encode_json if self._codec_obj is JSON else self._codec_obj.encode
-                payloads = [enc(v) for v in vals]  # raises the Usage error with its hint
-            tags_raw = tags_blob(tags) if tags else _EMPTY
+            items = self._split_batch(vals, tags) if self._split is not None else None
+            if items is None:
+                if set(map(type, vals)) - _DICT_ONLY:
+                    for v in vals:
+                        if type(v) is not dict:
+                            require_object(v)
+                try:
+                    payloads = list(map(self._encode, vals))
+                except Exception:
+                    enc = encode_json if self._codec_obj is JSON else self._codec_obj.encode
+                    payloads = [enc(v) for v in vals]  # raises the Usage error with its hint
+                tags_raw = tags_blob(tags) if tags else _EMPTY
+                items = [(tags_raw, p) for p in payloads]
         except PlasmiteError as exc:
             exc.committed = []
             raise
         if not vals:
             return range(0)
         try:
-            return self._file().append_seqs([(tags_raw, p) for p in payloads], bool(durability))
+            return self._file().append_seqs(items, bool(durability))
         except PlasmiteError as exc:
             exc.committed = [seq for seq, _ in getattr(exc, "committed", None) or []]
             raise
+
+    def _split_batch(self, vals: list, tags: Iterable[str] | None) -> Sequence[tuple[bytes, bytes]] | None:
+        """The batch's items from one encoder call over the whole list, split
+        (``jsonsplit``); None when any value needs the per-value path, which
+        raises the errors (values first, then tags) with their hints."""
+        try:
+            array = self._encode(vals)
+            tags_raw = tags_blob(tags) if tags else _EMPTY
+        except Exception:
+            return None
+        return self._split(array, tags_raw, len(vals))  # type: ignore[misc]  # set only with the split
 
     def append_many_tagged(self, items: Iterable[tuple[Any, Iterable[str] | None]], durability: Durability = Durability.FAST) -> list[Message]:
         """Append ``(value, tags)`` pairs in order, chunked and reported on

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "crc32.h"
+#include "jsonscan.h"
 
 #define PAD_MARK 0x50414400u
 #define MIN_FRAME 40
@@ -312,16 +313,139 @@ static PyObject *Ring_locked_append(Ring *r, PyObject *const *args, Py_ssize_t n
     return res;
 }
 
-/* The (tags, payload) item ``k`` of a list, or -1. */
-static int item_at(PyObject *items, Py_ssize_t k, PyObject **tg, PyObject **pl) {
-    PyObject *it = PyList_GET_ITEM(items, k);
-    if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) != 2) return -1;
-    *tg = PyTuple_GET_ITEM(it, 0);
-    *pl = PyTuple_GET_ITEM(it, 1);
-    if (!PyBytes_Check(*tg) || !PyBytes_Check(*pl) || PyBytes_GET_SIZE(*tg) > 0xFFFF ||
-        (uint64_t)PyBytes_GET_SIZE(*pl) > 0xFFFFFFF0ull)
-        return -1;
-    return 0;
+/* Elements: the (tags, element) items of an encoded JSON array of objects,
+ * held as the array and the end of each element (split_objects makes it), so
+ * a batch from Pool.extend reaches append_chunk without a bytes object or a
+ * tuple per message. A sequence of (tags, element) tuples for the Python
+ * path (len, items, slices). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *array; /* bytes: '[' e0 ',' e1 ... ']' */
+    PyObject *tags;  /* bytes */
+    Py_ssize_t n;
+    Py_ssize_t *ends; /* element k is array[k ? ends[k - 1] + 1 : 1 : ends[k]] */
+} Elements;
+
+static PyTypeObject ElementsType;
+
+static Py_ssize_t el_start(const Elements *e, Py_ssize_t k) { return k ? e->ends[k - 1] + 1 : 1; }
+
+static PyObject *el_item(Elements *e, Py_ssize_t k) {
+    if (k < 0 || k >= e->n) { PyErr_SetString(PyExc_IndexError, "index out of range"); return NULL; }
+    Py_ssize_t s = el_start(e, k);
+    PyObject *el = PyBytes_FromStringAndSize(PyBytes_AS_STRING(e->array) + s, e->ends[k] - s);
+    if (!el) return NULL;
+    PyObject *item = PyTuple_Pack(2, e->tags, el);
+    Py_DECREF(el);
+    return item;
+}
+
+static Py_ssize_t el_len(Elements *e) { return e->n; }
+
+static PyObject *el_subscript(Elements *e, PyObject *key) {
+    if (!PySlice_Check(key)) {
+        Py_ssize_t k = PyNumber_AsSsize_t(key, PyExc_IndexError);
+        if (k == -1 && PyErr_Occurred()) return NULL;
+        return el_item(e, k < 0 ? k + e->n : k);
+    }
+    Py_ssize_t start, stop, step;
+    if (PySlice_Unpack(key, &start, &stop, &step) < 0) return NULL;
+    Py_ssize_t len = PySlice_AdjustIndices(e->n, &start, &stop, step);
+    PyObject *out = PyList_New(len);
+    if (!out) return NULL;
+    for (Py_ssize_t i = 0, k = start; i < len; i++, k += step) {
+        PyObject *item = el_item(e, k);
+        if (!item) { Py_DECREF(out); return NULL; }
+        PyList_SET_ITEM(out, i, item);
+    }
+    return out;
+}
+
+static void el_dealloc(Elements *e) {
+    Py_XDECREF(e->array);
+    Py_XDECREF(e->tags);
+    PyMem_Free(e->ends);
+    Py_TYPE(e)->tp_free((PyObject *)e);
+}
+
+static PySequenceMethods el_as_sequence = {.sq_length = (lenfunc)el_len, .sq_item = (ssizeargfunc)el_item};
+static PyMappingMethods el_as_mapping = {.mp_length = (lenfunc)el_len, .mp_subscript = (binaryfunc)el_subscript};
+
+static PyTypeObject ElementsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "plasmite_speedups._pool.Elements",
+    .tp_basicsize = sizeof(Elements),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The (tags, element) items of an encoded JSON array of objects (split_objects makes it).",
+    .tp_dealloc = (destructor)el_dealloc,
+    .tp_as_sequence = &el_as_sequence,
+    .tp_as_mapping = &el_as_mapping,
+};
+
+/* split_objects(array, tags, count) -> Elements | None: the ``count``
+ * elements of a JSON array as an encoder writes it (no whitespace between
+ * '[', elements, ',' and ']'), each a valid JSON object; None for anything
+ * else, another count included. */
+static PyObject *split_objects(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "split_objects(array: bytes, tags: bytes, count: int)");
+        return NULL;
+    }
+    Py_ssize_t count = PyLong_AsSsize_t(args[2]);
+    if (count == -1 && PyErr_Occurred()) return NULL;
+    const unsigned char *b = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    Py_ssize_t n = PyBytes_GET_SIZE(args[0]), end = n - 1;
+    if (n < 2 || b[0] != '[' || b[end] != ']' || count < 0 || count > n / 3 + 1) Py_RETURN_NONE;
+    Py_ssize_t *ends = PyMem_Malloc((count ? count : 1) * sizeof(Py_ssize_t));
+    if (!ends) return PyErr_NoMemory();
+    Py_ssize_t k = 0, p = 1;
+    if (n == 2) goto split; /* [] */
+    while (k < count && b[p] == '{') {
+        Py_ssize_t q = scan_object(b, p, end);
+        if (q < 0) break;
+        ends[k++] = q;
+        if (q == end) goto split;
+        if (b[q] != ',' || q + 1 == end) break; /* no comma, or a trailing one */
+        p = q + 1;
+    }
+    PyMem_Free(ends);
+    Py_RETURN_NONE;
+split:
+    if (k != count) { PyMem_Free(ends); Py_RETURN_NONE; }
+    Elements *e = PyObject_New(Elements, &ElementsType);
+    if (!e) { PyMem_Free(ends); return NULL; }
+    e->array = Py_NewRef(args[0]);
+    e->tags = Py_NewRef(args[1]);
+    e->n = k;
+    e->ends = ends;
+    return (PyObject *)e;
+}
+
+/* A batch's items: a list of (tags, payload) tuples or an Elements. */
+static Py_ssize_t items_len(PyObject *items) {
+    return Py_IS_TYPE(items, &ElementsType) ? ((Elements *)items)->n : PyList_GET_SIZE(items);
+}
+
+/* The tags and payload of item ``k`` (checked: bytes, sizes a frame holds), or -1. */
+static int item_at(PyObject *items, Py_ssize_t k, const char **tg, Py_ssize_t *tl, const char **pl, Py_ssize_t *pll) {
+    if (Py_IS_TYPE(items, &ElementsType)) {
+        Elements *e = (Elements *)items;
+        Py_ssize_t s = el_start(e, k);
+        *tg = PyBytes_AS_STRING(e->tags);
+        *tl = PyBytes_GET_SIZE(e->tags);
+        *pl = PyBytes_AS_STRING(e->array) + s;
+        *pll = e->ends[k] - s;
+    } else {
+        PyObject *it = PyList_GET_ITEM(items, k);
+        if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) != 2) return -1;
+        PyObject *t = PyTuple_GET_ITEM(it, 0), *p = PyTuple_GET_ITEM(it, 1);
+        if (!PyBytes_Check(t) || !PyBytes_Check(p)) return -1;
+        *tg = PyBytes_AS_STRING(t);
+        *tl = PyBytes_GET_SIZE(t);
+        *pl = PyBytes_AS_STRING(p);
+        *pll = PyBytes_GET_SIZE(p);
+    }
+    return *tl > 0xFFFF || (uint64_t)*pll > 0xFFFFFFF0ull ? -1 : 0;
 }
 
 /* chunk_ends(items) -> [end of each locked chunk] | index of the first frame
@@ -329,13 +453,14 @@ static int item_at(PyObject *items, Py_ssize_t k, PyObject **tg, PyObject **pl) 
  * hold at most half the ring (a larger frame is a chunk of its own). */
 static PyObject *Ring_chunk_ends(Ring *r, PyObject *items) {
     if (check(r, 0) < 0) return NULL;
-    if (!PyList_Check(items)) Py_RETURN_NONE;
-    Py_ssize_t n = PyList_GET_SIZE(items);
+    if (!PyList_Check(items) && !Py_IS_TYPE(items, &ElementsType)) Py_RETURN_NONE;
+    Py_ssize_t n = items_len(items);
     uint64_t R = r->R;
+    const char *tg, *pl;
+    Py_ssize_t tl, pll;
     for (Py_ssize_t k = 0; k < n; k++) {
-        PyObject *tg, *pl;
-        if (item_at(items, k, &tg, &pl) < 0) Py_RETURN_NONE;
-        if ((uint64_t)((39 + PyBytes_GET_SIZE(tg) + PyBytes_GET_SIZE(pl)) & ~7) > R) return PyLong_FromSsize_t(k);
+        if (item_at(items, k, &tg, &tl, &pl, &pll) < 0) Py_RETURN_NONE;
+        if ((uint64_t)((39 + tl + pll) & ~7) > R) return PyLong_FromSsize_t(k);
     }
     PyObject *ends = PyList_New(0);
     if (!ends) return NULL;
@@ -344,9 +469,8 @@ static PyObject *Ring_chunk_ends(Ring *r, PyObject *items) {
         Py_ssize_t j = i;
         uint64_t total = 0;
         while (j < n) {
-            PyObject *it = PyList_GET_ITEM(items, j);
-            uint64_t fl = (uint64_t)((39 + PyBytes_GET_SIZE(PyTuple_GET_ITEM(it, 0)) +
-                                      PyBytes_GET_SIZE(PyTuple_GET_ITEM(it, 1))) & ~7);
+            item_at(items, j, &tg, &tl, &pl, &pll); /* checked above */
+            uint64_t fl = (uint64_t)((39 + tl + pll) & ~7);
             if (j != i && total + fl > R / 2) break;
             total += fl;
             j++;
@@ -363,14 +487,17 @@ static PyObject *Ring_chunk_ends(Ring *r, PyObject *items) {
  * | 0 (PUNT) | -step | (first_seq, time_ns, reached): items[i:j] under the
  * caller's lock, as PoolFile._append_chunk_py. */
 static PyObject *Ring_append_chunk(Ring *r, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs < 3 || !PyList_Check(args[0])) { PyErr_SetString(PyExc_TypeError, "append_chunk(items, i, j[, step, left])"); return NULL; }
+    if (nargs < 3 || (!PyList_Check(args[0]) && !Py_IS_TYPE(args[0], &ElementsType))) {
+        PyErr_SetString(PyExc_TypeError, "append_chunk(items, i, j[, step, left])");
+        return NULL;
+    }
     if (check(r, 1) < 0) return NULL;
     PyObject *items = args[0];
     Py_ssize_t i = PyLong_AsSsize_t(args[1]), j = PyLong_AsSsize_t(args[2]);
     if (PyErr_Occurred()) return NULL;
     Fault f;
     if (parse_fault(args, nargs, 3, &f) < 0) return NULL;
-    if (i < 0 || j > PyList_GET_SIZE(items) || j <= i) { PyErr_SetString(PyExc_ValueError, "bad chunk bounds"); return NULL; }
+    if (i < 0 || j > items_len(items) || j <= i) { PyErr_SetString(PyExc_ValueError, "bad chunk bounds"); return NULL; }
     Py_ssize_t n = j - i;
     uint64_t R = r->R;
     uint32_t *len = PyMem_Malloc(n * sizeof(uint32_t));
@@ -379,10 +506,11 @@ static PyObject *Ring_append_chunk(Ring *r, PyObject *const *args, Py_ssize_t na
     PyObject *result = NULL;
     if (!len || !buf) { result = PyErr_NoMemory(); goto out; }
     uint64_t *pos = buf, *pad_pos = buf + n, *pad_room = buf + 2 * n;
+    const char *tg, *pl;
+    Py_ssize_t tl, pll;
     for (Py_ssize_t k = 0; k < n; k++) {
-        PyObject *tg, *pl;
-        if (item_at(items, i + k, &tg, &pl) < 0) { result = Py_NewRef(PUNT); goto out; }
-        uint64_t fl = (uint64_t)((39 + PyBytes_GET_SIZE(tg) + PyBytes_GET_SIZE(pl)) & ~7);
+        if (item_at(items, i + k, &tg, &tl, &pl, &pll) < 0) { result = Py_NewRef(PUNT); goto out; }
+        uint64_t fl = (uint64_t)((39 + tl + pll) & ~7);
         if (fl > R) { result = Py_NewRef(PUNT); goto out; }
         len[k] = (uint32_t)fl;
     }
@@ -429,12 +557,10 @@ static PyObject *Ring_append_chunk(Ring *r, PyObject *const *args, Py_ssize_t na
             result = fired(F_FRAME);
             goto out;
         }
-        PyObject *tg = NULL, *pl = NULL;
-        item_at(items, i + k, &tg, &pl); /* checked above */
+        item_at(items, i + k, &tg, &tl, &pl, &pll); /* checked above */
         uint64_t phys = pos[k] % R;
         unsigned char *dst = torn && k >= last_run ? tmp + (pos[k] - pos[last_run]) : ring + phys;
-        put_frame(dst, len[k], seq, t, PyBytes_AS_STRING(tg), PyBytes_GET_SIZE(tg), PyBytes_AS_STRING(pl),
-                  PyBytes_GET_SIZE(pl), 1);
+        put_frame(dst, len[k], seq, t, tg, tl, pl, pll, 1);
         if (r->icap) wr32(r->base + r->io + (seq % r->icap) * 4, (uint32_t)((phys >> 3) + 1));
     }
     if (torn) {
@@ -609,6 +735,8 @@ static PyTypeObject RingType = {
 };
 
 static PyMethodDef methods[] = {
+    {"split_objects", (PyCFunction)(void (*)(void))split_objects, METH_FASTCALL,
+     "The (tags, element) items of an encoded JSON array of objects, or None."},
     {"plan", plan_py, METH_VARARGS, "format.plan_placement, compiled (for tests)."},
     {NULL, NULL, 0, NULL},
 };
@@ -622,7 +750,8 @@ PyMODINIT_FUNC PyInit__pool(void) {
         return NULL;
     }
     crc_init();
-    if (PyType_Ready(&RingType) < 0) return NULL;
+    scan_init();
+    if (PyType_Ready(&RingType) < 0 || PyType_Ready(&ElementsType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     PUNT = PyLong_FromLong(0);
