@@ -319,6 +319,9 @@ def _faulted_writer(path: str, fault: str, mode: str, compiled: bool, seed: int)
             items = [(b'["w"]' if i % 3 else b"", b'{"i":%d,"b":"%s"}' % (i, b"v" * s)) for s in sizes]
             if mode == "single":
                 (pf._append_c if compiled else pf._append_py)(*items[0])
+            elif mode == "split" and compiled:  # a batch of Pool.extend, split from one array
+                array = b"[" + b",".join(pl for _, pl in items) + b"]"
+                pf._append_batch_c(_cpool.split_objects(array, items[0][0], len(items)))
             else:
                 (pf._append_batch_c if compiled else pf._append_batch_py)(items)
     except BaseException:  # noqa: BLE001
@@ -326,7 +329,7 @@ def _faulted_writer(path: str, fault: str, mode: str, compiled: bool, seed: int)
     os._exit(0)
 
 
-@pytest.mark.parametrize("mode", ["single", "batch"])
+@pytest.mark.parametrize("mode", ["single", "batch", "split"])
 @pytest.mark.parametrize("step", core_pool.FAULT_STEPS)
 def test_fault_points_leave_the_same_bytes(tmp_path, mode, step):
     """A writer killed at the n-th reach of a fault point leaves the same file
@@ -400,3 +403,197 @@ def test_deleted_pool_refuses_appends_on_both_paths(tmp_path, monkeypatch):
     finally:
         c.close()
         py.close()
+
+
+# ---------------------------------------------------------------------------
+# The batch split of Pool.extend (plasmite_speedups._pool.split_objects and
+# Elements) against its reference (plasmite_core.jsonsplit.split_objects_py).
+
+import dataclasses  # noqa: E402
+
+import msgspec  # noqa: E402
+
+from plasmite_core import jsonsplit  # noqa: E402
+from plasmite_core.client import Pool  # noqa: E402
+
+# Keys and strings with the bytes a splitter could trip on.
+_tricky = st.text(alphabet=st.sampled_from(list('[]{},:"\\/ \t\n\x00\x1féü€😀ab0e-.')), max_size=12) | _text
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    | _tricky,
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(_tricky, kids, max_size=4),
+    max_leaves=20,
+)
+_objects = st.lists(st.dictionaries(_tricky, _json, max_size=5), max_size=12)
+_tags_blob = st.sampled_from([b"", b'["a"]', b'["t1","t2"]'])
+
+
+_RAWS = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def _split_both(array: bytes, tags: bytes, count: int):
+    c = _cpool.split_objects(array, tags, count)
+    py = jsonsplit.split_objects_py(array, tags, count)
+    assert (None if c is None else list(c)) == py, (array, count)
+    if py is not None:  # a split tiles the input exactly, each element a JSON object
+        assert b"[" + b",".join(el for _, el in py) + b"]" == array
+        for _, el in py:  # valid JSON (UTF-8 is the encoder's business, not checked), an object
+            assert el[:1] == b"{" and len(_RAWS.decode(b"[" + el + b"]")) == 1
+        assert all(tg is tags for tg, _ in py)
+    return py
+
+
+@settings(max_examples=300, deadline=None)
+@given(vals=_objects, tags=_tags_blob, off=st.integers(-2, 2))
+def test_split_objects_gives_the_per_value_encodings(vals, tags, off):
+    array = msgspec.json.encode(vals)
+    assert _split_both(array, tags, len(vals)) == [(tags, msgspec.json.encode(v)) for v in vals]
+    if off:
+        assert _split_both(array, tags, len(vals) + off) is None  # another count: None
+
+
+@settings(max_examples=400, deadline=None)
+@given(vals=st.lists(st.dictionaries(_tricky, _json, max_size=4) | _json, min_size=1, max_size=6),
+       edits=st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(0, 3), st.binary(min_size=1, max_size=3)),
+                      min_size=1, max_size=3))
+def test_split_objects_refuses_or_splits_exactly_damaged_arrays(vals, edits):
+    """Arrays with non-objects, bytes flipped, inserted or removed: C and
+    Python agree, and a split they make tiles the input into valid objects."""
+    b = bytearray(msgspec.json.encode(vals))
+    for at, op, data in edits:
+        at %= len(b) + 1
+        if op == 0 and at < len(b):
+            b[at] ^= data[0] or 1
+        elif op == 1:
+            b[at:at] = data
+        elif op == 2:
+            del b[at : at + len(data)]
+        else:
+            b[at : at + len(data)] = data
+    for count in {len(vals), bytes(b).count(b"{")}:
+        _split_both(bytes(b), b"", count)
+
+
+@pytest.mark.parametrize("array,count", [
+    (b"", 0), (b"[", 0), (b"]", 0), (b"[]", 1), (b"[1]", 1), (b'["{}"]', 1), (b"[[]]", 1), (b"[{},1]", 2),
+    (b"[{} ]", 1), (b"[ {}]", 1), (b"[{}, {}]", 2), (b"[{},]", 1), (b"[{},,{}]", 2), (b"[{}{}]", 2), (b"{}", 1),
+    (b"[{}]x", 1), (b'[{"a":1,}]', 1), (b'[{"a"}]', 1), (b'[{1:2}]', 1), (b'[{"a":01}]', 1), (b'[{"a":1.}]', 1),
+    (b'[{"a":-}]', 1), (b'[{"a":1e}]', 1), (b'[{"a":tru}]', 1), (b'[{"a":"\\x"}]', 1), (b'[{"a":"\\u12g4"}]', 1),
+    (b'[{"a":"\x01"}]', 1), (b'[{"a":"b]', 1), (b'[{"a":[1}]', 1), (b'[{"a":{"b":1]}]', 1), (b'[{"a":"\\"}]', 1),
+    (b'[{"a":[1,2,]}]', 1),
+])
+def test_split_objects_refuses_malformed_arrays(array, count):
+    assert _split_both(array, b"", count) is None
+
+
+@pytest.mark.parametrize("array,count", [
+    (b"[]", 0), (b"[{}]", 1), (b'[{"a]":"]"},{"b\\"":"\\\\"}]', 2), (b'[{ "a" : [ 1 , {} ] }]', 1),
+    (b'[{"a":"\\u00e9\\n","b":[true,false,null,-0.5e+3,0,[]]}]', 1), ('[{"é":"😀"}]'.encode(), 1),
+    (b'[{"a":' + b"[{}," * 400 + b"{}" + b"]" * 400 + b"}]", 1),
+])
+def test_split_objects_splits_valid_arrays(array, count):
+    assert _split_both(array, b"", count) is not None
+
+
+def test_split_objects_nesting_limit():
+    for depth in (jsonsplit.MAX_DEPTH, jsonsplit.MAX_DEPTH + 1):  # the element's own object included
+        array = b'[{"a":' + b"[" * (depth - 1) + b"]" * (depth - 1) + b"},{}]"
+        want = [(b"", array[1:-4]), (b"", b"{}")] if depth == jsonsplit.MAX_DEPTH else None
+        assert jsonsplit.split_objects_py(array, b"", 2) == want
+        got = _cpool.split_objects(array, b"", 2)
+        assert (None if got is None else list(got)) == want
+
+
+def test_elements_are_a_sequence_of_items():
+    el = _cpool.split_objects(b'[{"a":1},{},{"b":[2]}]', b'["t"]', 3)
+    items = [(b'["t"]', b'{"a":1}'), (b'["t"]', b"{}"), (b'["t"]', b'{"b":[2]}')]
+    assert len(el) == 3 and list(el) == items
+    assert el[0] == items[0] and el[-1] == items[-1]
+    assert el[1:] == items[1:] and el[::-1] == items[::-1] and el[5:] == []
+    with pytest.raises(IndexError):
+        el[3]
+    with pytest.raises(TypeError):
+        _cpool.split_objects("[{}]", b"", 1)
+
+
+def test_compiled_append_of_elements_writes_the_same_bytes(tmp_path, monkeypatch):
+    """A split batch (several chunks of half the ring, tags, big frames) goes
+    through the C chunk append as a list of items does through Python."""
+    c, py = _pair(tmp_path, monkeypatch)
+    try:
+        for tags, n, pad in ((b"", 2000, 0), (b'["a","b"]', 40, 3000), (b"", 3, 30_000)):
+            vals = [{"i": i, "p": "x" * pad} for i in range(n)]
+            el = _cpool.split_objects(msgspec.json.encode(vals), tags, n)
+            items = [(tags, msgspec.json.encode(v)) for v in vals]
+            assert _outcome(c._append_seqs_c, el) == _outcome(py._append_seqs_py, items)
+            assert _file_bytes(c) == _file_bytes(py)
+        big = _cpool.split_objects(b'[{},{"p":"' + b"x" * POOL_SIZE + b'"}]', b"", 2)
+        a, b = _outcome(c._append_seqs_c, big), _outcome(py._append_seqs_py, list(big))
+        assert a == b and a[0] == "error" and a[1].label == "Usage"
+        assert _file_bytes(c) == _file_bytes(py)
+    finally:
+        c.close()
+        py.close()
+
+
+class _Point(msgspec.Struct):
+    x: int
+    y: str = "é"
+
+
+@dataclasses.dataclass
+class _Box:
+    w: float
+    items: list
+
+
+class _Sub(dict):
+    pass
+
+
+def _stored(pool: Pool, seqs) -> list:
+    """(tags, payload) of each stored frame."""
+    return [pool._file().get_frame(s)[2:] for s in seqs]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(vals=_objects, tags=st.sampled_from([None, [], ["a"], ["t1", "t2"]]))
+def test_extend_stores_the_per_value_encodings(tmp_path_factory, vals, tags):
+    vals = vals + [_Point(3), _Box(1.5, [_Point(1, "]")]), _Sub(k="[,]"),
+                   {"raw": msgspec.Raw(b'{"r":[1,"]"]}')}, msgspec.Raw(b'{"q":null}')]
+    with Client(tmp_path_factory.mktemp("ext")) as c, c.create_pool("p", 1 << 20) as p:
+        seqs = p.extend(vals, tags)
+        blob = msgspec.json.encode(tags) if tags else b""
+        assert _stored(p, seqs) == [(blob, msgspec.json.encode(v)) for v in vals]
+
+
+def _error_of(fn, *args):
+    try:
+        fn(*args)
+    except PlasmiteError as exc:
+        return exc.kind, str(exc), exc.hint, exc.committed
+    return None
+
+
+@pytest.mark.parametrize("vals,tags", [
+    ([{"ok": 1}, [1, 2]], None), ([{"a": 1}, 5], ["t"]), ([{"a": 1}, "s"], None), ([None], None),
+    ([{"a": object()}], None), ([{"a": 1}, {"b": 1j}], None), ([{"a": 1}], "t"), ([{"a": 1}], [""]),
+    ([{"a": 1}, [1]], "t"), ([msgspec.Raw(b' {"a":1}')], None), ([msgspec.Raw(b"[1]")], None),
+])
+def test_extend_refuses_as_the_per_value_path(tmp_path, vals, tags):
+    """The same error (kind, message, hint, committed) with the split as
+    without it (``_split = None``: the per-value path), nothing stored."""
+    with Client(tmp_path) as c, c.create_pool("p", 1 << 20) as p:
+        got = _error_of(p.extend, vals, tags)
+        p._split = None
+        assert got is not None and got == _error_of(p.extend, vals, tags)
+        assert got[0].label == "Usage" and got[3] == [] and p.bounds() == (None, None)
+
+
+def test_extend_falls_back_for_what_it_cannot_split(tmp_path):
+    """Raw JSON that is not what an encoder writes is stored value by value,
+    as before the split existed."""
+    odd = [msgspec.Raw(b'{ "a" : 1 }'), msgspec.Raw(b'{"a":1},{"b":2}'), {"r": msgspec.Raw(b"[1,2]")}]
+    with Client(tmp_path) as c, c.create_pool("p", 1 << 20) as p:
+        seqs = p.extend(odd)
+        assert _stored(p, seqs) == [(b"", msgspec.json.encode(v)) for v in odd]

@@ -9,7 +9,8 @@ extension with AddressSanitizer to catch memory errors:
     LD_PRELOAD=$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 \\
         python tests/fuzz/fuzz_speedups.py -max_total_time=120
 
-The first byte picks the target. Scan: the input is a ring chunk (a few
+The first byte picks the target (odd: pool; else bit 1 set: split; else
+scan). Scan: the input is a ring chunk (a few
 frames made valid from the input, then raw input bytes), its physical offset,
 the ring size and a limit; both scans must return the same frames and the same
 stop status, and the envelopes of the frames must be byte-identical. Pool: a
@@ -17,7 +18,10 @@ small pool holding a few messages is damaged where the input says (ring,
 index, state slots, header words), copied twice, then gets, single appends and
 batches run on one copy through the C calls and on the other through the
 Python reference, with the same injected clock; answers, errors and the final
-bytes must be equal.
+bytes must be equal. Split: the input (wrapped in ``[`` ``]`` or not) as an
+encoded JSON array for ``_pool.split_objects`` and
+``jsonsplit.split_objects_py``: both must give the same items, and a split
+must tile the input into elements that start with ``{``.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ if os.path.isdir(p) and p not in sys.path:
     sys.path.insert(0, p)
 
 from plasmite_core import format as F  # noqa: E402
-from plasmite_core import framescan  # noqa: E402
+from plasmite_core import framescan, jsonsplit  # noqa: E402
 from plasmite_core import pool as core_pool  # noqa: E402
 from plasmite_core.errors import PlasmiteError  # noqa: E402
 from plasmite_speedups import _frames, _pool  # noqa: E402
@@ -54,8 +58,22 @@ def _frame(seq: int, t: int, tags: bytes, payload: bytes) -> bytes:
 def one_input(data: bytes) -> None:
     if data[:1] and data[0] & 1:
         pool_input(data[1:])
+    elif data[:1] and data[0] & 2:
+        split_input(data[1:])
     else:
         scan_input(data[1:])
+
+
+def split_input(data: bytes) -> None:
+    head = data[0] if data else 0
+    array = b"[" + data[1:] + b"]" if head & 0x80 else data[1:]
+    count = head & 0x7F
+    a = jsonsplit.split_objects_py(array, b'["t"]', count)
+    b = _pool.split_objects(array, b'["t"]', count)
+    assert a == (None if b is None else list(b)), (array, count)
+    if a is not None:
+        assert len(a) == count and b"[" + b",".join(el for _, el in a) + b"]" == array
+        assert all(el[:1] == b"{" for _, el in a)
 
 
 def scan_input(data: bytes) -> None:
@@ -202,6 +220,8 @@ elif __name__ == "__main__":
     # Coverage from the reference's branches guides the inputs to the C ones.
     framescan.scan_chunk_py = atheris.instrument_func(framescan.scan_chunk_py)
     framescan.envelopes_py = atheris.instrument_func(framescan.envelopes_py)
+    jsonsplit.split_objects_py = atheris.instrument_func(jsonsplit.split_objects_py)
+    jsonsplit._object_end = atheris.instrument_func(jsonsplit._object_end)
     PF = core_pool.PoolFile
     for name in ("_append_py", "_append_batch_py", "_append_chunk", "_evict", "_get_frame_py", "locate", "read_frame"):
         setattr(PF, name, atheris.instrument_func(getattr(PF, name)))

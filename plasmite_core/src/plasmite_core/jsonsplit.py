@@ -17,21 +17,27 @@ than this Python scan; tests/core/test_core_speedups.py compares the two.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 from typing import Any, Callable, Sequence
 
 MAX_DEPTH = 1024  # open objects and arrays in one element, itself included
 
-_WS = re.compile(rb"[ \t\n\r]*")
-_STRING = re.compile(rb'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"')
-_SCALAR = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null")
+_WS_RE = rb"[ \t\n\r]*"
+_STRING_RE = rb'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"'
+_SCALAR_RE = rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null"
+_patterns: tuple[re.Pattern[bytes], ...] = ()  # compiled on first use: off the start-up path
 _LBRACE, _RBRACE, _LBRACKET, _RBRACKET, _COMMA, _COLON, _QUOTE = b"{}[],:\""
 
 
 def _object_end(b: bytes, p: int, end: int) -> int:
     """The end of the valid JSON object at ``b[p] == '{'`` that ends before
     ``end`` (whitespace allowed inside it), or -1."""
+    global _patterns
+    if not _patterns:
+        _patterns = tuple(re.compile(x) for x in (_WS_RE, _STRING_RE, _SCALAR_RE))
+    _WS, _STRING, _SCALAR = _patterns
     closes = [_RBRACE]
     p += 1
     state = "first_key"
@@ -121,10 +127,10 @@ def _compiled() -> Callable[[bytes, bytes, int], Sequence[tuple[bytes, bytes]] |
     if os.environ.get("PLASMITE_PURE", "") not in ("", "0"):
         return None
     try:
-        from plasmite_speedups import _pool
+        pool_ext = importlib.import_module("plasmite_speedups._pool")
     except ImportError:
         return None
-    fn: Any = getattr(_pool, "split_objects", None)  # an older build of the extension lacks it
+    fn: Any = getattr(pool_ext, "split_objects", None)  # an older build of the extension lacks it
     return fn
 
 

@@ -57,7 +57,7 @@ from .notify import Notifier
 TYPE_CHECKING = False  # pathlib is imported where a Path is made: it is off the one-shot path
 if TYPE_CHECKING:
     from pathlib import Path
-    from typing import Any
+    from typing import Any, Sequence
 
 _PREFIX = F.FRAME_PREFIX
 _HEAD = F.FRAME_HEAD
@@ -661,7 +661,7 @@ class PoolFile:
             tlock.release()
         return seq, t
 
-    def _append_runs_c(self, items: list[tuple[bytes, bytes]], flush: bool) -> list[tuple[int, int, int]]:
+    def _append_runs_c(self, items: Sequence[tuple[bytes, bytes]], flush: bool) -> list[tuple[int, int, int]]:
         """``append_batch`` with each chunk's locked work in one Ring call;
         returns one ``(first_seq, count, time_ns)`` per chunk."""
         if self._closed or not self.writable:
@@ -714,10 +714,10 @@ class PoolFile:
             raise
         return runs
 
-    def _append_batch_c(self, items: list[tuple[bytes, bytes]], flush: bool = False) -> list[tuple[int, int]]:
+    def _append_batch_c(self, items: Sequence[tuple[bytes, bytes]], flush: bool = False) -> list[tuple[int, int]]:
         return [(s, t) for first, n, t in self._append_runs_c(items, flush) for s in range(first, first + n)]
 
-    def _append_seqs_c(self, items: list[tuple[bytes, bytes]], flush: bool = False) -> range | list[int]:
+    def _append_seqs_c(self, items: Sequence[tuple[bytes, bytes]], flush: bool = False) -> range | list[int]:
         runs = self._append_runs_c(items, flush)
         if not runs:
             return range(0)
@@ -725,7 +725,7 @@ class PoolFile:
             return range(runs[0][0], runs[-1][0] + runs[-1][1])
         return [s for first, n, _ in runs for s in range(first, first + n)]
 
-    def _append_seqs_py(self, items: list[tuple[bytes, bytes]], flush: bool = False) -> range | list[int]:
+    def _append_seqs_py(self, items: Sequence[tuple[bytes, bytes]], flush: bool = False) -> range | list[int]:
         receipts = self._append_batch_py(items, flush)
         if not receipts:
             return range(0)
@@ -734,7 +734,7 @@ class PoolFile:
             return range(first, last + 1)
         return [seq for seq, _ in receipts]
 
-    def _append_batch_py(self, items: list[tuple[bytes, bytes]], flush: bool = False) -> list[tuple[int, int]]:
+    def _append_batch_py(self, items: Sequence[tuple[bytes, bytes]], flush: bool = False) -> list[tuple[int, int]]:
         """Append many (tags, payload) in order; returns [(seq, time_ns)].
 
         Frames are written in chunks of at most half the ring (a frame larger

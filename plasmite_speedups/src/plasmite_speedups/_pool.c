@@ -153,7 +153,7 @@ static int evict(Ring *r, uint64_t *tail, uint64_t *oldest, uint64_t need, uint6
             continue;
         }
         uint64_t seq = R - phys >= 16 ? rd64(ring + phys + 8) : 0;
-        if (flen < MIN_FRAME || (flen & 7) || phys + flen > R || seq < old) return -1;
+        if (flen < MIN_FRAME || (flen & 7) || phys + flen > R || seq < old || seq >= BIG) return -1; /* seq + 1 must not wrap */
         t += flen;
         old = seq + 1;
     }
