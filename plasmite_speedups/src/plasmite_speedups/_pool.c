@@ -8,7 +8,11 @@
  * CRCs, a deleted pool, a damaged frame at the tail, values near 2**64, items
  * that are not bytes) answers PUNT before anything is written: the Python
  * path then does the same work and raises the same error. Every offset read
- * from the file is reduced modulo the ring or bounds-checked before use. */
+ * from the file is reduced modulo the ring or bounds-checked before use.
+ *
+ * A batch's items are a list of (tags, payload) tuples or an Elements
+ * (jsonsplit.h: Pool.extend's batch, split from one encoded array), read
+ * in place. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
@@ -18,7 +22,7 @@
 #include <time.h>
 
 #include "crc32.h"
-#include "jsonscan.h"
+#include "jsonsplit.h"
 
 #define PAD_MARK 0x50414400u
 #define MIN_FRAME 40
@@ -311,114 +315,6 @@ static PyObject *Ring_locked_append(Ring *r, PyObject *const *args, Py_ssize_t n
         }
     }
     return res;
-}
-
-/* Elements: the (tags, element) items of an encoded JSON array of objects,
- * held as the array and the end of each element (split_objects makes it), so
- * a batch from Pool.extend reaches append_chunk without a bytes object or a
- * tuple per message. A sequence of (tags, element) tuples for the Python
- * path (len, items, slices). */
-typedef struct {
-    PyObject_HEAD
-    PyObject *array; /* bytes: '[' e0 ',' e1 ... ']' */
-    PyObject *tags;  /* bytes */
-    Py_ssize_t n;
-    Py_ssize_t *ends; /* element k is array[k ? ends[k - 1] + 1 : 1 : ends[k]] */
-} Elements;
-
-static PyTypeObject ElementsType;
-
-static Py_ssize_t el_start(const Elements *e, Py_ssize_t k) { return k ? e->ends[k - 1] + 1 : 1; }
-
-static PyObject *el_item(Elements *e, Py_ssize_t k) {
-    if (k < 0 || k >= e->n) { PyErr_SetString(PyExc_IndexError, "index out of range"); return NULL; }
-    Py_ssize_t s = el_start(e, k);
-    PyObject *el = PyBytes_FromStringAndSize(PyBytes_AS_STRING(e->array) + s, e->ends[k] - s);
-    if (!el) return NULL;
-    PyObject *item = PyTuple_Pack(2, e->tags, el);
-    Py_DECREF(el);
-    return item;
-}
-
-static Py_ssize_t el_len(Elements *e) { return e->n; }
-
-static PyObject *el_subscript(Elements *e, PyObject *key) {
-    if (!PySlice_Check(key)) {
-        Py_ssize_t k = PyNumber_AsSsize_t(key, PyExc_IndexError);
-        if (k == -1 && PyErr_Occurred()) return NULL;
-        return el_item(e, k < 0 ? k + e->n : k);
-    }
-    Py_ssize_t start, stop, step;
-    if (PySlice_Unpack(key, &start, &stop, &step) < 0) return NULL;
-    Py_ssize_t len = PySlice_AdjustIndices(e->n, &start, &stop, step);
-    PyObject *out = PyList_New(len);
-    if (!out) return NULL;
-    for (Py_ssize_t i = 0, k = start; i < len; i++, k += step) {
-        PyObject *item = el_item(e, k);
-        if (!item) { Py_DECREF(out); return NULL; }
-        PyList_SET_ITEM(out, i, item);
-    }
-    return out;
-}
-
-static void el_dealloc(Elements *e) {
-    Py_XDECREF(e->array);
-    Py_XDECREF(e->tags);
-    PyMem_Free(e->ends);
-    Py_TYPE(e)->tp_free((PyObject *)e);
-}
-
-static PySequenceMethods el_as_sequence = {.sq_length = (lenfunc)el_len, .sq_item = (ssizeargfunc)el_item};
-static PyMappingMethods el_as_mapping = {.mp_length = (lenfunc)el_len, .mp_subscript = (binaryfunc)el_subscript};
-
-static PyTypeObject ElementsType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "plasmite_speedups._pool.Elements",
-    .tp_basicsize = sizeof(Elements),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "The (tags, element) items of an encoded JSON array of objects (split_objects makes it).",
-    .tp_dealloc = (destructor)el_dealloc,
-    .tp_as_sequence = &el_as_sequence,
-    .tp_as_mapping = &el_as_mapping,
-};
-
-/* split_objects(array, tags, count) -> Elements | None: the ``count``
- * elements of a JSON array as an encoder writes it (no whitespace between
- * '[', elements, ',' and ']'), each a valid JSON object; None for anything
- * else, another count included. */
-static PyObject *split_objects(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "split_objects(array: bytes, tags: bytes, count: int)");
-        return NULL;
-    }
-    Py_ssize_t count = PyLong_AsSsize_t(args[2]);
-    if (count == -1 && PyErr_Occurred()) return NULL;
-    const unsigned char *b = (const unsigned char *)PyBytes_AS_STRING(args[0]);
-    Py_ssize_t n = PyBytes_GET_SIZE(args[0]), end = n - 1;
-    if (n < 2 || b[0] != '[' || b[end] != ']' || count < 0 || count > n / 3 + 1) Py_RETURN_NONE;
-    Py_ssize_t *ends = PyMem_Malloc((count ? count : 1) * sizeof(Py_ssize_t));
-    if (!ends) return PyErr_NoMemory();
-    Py_ssize_t k = 0, p = 1;
-    if (n == 2) goto split; /* [] */
-    while (k < count && b[p] == '{') {
-        Py_ssize_t q = scan_object(b, p, end);
-        if (q < 0) break;
-        ends[k++] = q;
-        if (q == end) goto split;
-        if (b[q] != ',' || q + 1 == end) break; /* no comma, or a trailing one */
-        p = q + 1;
-    }
-    PyMem_Free(ends);
-    Py_RETURN_NONE;
-split:
-    if (k != count) { PyMem_Free(ends); Py_RETURN_NONE; }
-    Elements *e = PyObject_New(Elements, &ElementsType);
-    if (!e) { PyMem_Free(ends); return NULL; }
-    e->array = Py_NewRef(args[0]);
-    e->tags = Py_NewRef(args[1]);
-    e->n = k;
-    e->ends = ends;
-    return (PyObject *)e;
 }
 
 /* A batch's items: a list of (tags, payload) tuples or an Elements. */
