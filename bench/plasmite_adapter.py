@@ -21,7 +21,8 @@ def available() -> str | None:
 
 
 # core modules that may use plasmite_speedups, and what each compiles
-_COMPILED_MODULES = (("framescan", "ring scan and envelopes"), ("pool", "append and get"))
+_COMPILED_MODULES = (("framescan", "ring scan and envelopes"), ("pool", "append and get"),
+                     ("envelope", "Message fields, data and raw"))
 
 
 def compiled_parts() -> list[str]:

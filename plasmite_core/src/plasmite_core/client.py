@@ -172,7 +172,14 @@ class Pool:
     # --------------------------------------------------------------- append
     def append(self, value: Any, tags: Iterable[str] | None = None, durability: Durability = Durability.FAST) -> Message:
         """Append one JSON-compatible value; returns the committed message."""
-        tags_raw, payload = encode_message(value, tags, self._encode)
+        if tags or type(value) is not dict:
+            tags_raw, payload = encode_message(value, tags, self._encode)
+        else:  # inlined encode_message (the hot path): an untagged dict
+            tags_raw = _EMPTY
+            try:
+                payload = self._encode(value)
+            except Exception:
+                tags_raw, payload = encode_message(value, tags, self._encode)  # raises its Usage error
         pf = self._pf
         if pf is None:
             pf = self._file()  # raises: the pool is closed

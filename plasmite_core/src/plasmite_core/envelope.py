@@ -16,9 +16,10 @@ Python objects) and the tags an array of strings: a payload such as
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -90,7 +91,21 @@ class MessageMeta:
         return f"MessageMeta(tags={self.tags!r})"
 
 
-_NO = object()
+def _compiled_message():
+    """plasmite_speedups._message (the compiled MessageFields), or None."""
+    if os.environ.get("PLASMITE_PURE", "") not in ("", "0"):
+        return None
+    try:
+        from plasmite_speedups import _message
+    except ImportError:
+        return None
+    _message.configure(_json_decode, _skip_value, _tags_decode)
+    return _message
+
+
+_cmsg = _compiled_message()
+COMPILED = _cmsg is not None
+_NO: Any = _cmsg.NO if _cmsg is not None else object()  # data not decoded yet
 
 
 def stored_envelope(seq: int, time_ns: int, tags_raw: bytes, payload: bytes) -> bytes:
@@ -162,15 +177,16 @@ def decode_frames(frames: list) -> list | None:
     return values
 
 
-class Message:
-    """One committed message. ``raw`` is its compact JSON envelope (bytes).
+class _MessageFields:
+    """A message's fields, its constructor and its two hot getters.
 
-    Messages read from a pool are instances of a per-pool subclass (see
-    ``bound``) that names the pool file in Corrupt errors.
+    The reference of the compiled ``plasmite_speedups._message.MessageFields``
+    (same fields, same fast paths): each getter takes the common case (JSON
+    codec, bytes that check out) and hands everything else, errors included,
+    to ``Message._decode_data`` / ``Message._format_raw``.
     """
 
     __slots__ = ("seq", "time_ns", "_tags_raw", "_payload", "_codec", "_data", "_tags", "_raw")
-    _src = None  # the PoolFile frames were read from (set on ``bound`` subclasses)
 
     def __init__(self, seq: int, time_ns: int, tags_raw: bytes, payload: bytes, codec=None, data: Any = _NO) -> None:
         self.seq = seq
@@ -181,6 +197,51 @@ class Message:
         self._data = data
         self._tags: list[str] | None = None
         self._raw: bytes | None = None
+
+    @property
+    def data(self) -> Any:
+        d = self._data
+        if d is _NO:
+            if self._codec is None:
+                try:
+                    d = self._data = _json_decode(self._payload)
+                    return d
+                except Exception:
+                    pass
+            d = self._decode_data()  # type: ignore[attr-defined]
+        return d
+
+    @property
+    def raw(self) -> bytes:
+        r = self._raw
+        if r is None:
+            r = self._format_raw()  # type: ignore[attr-defined]
+        return r
+
+
+def build_messages_py(cls: type, frames: list, codec) -> list:
+    """``cls(seq, time_ns, tags, payload, codec)`` of each frame."""
+    return [cls(seq, t, tr, pl, codec) for seq, t, tr, pl in frames]
+
+
+if TYPE_CHECKING or _cmsg is None:
+    _Fields = _MessageFields
+    build_messages = build_messages_py
+else:
+    _Fields = _cmsg.MessageFields
+    build_messages = _cmsg.build
+
+
+class Message(_Fields):
+    """One committed message. ``raw`` is its compact JSON envelope (bytes).
+
+    Messages read from a pool are instances of a per-pool subclass (see
+    ``bound``) that names the pool file in Corrupt errors. The fields and the
+    ``data``/``raw`` getters come from ``_MessageFields`` or its compiled twin.
+    """
+
+    __slots__ = ()
+    _src = None  # the PoolFile frames were read from (set on ``bound`` subclasses)
 
     @classmethod
     def from_parts(cls, seq: int, time_ns: int, tags: list[str], data: Any) -> "Message":
@@ -204,17 +265,16 @@ class Message:
             hint="the message's stored bytes are damaged; `pls doctor --deep` finds such messages",
         )
 
-    @property
-    def data(self) -> Any:
-        d = self._data
-        if d is _NO:
-            codec = self._codec
-            try:
-                d = self._data = _json_decode(self._payload) if codec is None else codec.decode(self._payload)
-            except PlasmiteError:
-                raise
-            except Exception as exc:  # any codec's decode failure: the bytes are damaged
-                raise self._damaged(f"payload is not valid {'json' if codec is None else codec.name}", exc) from None
+    def _decode_data(self) -> Any:
+        """``data`` beyond the getter's fast path: other codecs, and the
+        Corrupt error of bytes that do not decode."""
+        codec = self._codec
+        try:
+            d = self._data = _json_decode(self._payload) if codec is None else codec.decode(self._payload)
+        except PlasmiteError:
+            raise
+        except Exception as exc:  # any codec's decode failure: the bytes are damaged
+            raise self._damaged(f"payload is not valid {'json' if codec is None else codec.name}", exc) from None
         return d
 
     @property
@@ -271,28 +331,27 @@ class Message:
             return self._tags_raw
         return b"[]" if self._tags is None else _json_encode(self._tags)
 
-    @property
-    def raw(self) -> bytes:
-        r = self._raw
-        if r is None:
-            sec, frac = divmod(self.time_ns, 1_000_000_000)
-            tags = self._tags_raw
-            if not tags:
-                tags = b"[]" if self._tags is None else _json_encode(self._tags)
-            elif self._tags is None:
-                self.tags  # noqa: B018 - decodes and checks them
-            payload = self._payload
-            if self._codec is None and payload:
-                if self._data is _NO:
-                    try:
-                        _skip_value(payload)  # inlined _one_value (hot path)
-                        if not payload.isascii():
-                            payload.decode()
-                    except _DecodeError as exc:
-                        raise self._damaged("payload is not valid json", exc) from None
-            else:
-                payload = self.data_json()
-            r = self._raw = _ENVELOPE % (self.seq, second_bytes(sec), frac, tags, payload)
+    def _format_raw(self) -> bytes:
+        """The envelope, with the checks that make concatenation safe: stored
+        tags decode as strings, the payload is one JSON value in UTF-8."""
+        sec, frac = divmod(self.time_ns, 1_000_000_000)
+        tags = self._tags_raw
+        if not tags:
+            tags = b"[]" if self._tags is None else _json_encode(self._tags)
+        elif self._tags is None:
+            self.tags  # noqa: B018 - decodes and checks them
+        payload = self._payload
+        if self._codec is None and payload:
+            if self._data is _NO:
+                try:
+                    _skip_value(payload)  # inlined _one_value (hot path)
+                    if not payload.isascii():
+                        payload.decode()
+                except _DecodeError as exc:
+                    raise self._damaged("payload is not valid json", exc) from None
+        else:
+            payload = self.data_json()
+        r = self._raw = _ENVELOPE % (self.seq, second_bytes(sec), frac, tags, payload)
         return r
 
     def receipt(self) -> bytes:

@@ -51,6 +51,7 @@ from .errors import (
     from_os_error,
 )
 from .framescan import BADLEN as _S_BADLEN, BIG as _S_BIG, END as _S_END, PAD as _S_PAD
+from .framescan import COMPILED as _SCAN_IN_PLACE
 from .framescan import scan_chunk as _scan_chunk
 from .notify import Notifier
 
@@ -1008,13 +1009,25 @@ class PoolFile:
         A position the writers have overwritten jumps to the current tail (the
         caller sees the seq jump and reports the retention gap).
         """
-        mm = self.mm
-        R = self.ring_size
-        ro = self.ring_offset
         _, head, tail, _, _, _ = self._state_fields()
         if pos < tail:
             pos = tail
         out: list = []
+        # The compiled scan reads the mapping in place (it copies only the
+        # frames it returns); the Python one slices bytes from a copy.
+        view = memoryview(self.mm) if _SCAN_IN_PLACE else None
+        try:
+            return self._scan(pos, limit, head, out, view)
+        finally:
+            if view is not None:
+                view.release()
+
+    def _scan(self, pos: int, limit: int, head: int, out: list, view: memoryview | None) -> tuple[list, int]:
+        """``scan``'s loop; every chunk's frames are kept only if the tail
+        had not passed them once they were read."""
+        mm = self.mm
+        R = self.ring_size
+        ro = self.ring_offset
         while pos < head and len(out) < limit:
             phys = pos % R
             n = min(R - phys, head - pos, SCAN_CHUNK)
@@ -1026,20 +1039,24 @@ class PoolFile:
                     raise self._corrupt(f"the state's head ({head}) is not on a frame boundary", base)
                 pos = self._state_fields()[2]
                 continue
-            buf = mm[base : base + n]
+            buf = mm[base : base + n] if view is None else view[base : base + n]
+            before = len(out)
+            off, status = _scan_chunk(buf, phys, R, limit, out)
+            # Every read of buf happens before the tail check (buf may be the live mapping).
+            flen = _CRC_PAD.unpack_from(buf, off)[0] if status == _S_PAD or status == _S_BIG else 0
             t2 = self._state_fields()[2]
             if pos < t2:
-                pos = t2  # overwritten while copying: resume at the new tail
+                # Overwritten while read: drop this chunk's frames, resume at the new tail.
+                del out[before:]
+                pos = t2
                 if out:
                     break
                 continue
-            off, status = _scan_chunk(buf, phys, R, limit, out)
             pos += off
             if status == _S_END:
                 continue
             if status == _S_PAD:
                 # The ring-end pad, or one a repair wrote over dropped frames.
-                flen = _CRC_PAD.unpack_from(buf, off)[0]
                 if flen < 8 or flen & 7 or phys + off + flen > R or pos + flen > head:
                     raise self._corrupt("bad pad frame", base + off)
                 pos += flen
@@ -1049,7 +1066,7 @@ class PoolFile:
                     fr = self.read_frame(pos)
                     if fr is not None:
                         out.append(fr)
-                        pos += _CRC_PAD.unpack_from(buf, 0)[0]
+                        pos += flen
             elif status == _S_BADLEN:
                 raise self._corrupt("frame length out of range", base + off)
             else:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 
 import msgspec
 
-from .envelope import Message, check_frames, decode_frames
+from .envelope import Message, build_messages, check_frames, decode_frames
 from .errors import PlasmiteError, UsageError
 from .framescan import envelopes
 from .stream_base import BufferedStream
@@ -82,7 +82,7 @@ class Stream(BufferedStream):
         msg = self._message
         if exp is not None and tags is None and where is None and frames[0][0] == exp and frames[-1][0] == exp + len(frames) - 1:
             # Fast path: contiguous, unfiltered (the common follow/read case).
-            buf.extend([msg(seq, t, tr, pl, codec) for seq, t, tr, pl in frames])
+            buf.extend(build_messages(msg, frames, codec))
             self._expected = frames[-1][0] + 1
             return
         for seq, t, tags_raw, payload in frames:
@@ -106,8 +106,15 @@ class Stream(BufferedStream):
         (max reached, deadline passed) or ``timeout_ms`` passed for this call."""
         if self._done:
             return None
-        if self._buf:
-            return self._pop()
+        buf = self._buf
+        if buf:
+            if type(buf[0]) is tuple:  # a retention gap
+                return self._pop()
+            n = self._delivered = self._delivered + 1  # inlined _pop (the hot path of a read)
+            mx = self._max
+            if mx is not None and n >= mx:
+                self._done = True
+            return buf.popleft()
         call_deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000.0
         notifier = self._pf.notifier
         while True:

@@ -48,13 +48,21 @@ static PyObject *scan_chunk(PyObject *self, PyObject *args) {
         const char *start = (const char *)b + off + 32;
         PyObject *tags = PyBytes_FromStringAndSize(start, tl);
         PyObject *payload = tags ? PyBytes_FromStringAndSize(start + tl, pl) : NULL;
-        PyObject *item = payload ? Py_BuildValue("(KKNN)", (unsigned long long)seq, (unsigned long long)t, tags, payload) : NULL;
-        if (!item) {
+        PyObject *item = payload ? PyTuple_New(4) : NULL;
+        PyObject *pseq = item ? PyLong_FromUnsignedLongLong(seq) : NULL;
+        PyObject *pt = pseq ? PyLong_FromUnsignedLongLong(t) : NULL;
+        if (!pt) {
+            Py_XDECREF(pseq);
+            Py_XDECREF(item);
             Py_XDECREF(tags);
             Py_XDECREF(payload);
             PyBuffer_Release(&view);
             return NULL;
         }
+        PyTuple_SET_ITEM(item, 0, pseq);  /* the tuple takes these references */
+        PyTuple_SET_ITEM(item, 1, pt);
+        PyTuple_SET_ITEM(item, 2, tags);
+        PyTuple_SET_ITEM(item, 3, payload);
         int rc = PyList_Append(out, item);
         Py_DECREF(item);
         if (rc < 0) { PyBuffer_Release(&view); return NULL; }
