@@ -564,7 +564,12 @@ def test_extend_stores_the_per_value_encodings(tmp_path_factory, vals, tags):
     with Client(tmp_path_factory.mktemp("ext")) as c, c.create_pool("p", 1 << 20) as p:
         seqs = p.extend(vals, tags)
         blob = msgspec.json.encode(tags) if tags else b""
-        assert _stored(p, seqs) == [(blob, msgspec.json.encode(v)) for v in vals]
+        want = [(blob, msgspec.json.encode(v)) for v in vals]
+        assert _stored(p, seqs) == want
+        msgs = p.append_many(iter(vals), tags)  # split the same way; Messages as before
+        assert _stored(p, [m.seq for m in msgs]) == want
+        assert [m.raw for m in msgs] == [p.get(m.seq).raw for m in msgs]
+        assert [m.data for m in msgs] == vals  # the values themselves, as before
 
 
 def _error_of(fn, *args):
@@ -580,13 +585,14 @@ def _error_of(fn, *args):
     ([{"a": object()}], None), ([{"a": 1}, {"b": 1j}], None), ([{"a": 1}], "t"), ([{"a": 1}], [""]),
     ([{"a": 1}, [1]], "t"), ([msgspec.Raw(b' {"a":1}')], None), ([msgspec.Raw(b"[1]")], None),
 ])
-def test_extend_refuses_as_the_per_value_path(tmp_path, vals, tags):
+@pytest.mark.parametrize("method", ["extend", "append_many"])
+def test_extend_refuses_as_the_per_value_path(tmp_path, vals, tags, method):
     """The same error (kind, message, hint, committed) with the split as
     without it (``_split = None``: the per-value path), nothing stored."""
     with Client(tmp_path) as c, c.create_pool("p", 1 << 20) as p:
-        got = _error_of(p.extend, vals, tags)
+        got = _error_of(getattr(p, method), vals, tags)
         p._split = None
-        assert got is not None and got == _error_of(p.extend, vals, tags)
+        assert got is not None and got == _error_of(getattr(p, method), vals, tags)
         assert got[0].label == "Usage" and got[3] == [] and p.bounds() == (None, None)
 
 

@@ -214,11 +214,16 @@ class Pool:
         messages may land between chunks. Values are encoded before anything
         is written, so a bad value stores nothing. When a later chunk fails,
         the PlasmiteError raised carries ``committed``: the Messages already
-        stored (``[]`` when none were).
+        stored (``[]`` when none were). Encoded as ``extend`` encodes.
         """
         codec = self._codec_obj
         try:
-            vals, items = encode_batch(values, tags, encode_json if codec is JSON else codec.encode)
+            items = None
+            if self._split is not None:  # as in extend: one encoder call, split
+                values = vals = values if type(values) is list else list(values)
+                items = self._split_batch(vals, tags)
+            if items is None:
+                vals, items = encode_batch(values, tags, encode_json if codec is JSON else codec.encode)
         except PlasmiteError as exc:
             exc.committed = []
             raise
