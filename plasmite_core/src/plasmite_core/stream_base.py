@@ -173,7 +173,12 @@ class BufferedStream(StreamIteration):
 
     @property
     def position(self) -> int | None:
-        """The next seq this stream expects (its resume checkpoint)."""
+        """The seq of the next message this stream delivers (its resume
+        checkpoint): the first one read ahead into the buffer, if any."""
+        buf = self._buf
+        if buf:
+            first = buf[0]
+            return first[1] if type(first) is tuple else first.seq
         return self._expected
 
     def close(self) -> None:

@@ -63,6 +63,7 @@ static PyObject *scan_chunk(PyObject *self, PyObject *args) {
         PyTuple_SET_ITEM(item, 1, pt);
         PyTuple_SET_ITEM(item, 2, tags);
         PyTuple_SET_ITEM(item, 3, payload);
+        PyObject_GC_UnTrack(item);  /* ints and bytes only: what the GC's own first pass would do */
         int rc = PyList_Append(out, item);
         Py_DECREF(item);
         if (rc < 0) { PyBuffer_Release(&view); return NULL; }

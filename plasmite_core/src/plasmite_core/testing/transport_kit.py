@@ -342,8 +342,10 @@ class TransportConformance:
         with pool.open_stream(since_seq=1, timeout_ms=WAIT_MS) as s:
             raw = s.next_json(WAIT_MS)
             assert raw is not None and parse_message(raw).seq == 1
+            assert s.position == 2  # a resume checkpoint, not how far the stream read ahead
             m = s.next(WAIT_MS)
             assert m is not None and m.seq == 2
+            assert s.position == 3
             rest: list[int] = []
             deadline = time.monotonic() + WAIT_MS / 1000
             while len(rest) < 3 and time.monotonic() < deadline:
