@@ -1,6 +1,7 @@
 """Differential fuzzing of the compiled code of plasmite_speedups against its
 Python reference, with atheris (not part of tox): the read loops
-(``_frames``, against plasmite_core.framescan) and the locked append and get
+(``_frames``, against plasmite_core.framescan), the Message fields
+(``_message``, against envelope._MessageFields) and the locked append and get
 by seq (``_pool.Ring``, against pool.py's ``*_py`` methods). Build the
 extension with AddressSanitizer to catch memory errors:
 
@@ -9,8 +10,8 @@ extension with AddressSanitizer to catch memory errors:
     LD_PRELOAD=$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 \\
         python tests/fuzz/fuzz_speedups.py -max_total_time=120
 
-The first byte picks the target (odd: pool; else bit 1 set: split; else
-scan). Scan: the input is a ring chunk (a few
+The first byte picks the target (odd: pool; else bit 1 set: split; else bit
+2 set: message; else scan). Scan: the input is a ring chunk (a few
 frames made valid from the input, then raw input bytes), its physical offset,
 the ring size and a limit; both scans must return the same frames and the same
 stop status, and the envelopes of the frames must be byte-identical. Pool: a
@@ -21,7 +22,11 @@ Python reference, with the same injected clock; answers, errors and the final
 bytes must be equal. Split: the input (wrapped in ``[`` ``]`` or not) as an
 encoded JSON array for ``_pool.split_objects`` and
 ``jsonsplit.split_objects_py``: both must give the same items, and a split
-must tile the input into elements that start with ``{``.
+must tile the input into elements that start with ``{``. Message: a message
+of random seq, time, tags and payload bytes built by ``_message.build`` and
+one of the pure reference fields; ``data``, ``raw`` and ``tags`` (in an order
+the input picks, then again from the cache) must give the same values or the
+same errors.
 """
 
 from __future__ import annotations
@@ -40,11 +45,12 @@ p = os.path.join(_ROOT, "plasmite_core/src")
 if os.path.isdir(p) and p not in sys.path:
     sys.path.insert(0, p)
 
+from plasmite_core import envelope  # noqa: E402
 from plasmite_core import format as F  # noqa: E402
 from plasmite_core import framescan, jsonsplit  # noqa: E402
 from plasmite_core import pool as core_pool  # noqa: E402
 from plasmite_core.errors import PlasmiteError  # noqa: E402
-from plasmite_speedups import _frames, _pool  # noqa: E402
+from plasmite_speedups import _frames, _message, _pool  # noqa: E402
 
 _REST = struct.Struct("<QQIHBB")
 
@@ -60,8 +66,37 @@ def one_input(data: bytes) -> None:
         pool_input(data[1:])
     elif data[:1] and data[0] & 2:
         split_input(data[1:])
+    elif data[:1] and data[0] & 4:
+        message_input(data[1:])
     else:
         scan_input(data[1:])
+
+
+# Message's own methods on the pure fields: the reference of the compiled Message.
+_PureMessage = type("Message", (envelope._MessageFields,),
+                    {k: v for k, v in vars(envelope.Message).items() if k not in ("__slots__", "__dict__", "__weakref__")})
+
+
+def _message_outcome(m, what: str):
+    try:
+        return ("ok", getattr(m, what))
+    except Exception as exc:
+        return (type(exc).__name__, str(exc))
+
+
+def message_input(data: bytes) -> None:
+    fdp = atheris.FuzzedDataProvider(data)
+    seq = fdp.ConsumeIntInRange(0, (1 << 64) - 1)
+    t = fdp.ConsumeIntInRange(0, (1 << 64) - 1)
+    tags = fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 24))
+    order = fdp.ConsumeIntInRange(0, 5)
+    payload = fdp.ConsumeBytes(fdp.remaining_bytes())
+    frames = [(seq, t, tags, payload)]
+    got = _message.build(envelope.Message, frames, None)[0]
+    want = _PureMessage(seq, t, tags, payload)
+    names = [("data", "raw", "tags"), ("raw", "data", "tags"), ("tags", "raw", "data")][order % 3]
+    for what in names + names:
+        assert _message_outcome(got, what) == _message_outcome(want, what), (frames, what)
 
 
 def split_input(data: bytes) -> None:
@@ -222,6 +257,8 @@ elif __name__ == "__main__":
     framescan.envelopes_py = atheris.instrument_func(framescan.envelopes_py)
     jsonsplit.split_objects_py = atheris.instrument_func(jsonsplit.split_objects_py)
     jsonsplit._object_end = atheris.instrument_func(jsonsplit._object_end)
+    for name in ("_decode_data", "_format_raw", "data_json", "tags_json"):
+        setattr(envelope.Message, name, atheris.instrument_func(getattr(envelope.Message, name)))
     PF = core_pool.PoolFile
     for name in ("_append_py", "_append_batch_py", "_append_chunk", "_evict", "_get_frame_py", "locate", "read_frame"):
         setattr(PF, name, atheris.instrument_func(getattr(PF, name)))

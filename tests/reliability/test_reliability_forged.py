@@ -24,7 +24,7 @@ from plasmite_core.errors import CorruptError
 from cli_support import error_of, jsonl, pls
 
 
-def forge(path, seq, *, payload: bytes | None = None, tags: bytes | None = None) -> int:
+def forge(path, seq, *, payload: bytes | None = None, tags: bytes | None = None, new_seq: int | None = None) -> int:
     """Rewrite message ``seq`` in place with a valid CRC; returns its file offset.
     The new payload and tags must keep the frame's length."""
     with Client(path.parent) as c, c.open_pool(str(path)) as pool:
@@ -39,6 +39,7 @@ def forge(path, seq, *, payload: bytes | None = None, tags: bytes | None = None)
         new_tags = old[:tl] if tags is None else tags
         new_payload = old[tl:] if payload is None else payload
         assert F.frame_len(len(new_payload), len(new_tags)) == flen, "forged frame must keep its length"
+        fseq = fseq if new_seq is None else new_seq
         body = F.FRAME_REST.pack(fseq, t, len(new_payload), len(new_tags), kind, flags) + new_tags + new_payload
         f.seek(off)
         f.write(F.FRAME_PREFIX.pack(flen, zlib.crc32(body) | 1) + body)
@@ -181,3 +182,41 @@ def test_forged_payload_over_http(pool_dir):
         lines = [json.loads(line) for line in body.splitlines() if line.strip()]  # every line valid JSON
         assert [m["seq"] for m in lines[:-1]] == [1, 2, 3, 4]
         assert lines[-1]["error"]["kind"] == "Corrupt" and lines[-1]["error"]["seq"] == 5
+
+
+@pytest.mark.parametrize("how", ["append", "extend", "append_many"])
+def test_forged_state_near_2_64_refuses_appends_as_corrupt(pool_dir, how):
+    """A state slot with a valid CRC whose seq counter sits at 2**64 - 1: the
+    next append cannot be published, and says so as Corrupt (it was a raw
+    struct.error from the batch path), leaving what was stored readable."""
+    with Client(pool_dir) as c:
+        with c.create_pool("edge", 64 * 1024) as pool:
+            pool.append({"i": 0})
+            pf = pool._file()
+            st = pf.read_state()
+            pf._publish(st.gen + 1, st.head, st.tail, (1 << 64) - 1, st.oldest, st.newest_time)
+        pool = c.open_pool("edge")  # a writer that did not forge it (no cached state)
+        with pytest.raises(CorruptError) as e:
+            if how == "append":
+                pool.append({"i": 1})
+            else:
+                getattr(pool, how)([{"i": i} for i in range(3)])
+        assert "2**64" in str(e.value) and e.value.hint
+        assert pool.get(st.newest).data == {"i": 0}
+        pool.close()
+
+
+@pytest.mark.parametrize("how", ["append", "extend"])
+def test_forged_tail_frame_seq_near_2_64_is_corrupt_when_evicted(pool_dir, how):
+    """The oldest frame claims seq 2**64 - 1 (valid CRC): the writer that must
+    evict it refuses as Corrupt (found by the fuzzer as a raw struct.error)."""
+    path = _pool(pool_dir, "evict")
+    forge(path, 1, new_seq=(1 << 64) - 1)
+    with Client(pool_dir) as c, c.open_pool("evict") as pool:
+        with pytest.raises(CorruptError) as e:
+            for _ in range(400):  # enough to wrap the 256 KiB ring onto the forged frame
+                if how == "append":
+                    pool.append({"pad": "x" * 2000})
+                else:
+                    pool.extend([{"pad": "x" * 2000}] * 8)
+        assert "ring tail is damaged" in str(e.value) and e.value.hint

@@ -106,6 +106,7 @@ def _compiled_pool():
     return _pool
 
 
+_COUNTER_LIMIT = 1 << 63  # a writer refuses a state whose seq, head or generation reaches this
 _cpool = _compiled_pool()
 COMPILED = _cpool is not None
 _Ring = _cpool.Ring if _cpool is not None else None
@@ -456,7 +457,7 @@ class PoolFile:
                     raise self._corrupt("bad pad frame", ro + phys, appending=True)
                 tail += flen
                 continue
-            if flen < _MIN_FRAME or flen & 7 or phys + flen > R or seq < oldest:
+            if flen < _MIN_FRAME or flen & 7 or phys + flen > R or seq < oldest or seq >= _COUNTER_LIMIT:
                 raise self._corrupt(
                     f"frame at the ring tail is damaged (seq {seq}, expected {oldest})", ro + phys, appending=True
                 )
@@ -516,7 +517,12 @@ class PoolFile:
                 hint="the pool was deleted while this handle had it open; nothing was appended. "
                 "Open it again (create it first if needed) to keep writing",
             )
-        return self._state_fields()
+        st = self._state_fields()
+        if st[0] >= _COUNTER_LIMIT or st[1] >= _COUNTER_LIMIT or st[3] >= _COUNTER_LIMIT:
+            # Only a forged state gets here (2**63 messages or bytes are never
+            # written): the next seq, position or generation would not fit.
+            raise self._corrupt("the state's counters are out of range (near 2**64)", _SA, appending=True)
+        return st
 
     def _append_c(self, tags: bytes, payload: bytes, flush: bool = False) -> tuple[int, int]:
         """``append`` with the locked work in one Ring call. The common case
