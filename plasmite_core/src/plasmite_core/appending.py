@@ -10,7 +10,7 @@ Usage errors (with hints) that every transport reports alike. Public in
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import msgspec
 
@@ -121,3 +121,38 @@ def json_payload(payload: object) -> bytes:
     if data[:1] != b"{":
         require_object(msgspec.json.decode(data))
     return data
+
+
+_DICT_ONLY = {dict}
+
+
+def split_items(vals: list, tags: Iterable[str] | None, encode: Callable[[Any], bytes],
+                split: Callable[[bytes, bytes, int], Sequence[tuple[bytes, bytes]] | None]
+                ) -> Sequence[tuple[bytes, bytes]] | None:
+    """The batch's ``(tags_blob, payload)`` items from one ``encode`` call over
+    the whole list, cut by ``split`` (``jsonsplit.split_objects``); None when
+    any value needs the per-value path, which raises the errors (values
+    first, then tags) with their hints."""
+    try:
+        array = encode(vals)
+        tags_raw = tags_blob(tags) if tags else _EMPTY
+    except Exception:
+        return None
+    return split(array, tags_raw, len(vals))
+
+
+def encode_values(vals: list, tags: Iterable[str] | None, encode: Callable[[Any], bytes],
+                  checked: Callable[[Any], bytes]) -> list[tuple[bytes, bytes]]:
+    """The per-value path of a batch: values checked to be objects, encoded
+    by the pool's fast ``encode`` (a value it refuses is encoded again by
+    ``checked`` for the Usage error and its hint), then the tags."""
+    if set(map(type, vals)) - _DICT_ONLY:
+        for v in vals:
+            if type(v) is not dict:
+                require_object(v)
+    try:
+        payloads = list(map(encode, vals))
+    except Exception:
+        payloads = [checked(v) for v in vals]  # raises the Usage error with its hint
+    tags_raw = tags_blob(tags) if tags else _EMPTY
+    return [(tags_raw, p) for p in payloads]

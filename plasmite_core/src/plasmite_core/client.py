@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import time as _time
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterable, Iterator, NamedTuple, Sequence
+from typing import Any, AsyncIterator, Iterable, Iterator, NamedTuple
 
 import msgspec
 
 from . import format as F
-from .appending import encode_batch, encode_message, encode_tagged, json_payload, require_object, tags_blob
+from .appending import (encode_batch, encode_message, encode_tagged, encode_values, json_payload, split_items, tags_blob)
 from .codecs import JSON, encode_json
 from .durability import Durability
 from .jsonsplit import split_objects
@@ -32,7 +32,6 @@ DEFAULT_POOL_SIZE_BYTES = 1024 * 1024
 DEFAULT_POOL_SIZE = DEFAULT_POOL_SIZE_BYTES
 
 _EMPTY = b""
-_DICT_ONLY = {dict}
 
 
 class PoolInfo(NamedTuple):
@@ -221,7 +220,7 @@ class Pool:
             items = None
             if self._split is not None:  # as in extend: one encoder call, split
                 values = vals = values if type(values) is list else list(values)
-                items = self._split_batch(vals, tags)
+                items = split_items(vals, tags, self._encode, self._split)
             if items is None:
                 vals, items = encode_batch(values, tags, encode_json if codec is JSON else codec.encode)
         except PlasmiteError as exc:
@@ -243,19 +242,10 @@ class Pool:
         """
         try:
             vals = values if type(values) is list else list(values)
-            items = self._split_batch(vals, tags) if self._split is not None else None
+            items = split_items(vals, tags, self._encode, self._split) if self._split is not None else None
             if items is None:
-                if set(map(type, vals)) - _DICT_ONLY:
-                    for v in vals:
-                        if type(v) is not dict:
-                            require_object(v)
-                try:
-                    payloads = list(map(self._encode, vals))
-                except Exception:
-                    enc = encode_json if self._codec_obj is JSON else self._codec_obj.encode
-                    payloads = [enc(v) for v in vals]  # raises the Usage error with its hint
-                tags_raw = tags_blob(tags) if tags else _EMPTY
-                items = [(tags_raw, p) for p in payloads]
+                items = encode_values(vals, tags, self._encode,
+                                      encode_json if self._codec_obj is JSON else self._codec_obj.encode)
         except PlasmiteError as exc:
             exc.committed = []
             raise
@@ -266,17 +256,6 @@ class Pool:
         except PlasmiteError as exc:
             exc.committed = [seq for seq, _ in getattr(exc, "committed", None) or []]
             raise
-
-    def _split_batch(self, vals: list, tags: Iterable[str] | None) -> Sequence[tuple[bytes, bytes]] | None:
-        """The batch's items from one encoder call over the whole list, split
-        (``jsonsplit``); None when any value needs the per-value path, which
-        raises the errors (values first, then tags) with their hints."""
-        try:
-            array = self._encode(vals)
-            tags_raw = tags_blob(tags) if tags else _EMPTY
-        except Exception:
-            return None
-        return self._split(array, tags_raw, len(vals))  # type: ignore[misc]  # set only with the split
 
     def append_many_tagged(self, items: Iterable[tuple[Any, Iterable[str] | None]], durability: Durability = Durability.FAST) -> list[Message]:
         """Append ``(value, tags)`` pairs in order, chunked and reported on
