@@ -43,7 +43,7 @@ ONESHOT_FIRST_PARTY = {
     "plasmite_cli", "plasmite_cli.main", "plasmite_cli.oneshot", "plasmite_cli.feeding",
     "plasmite_core", "plasmite_core.errors", "plasmite_core.records", "plasmite_core.format",
     "plasmite_core.locks", "plasmite_core.framescan", "plasmite_core.notify", "plasmite_core.pool",
-    "plasmite_core.refs", "plasmite_core.rfc3339",
+    "plasmite_core.refs", "plasmite_core.rfc3339", "plasmite_core.speedups",
 }
 ONESHOT_HEAVY_STDLIB = {
     "typing", "pathlib", "threading", "importlib.metadata", "urllib", "ipaddress", "ctypes", "dataclasses",

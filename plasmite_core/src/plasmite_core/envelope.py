@@ -16,7 +16,6 @@ Python objects) and the tags an array of strings: a payload such as
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -25,6 +24,7 @@ import msgspec
 
 from .errors import CorruptError, PlasmiteError, UsageError
 from .rfc3339 import second_bytes
+from .speedups import compiled
 
 _json_decode = msgspec.json.decode
 _json_encode = msgspec.json.encode
@@ -91,19 +91,9 @@ class MessageMeta:
         return f"MessageMeta(tags={self.tags!r})"
 
 
-def _compiled_message():
-    """plasmite_speedups._message (the compiled MessageFields), or None."""
-    if os.environ.get("PLASMITE_PURE", "") not in ("", "0"):
-        return None
-    try:
-        from plasmite_speedups import _message
-    except ImportError:
-        return None
-    _message.configure(_json_decode, _skip_value, _tags_decode)
-    return _message
-
-
-_cmsg = _compiled_message()
+_cmsg = compiled("_message")  # the compiled MessageFields, or None
+if _cmsg is not None:
+    _cmsg.configure(_json_decode, _skip_value, _tags_decode)
 COMPILED = _cmsg is not None
 _NO: Any = _cmsg.NO if _cmsg is not None else object()  # data not decoded yet
 

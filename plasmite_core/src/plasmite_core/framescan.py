@@ -10,11 +10,11 @@ forces the Python ones. ``COMPILED`` says which are in use.
 
 from __future__ import annotations
 
-import os
 import struct
 import zlib
 
 from .rfc3339 import second_bytes
+from .speedups import compiled
 
 # scan_chunk stops with one of these statuses, ``off`` at the frame concerned.
 END, PAD, BIG, BADLEN, BADCRC = range(5)
@@ -86,17 +86,7 @@ def envelopes_py(frames: list) -> list[bytes]:
     return out
 
 
-def _compiled():
-    if os.environ.get("PLASMITE_PURE", "") not in ("", "0"):
-        return None
-    try:
-        from plasmite_speedups import _frames
-    except ImportError:
-        return None
-    return _frames
-
-
-_c = _compiled()
+_c = compiled("_frames")
 COMPILED = _c is not None
 scan_chunk = _c.scan_chunk if _c is not None else scan_chunk_py
 envelopes = _c.envelopes if _c is not None else envelopes_py

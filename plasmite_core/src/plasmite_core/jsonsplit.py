@@ -17,10 +17,10 @@ than this Python scan; tests/core/test_core_speedups.py compares the two.
 
 from __future__ import annotations
 
-import importlib
-import os
 import re
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
+
+from .speedups import compiled
 
 MAX_DEPTH = 1024  # open objects and arrays in one element, itself included
 
@@ -123,16 +123,8 @@ def split_objects_py(array: bytes, tags: bytes, count: int) -> list[tuple[bytes,
     return None
 
 
-def _compiled() -> Callable[[bytes, bytes, int], Sequence[tuple[bytes, bytes]] | None] | None:
-    if os.environ.get("PLASMITE_PURE", "") not in ("", "0"):
-        return None
-    try:
-        pool_ext = importlib.import_module("plasmite_speedups._pool")
-    except ImportError:
-        return None
-    fn: Any = getattr(pool_ext, "split_objects", None)  # an older build of the extension lacks it
-    return fn
-
-
-split_objects = _compiled()
+_pool_ext = compiled("_pool")
+# an older build of the extension lacks split_objects
+split_objects: Callable[[bytes, bytes, int], Sequence[tuple[bytes, bytes]] | None] | None = getattr(
+    _pool_ext, "split_objects", None)
 COMPILED = split_objects is not None

@@ -54,6 +54,7 @@ from .framescan import BADLEN as _S_BADLEN, BIG as _S_BIG, END as _S_END, PAD as
 from .framescan import COMPILED as _SCAN_IN_PLACE
 from .framescan import scan_chunk as _scan_chunk
 from .notify import Notifier
+from .speedups import compiled
 
 TYPE_CHECKING = False  # pathlib is imported where a Path is made: it is off the one-shot path
 if TYPE_CHECKING:
@@ -95,19 +96,8 @@ _plan = F.plan_placement
 SCAN_CHUNK = 256 * 1024
 
 
-def _compiled_pool():
-    """plasmite_speedups._pool, or None: the pure path."""
-    if os.environ.get("PLASMITE_PURE", "") not in ("", "0"):
-        return None
-    try:
-        from plasmite_speedups import _pool
-    except ImportError:
-        return None
-    return _pool
-
-
 _COUNTER_LIMIT = 1 << 63  # a writer refuses a state whose seq, head or generation reaches this
-_cpool = _compiled_pool()
+_cpool = compiled("_pool")
 COMPILED = _cpool is not None
 _Ring = _cpool.Ring if _cpool is not None else None
 _PUNT = _cpool.PUNT if _cpool is not None else 0  # a Ring call's answer when the Python path must do the work
