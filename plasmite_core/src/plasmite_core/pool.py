@@ -534,16 +534,7 @@ class PoolFile:
             self._check_writable()
         if len(tags) + len(payload) > self._max_body:
             raise self._too_big((39 + len(tags) + len(payload)) & ~7)
-        if not tlock.acquire(False):
-            _wait_lock(self.fd, self.lock_timeout, self.path, tlock)
-        else:
-            try:
-                _flock(self.fd, _LOCK_EX_NB)
-            except BlockingIOError:
-                _wait_lock(self.fd, self.lock_timeout, self.path, tlock, True)
-            except BaseException:
-                tlock.release()
-                raise
+        self._take_write_lock()
         try:
             try:
                 r = _ring_call(self._ring.append, tags, payload) if _faults else self._ring.append(tags, payload)
@@ -573,6 +564,7 @@ class PoolFile:
             raise self._too_big(flen)
         mm = self.mm
         tlock = self._tlock
+        # inlined _take_write_lock (the pure path's per-append hot path)
         if not tlock.acquire(False):
             _wait_lock(self.fd, self.lock_timeout, self.path, tlock)
         else:
@@ -677,16 +669,7 @@ class PoolFile:
         i = 0
         try:
             for j in ends:
-                if not tlock.acquire(False):
-                    _wait_lock(fd, self.lock_timeout, self.path, tlock)
-                else:
-                    try:
-                        _flock(fd, _LOCK_EX_NB)
-                    except BlockingIOError:
-                        _wait_lock(fd, self.lock_timeout, self.path, tlock, True)
-                    except BaseException:
-                        tlock.release()
-                        raise
+                self._take_write_lock()
                 try:
                     try:
                         r = _ring_call(ring.append_chunk, items, i, j) if _faults else ring.append_chunk(items, i, j)
@@ -774,16 +757,7 @@ class PoolFile:
         R = self.ring_size
         icap = self.index_capacity
         tlock = self._tlock
-        if not tlock.acquire(False):
-            _wait_lock(self.fd, self.lock_timeout, self.path, tlock)
-        else:
-            try:
-                _flock(self.fd, _LOCK_EX_NB)
-            except BlockingIOError:
-                _wait_lock(self.fd, self.lock_timeout, self.path, tlock, True)
-            except BaseException:
-                tlock.release()
-                raise
+        self._take_write_lock()
         try:
             try:
                 if _faults:
@@ -1100,14 +1074,23 @@ class PoolFile:
     # ------------------------------------------------------------ admin ops
     def lock(self) -> None:
         """Take the write lock for an admin operation, within ``lock_timeout``."""
-        self._tlock.acquire()
-        try:
-            _flock(self.fd, _LOCK_EX_NB)
-        except BlockingIOError:
-            _wait_lock(self.fd, self.lock_timeout, self.path, self._tlock, True)
-        except BaseException:
-            self._tlock.release()
-            raise
+        self._take_write_lock()
+
+    def _take_write_lock(self) -> None:
+        """This handle's thread lock, then the file's flock, each waited for
+        within ``lock_timeout`` (then Busy naming the holder); on an error
+        nothing is held."""
+        tlock = self._tlock
+        if not tlock.acquire(False):
+            _wait_lock(self.fd, self.lock_timeout, self.path, tlock)
+        else:
+            try:
+                _flock(self.fd, _LOCK_EX_NB)
+            except BlockingIOError:
+                _wait_lock(self.fd, self.lock_timeout, self.path, tlock, True)
+            except BaseException:
+                tlock.release()
+                raise
 
     def unlock(self) -> None:
         _flock(self.fd, _LOCK_UN)
