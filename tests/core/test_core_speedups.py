@@ -100,6 +100,17 @@ def test_random_workload_reads_the_same_bytes_on_both_paths(tmp_path):
     assert _read_all(tmp_path, True) == _read_all(tmp_path, False)
 
 
+def test_append_encoded_refuses_an_empty_payload(tmp_path):
+    """An empty payload made a 32-byte frame that readers refuse as a bad
+    length: every later message was unreadable until a repair."""
+    with Client(tmp_path) as c, c.create_pool("e") as p:
+        p.append({"a": 1})
+        with pytest.raises(Exception) as e:
+            p.append_encoded([(b"", b'{"b":2}'), (b"", b"")])
+        assert e.value.kind.label == "Usage" and e.value.hint
+        assert p.bounds() == (1, 1) and [m.data for m in p.open_stream(since_seq=1).poll()] == [{"a": 1}]
+
+
 def test_bulk_apis_extend_and_poll_data(tmp_path):
     with Client(tmp_path) as c, c.create_pool("b", 256 * 1024) as p:
         assert p.extend([]) == range(0)
@@ -120,6 +131,67 @@ def test_bulk_apis_extend_and_poll_data(tmp_path):
         assert s.poll_data() == [{"k": "é"}]
         # filtered streams take the general path and agree
         assert p.open_stream(since_seq=299, tags=["t"]).poll_data() == [{"i": 298}, {"i": 299}]
+
+
+_odd_payload = st.sampled_from([b"\n", b"1\n2", b'{"a":', b'"\xff"', b"{}\n", b"[1]", b'{"a":1} {}', b"null"])
+_item = (st.tuples(st.sampled_from([b"", b'["t"]', b'["a","b"]']),
+                   st.tuples(st.dictionaries(_text, st.integers() | _text, max_size=3), st.sampled_from([0, 0, 900, 2500]))
+                   .map(lambda dp: msgspec.json.encode({**dp[0], "pad": "x" * dp[1]})))
+         | st.tuples(st.sampled_from([b"", b'["t"]', b"[1]", b'["x\ny"]']), _odd_payload))
+
+
+def _drain(stream, limits) -> list:
+    """poll_data outcomes until the stream has nothing more (or raised)."""
+    out = []
+    for limit in limits * 50:
+        try:
+            got = stream.poll_data(limit)
+        except Exception as exc:
+            out.append((type(exc).__name__, str(exc)))
+            break
+        out.append(got)
+        if not got:
+            break
+    return out
+
+
+def _both_poll_data(d, items, since=1, mx=None, limits=(1024,)) -> list:
+    from plasmite_core import stream as stream_mod
+
+    if stream_mod._Joined is None:
+        pytest.skip("no compiled Joined sink")
+    with Client(d) as c, c.create_pool("j", 64 * 1024) as p:
+        p.append_encoded(items)
+        results = []
+        for joined in (stream_mod._Joined, None):
+            stream_mod._Joined, saved = joined, stream_mod._Joined
+            try:
+                with p.open_stream(since_seq=since, max_messages=mx) as s:
+                    results.append(_drain(s, list(limits)))
+            finally:
+                stream_mod._Joined = saved
+        c.delete_pool("j")
+    assert results[0] == results[1]
+    return results[0]
+
+
+@pytest.mark.parametrize("pair", [(b"1\n2", b"\n"), (b"{}\n", b" "), (b"\n", b"{}\n"), (b"{}\n{}", b"\r\n")])
+def test_joined_poll_data_never_lets_a_newline_shift_values(tmp_path, pair):
+    """A payload holding a newline beside a blank one would decode to the
+    right number of values, shifted: the compiled path must see the damage."""
+    items = [(b"", b'{"a":1}'), (b"", pair[0]), (b"", pair[1]), (b"", b'{"b":2}')]
+    got = _both_poll_data(tmp_path, items)
+    assert got[0] == [{"a": 1}] and got[1][0] == "CorruptError"
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(items=st.lists(_item, min_size=1, max_size=120), since=st.integers(0, 130),
+       mx=st.none() | st.integers(0, 130), limits=st.lists(st.integers(1, 70), min_size=1, max_size=4))
+def test_joined_poll_data_matches_the_per_frame_path(tmp_path_factory, items, since, mx, limits):
+    """poll_data's compiled path (one joined buffer per batch) gives what the
+    per-frame path gives: values, batch sizes and errors, on valid and
+    damaged payloads and tags, gaps (a small ring wraps) and max_messages."""
+    _both_poll_data(tmp_path_factory.mktemp("j"), items, since, mx, limits)
 
 
 # ---------------------------------------------------------------------------

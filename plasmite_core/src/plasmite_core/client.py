@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time as _time
 from pathlib import Path
+from operator import itemgetter
 from typing import Any, AsyncIterator, Iterable, Iterator, NamedTuple
 
 import msgspec
@@ -32,6 +33,7 @@ DEFAULT_POOL_SIZE_BYTES = 1024 * 1024
 DEFAULT_POOL_SIZE = DEFAULT_POOL_SIZE_BYTES
 
 _EMPTY = b""
+_payload_of = itemgetter(1)  # of a (tags_blob, payload) item
 
 
 class PoolInfo(NamedTuple):
@@ -275,8 +277,13 @@ class Pool:
         ``require_object``) themselves; returns
         ``[(seq, time_ns)]``. ``tags_blob`` is b"" or a JSON array of strings.
         Chunked like ``append_many``; on failure the error's ``committed``
-        holds the ``(seq, time_ns)`` receipts already stored.
+        holds the ``(seq, time_ns)`` receipts already stored. An empty
+        payload is refused (Usage) before anything is stored: no codec
+        encodes a message as nothing, and such a frame is not one a reader
+        accepts.
         """
+        if b"" in map(_payload_of, items):
+            raise UsageError("a payload is empty", hint="every message's payload is one encoded object, e.g. b'{}'")
         return self._file().append_batch(items, bool(durability))
 
     def _commit_many(self, items, vals, durability) -> list[Message]:

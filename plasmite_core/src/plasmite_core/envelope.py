@@ -341,6 +341,10 @@ class Message(_Fields):
                     raise self._damaged("payload is not valid json", exc) from None
         else:
             payload = self.data_json()
+        if b"\n" in payload or b"\n" in tags:
+            # Stored JSON is compact: a raw newline (allowed around a JSON
+            # value) would split the envelope's line in JSON Lines output.
+            raise self._damaged("payload or tags hold a raw newline", ValueError("not compact JSON"))
         r = self._raw = _ENVELOPE % (self.seq, second_bytes(sec), frac, tags, payload)
         return r
 

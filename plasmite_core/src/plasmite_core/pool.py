@@ -972,17 +972,19 @@ class PoolFile:
             raise self._corrupt("frame checksum mismatch", ro + phys)
         return seq, t, buf[32 : 32 + tl], buf[32 + tl : end]
 
-    def scan(self, pos: int, limit: int) -> tuple[list, int]:
+    def scan(self, pos: int, limit: int, out: list | None = None) -> tuple[list, int]:
         """Read up to ``limit`` committed frames from logical ``pos``.
 
-        Returns ``(frames, next_pos)``, frames as (seq, time_ns, tags, payload).
+        Returns ``(frames, next_pos)``, frames as (seq, time_ns, tags, payload)
+        in a list, or in ``out`` when given (a compiled ``Joined`` sink).
         A position the writers have overwritten jumps to the current tail (the
         caller sees the seq jump and reports the retention gap).
         """
         _, head, tail, _, _, _ = self._state_fields()
         if pos < tail:
             pos = tail
-        out: list = []
+        if out is None:
+            out = []
         # The compiled scan reads the mapping in place (it copies only the
         # frames it returns); the Python one slices bytes from a copy.
         view = memoryview(self.mm) if _SCAN_IN_PLACE else None

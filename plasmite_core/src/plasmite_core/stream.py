@@ -17,13 +17,16 @@ from typing import Any, Callable, Iterable
 
 import msgspec
 
-from .envelope import Message, build_messages, check_frames, decode_frames
+from .envelope import _DecodeError, _lines_any, _lines_tags, Message, build_messages, check_frames, decode_frames
 from .errors import PlasmiteError, UsageError
 from .framescan import envelopes
+from .speedups import compiled
 from .stream_base import BufferedStream
 
 _json_decode = msgspec.json.decode
 _BATCH = 512
+_frames_ext = compiled("_frames")
+_Joined: Any = None if _frames_ext is None else getattr(_frames_ext, "Joined", None)  # an older build lacks it
 
 
 class Stream(BufferedStream):
@@ -162,6 +165,10 @@ class Stream(BufferedStream):
         each) are decoded by one call over a JSON array of them, with no
         Message objects.
         """
+        if _Joined is not None:
+            values = self._joined_data(limit)
+            if values is not None:
+                return values
         frames = self._fast_frames(limit, checked=False)
         if frames is None:
             return [m.data for m in self.poll(limit)]
@@ -174,6 +181,38 @@ class Stream(BufferedStream):
         self._expected = valid[-1][0] + 1
         self._delivered -= len(frames) - len(valid)
         return _json_decode(b"[" + b",".join([f[3] for f in valid]) + b"]")
+
+    def _joined_data(self, limit: int) -> list | None:
+        """``poll_data``'s compiled path: the scan joins the payloads (and
+        tags) of an unfiltered JSON stream into one buffer each, decoded and
+        checked by one call; None sends the caller to the per-frame path,
+        which rereads from the same position (nothing is consumed here
+        unless every frame was contiguous and valid)."""
+        if (self._error is not None or self._buf or self._done or self._codec is not None
+                or self._tags is not None or self._where is not None or self._expected is None):
+            return None
+        if self._max is not None:
+            limit = min(limit, self._max - self._delivered)
+        pf = self._pf
+        if limit <= 0 or pf.closed:
+            return None
+        sink, pos = pf.scan(self._pos, limit, _Joined(self._expected))
+        n = len(sink)
+        if not n or not sink.ok:
+            return None
+        payloads, tags, tagged = sink.take()
+        try:
+            values = _lines_any(payloads)
+            if len(values) != n or (tagged and len(_lines_tags(tags)) != tagged):
+                return None
+        except _DecodeError:
+            return None
+        self._pos = pos
+        self._expected += n
+        self._delivered += n
+        if self._max is not None and self._delivered >= self._max:
+            self._done = True
+        return values
 
     def _fast_frames(self, limit: int, checked: bool = True) -> list | None:
         """The next frames when they can skip Message objects (an unfiltered

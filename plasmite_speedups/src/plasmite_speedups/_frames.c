@@ -17,17 +17,183 @@ static uint32_t rd32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); ret
 static uint64_t rd64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 static uint16_t rd16(const unsigned char *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 
+/* Joined: a scan sink for bulk decoded reads (Stream.poll_data). Instead of a
+ * (seq, time, tags, payload) tuple per frame it keeps the payloads joined by
+ * newlines and the non-empty tags likewise, ready for one decode_lines call
+ * each. ``ok`` stays true while the seqs run on from the first expected one
+ * and no payload is empty or holds a newline (nor any tags); else the caller
+ * takes the per-frame path. len() and ``del sink[n:]`` work as on the list
+ * the scan otherwise fills. */
+typedef struct {
+    PyObject_HEAD
+    uint64_t first, expect;
+    Py_ssize_t count, cap;
+    int ok;
+    char *pbuf, *tbuf;
+    size_t plen, pcap, tlen, tcap;
+    size_t *pend, *tend;
+    Py_ssize_t *tcnt;
+    Py_ssize_t tcount;
+} Joined;
+
+static void joined_dealloc(Joined *j) {
+    PyMem_Free(j->pbuf);
+    PyMem_Free(j->tbuf);
+    PyMem_Free(j->pend);
+    PyMem_Free(j->tend);
+    PyMem_Free(j->tcnt);
+    Py_TYPE(j)->tp_free((PyObject *)j);
+}
+
+static PyObject *joined_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
+    unsigned long long first;
+    if (!PyArg_ParseTuple(args, "K:Joined", &first)) return NULL;
+    Joined *j = (Joined *)tp->tp_alloc(tp, 0);
+    if (!j) return NULL;
+    j->first = j->expect = first;
+    j->ok = 1;
+    return (PyObject *)j;
+}
+
+static int grow(char **buf, size_t *cap, size_t need) {
+    if (need <= *cap) return 0;
+    size_t n = *cap ? *cap : 4096;
+    while (n < need) n *= 2;
+    char *b = PyMem_Realloc(*buf, n);
+    if (!b) { PyErr_NoMemory(); return -1; }
+    *buf = b;
+    *cap = n;
+    return 0;
+}
+
+/* Add one frame's tags and payload; -1 with an exception on memory errors. */
+static int joined_add(Joined *j, uint64_t seq, const char *tags, size_t tl, const char *pl, size_t pn) {
+    if (j->count == j->cap) {
+        Py_ssize_t n = j->cap ? j->cap * 2 : 1024;
+        size_t *a = PyMem_Realloc(j->pend, n * sizeof(size_t));
+        if (!a) { PyErr_NoMemory(); return -1; }
+        j->pend = a;
+        a = PyMem_Realloc(j->tend, n * sizeof(size_t));
+        if (!a) { PyErr_NoMemory(); return -1; }
+        j->tend = a;
+        Py_ssize_t *c = PyMem_Realloc(j->tcnt, n * sizeof(Py_ssize_t));
+        if (!c) { PyErr_NoMemory(); return -1; }
+        j->tcnt = c;
+        j->cap = n;
+    }
+    if (seq != j->expect || pn == 0 || memchr(pl, '\n', pn) || (tl && memchr(tags, '\n', tl))) j->ok = 0;
+    j->expect = seq + 1;
+    if (grow(&j->pbuf, &j->pcap, j->plen + pn + 1) < 0) return -1;
+    if (j->count) j->pbuf[j->plen++] = '\n';
+    memcpy(j->pbuf + j->plen, pl, pn);
+    j->plen += pn;
+    if (tl) {
+        if (grow(&j->tbuf, &j->tcap, j->tlen + tl + 1) < 0) return -1;
+        if (j->tcount) j->tbuf[j->tlen++] = '\n';
+        memcpy(j->tbuf + j->tlen, tags, tl);
+        j->tlen += tl;
+        j->tcount++;
+    }
+    j->pend[j->count] = j->plen;
+    j->tend[j->count] = j->tlen;
+    j->tcnt[j->count] = j->tcount;
+    j->count++;
+    return 0;
+}
+
+static Py_ssize_t joined_len(Joined *j) { return j->count; }
+
+/* del sink[n:]: keep the first n frames (a chunk the writers overtook is dropped). */
+static int joined_ass(Joined *j, PyObject *key, PyObject *value) {
+    Py_ssize_t start, stop, step;
+    if (value != NULL || !PySlice_Check(key) || PySlice_Unpack(key, &start, &stop, &step) < 0 || step != 1) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "Joined supports only del sink[n:]");
+        return -1;
+    }
+    PySlice_AdjustIndices(j->count, &start, &stop, step);
+    if (stop != j->count) {
+        PyErr_SetString(PyExc_TypeError, "Joined supports only del sink[n:]");
+        return -1;
+    }
+    if (start < j->count) {
+        j->ok = 0;  /* the seqs of what follows are no longer known: the caller rereads */
+        j->count = start;
+        j->plen = start ? j->pend[start - 1] : 0;
+        j->tlen = start ? j->tend[start - 1] : 0;
+        j->tcount = start ? j->tcnt[start - 1] : 0;
+    }
+    return 0;
+}
+
+/* append((seq, time_ns, tags, payload)): a frame the scan read on its own (larger than a chunk). */
+static PyObject *joined_append(Joined *j, PyObject *fr) {
+    if (!PyTuple_Check(fr) || PyTuple_GET_SIZE(fr) != 4 || !PyBytes_Check(PyTuple_GET_ITEM(fr, 2)) ||
+        !PyBytes_Check(PyTuple_GET_ITEM(fr, 3))) {
+        PyErr_SetString(PyExc_TypeError, "append takes a (seq, time_ns, tags, payload) frame");
+        return NULL;
+    }
+    unsigned long long seq = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(fr, 0));
+    if (PyErr_Occurred()) return NULL;
+    PyObject *tags = PyTuple_GET_ITEM(fr, 2), *pl = PyTuple_GET_ITEM(fr, 3);
+    if (joined_add(j, seq, PyBytes_AS_STRING(tags), PyBytes_GET_SIZE(tags), PyBytes_AS_STRING(pl),
+                   PyBytes_GET_SIZE(pl)) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* take() -> (payloads joined, tags joined, number of tagged frames) */
+static PyObject *joined_take(Joined *j, PyObject *unused) {
+    return Py_BuildValue("(y#y#n)", j->pbuf ? j->pbuf : "", (Py_ssize_t)j->plen, j->tbuf ? j->tbuf : "",
+                         (Py_ssize_t)j->tlen, j->tcount);
+}
+
+static PyObject *joined_get_ok(Joined *j, void *c) { return PyBool_FromLong(j->ok); }
+
+static PyMethodDef joined_methods[] = {
+    {"append", (PyCFunction)joined_append, METH_O, "Add a frame read on its own."},
+    {"take", (PyCFunction)joined_take, METH_NOARGS, "(payloads, tags, tagged count), each joined by newlines."},
+    {NULL},
+};
+
+static PyGetSetDef joined_getset[] = {
+    {"ok", (getter)joined_get_ok, NULL, "Seqs contiguous from the first, no empty payload, no newline.", NULL},
+    {NULL},
+};
+
+static PySequenceMethods joined_seq = {.sq_length = (lenfunc)joined_len};
+static PyMappingMethods joined_map = {.mp_length = (lenfunc)joined_len, .mp_ass_subscript = (objobjargproc)joined_ass};
+
+static PyTypeObject JoinedType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "plasmite_speedups._frames.Joined",
+    .tp_doc = "Joined(first_seq): a scan sink that joins payloads and tags for one bulk decode.",
+    .tp_basicsize = sizeof(Joined),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = joined_new,
+    .tp_dealloc = (destructor)joined_dealloc,
+    .tp_as_sequence = &joined_seq,
+    .tp_as_mapping = &joined_map,
+    .tp_methods = joined_methods,
+    .tp_getset = joined_getset,
+};
+
 /* scan_chunk(buf, phys, ring_size, limit, out) -> (off, status) */
 static PyObject *scan_chunk(PyObject *self, PyObject *args) {
     Py_buffer view;
     Py_ssize_t phys, R, limit;
     PyObject *out;
-    if (!PyArg_ParseTuple(args, "y*nnnO!", &view, &phys, &R, &limit, &PyList_Type, &out)) return NULL;
+    if (!PyArg_ParseTuple(args, "y*nnnO", &view, &phys, &R, &limit, &out)) return NULL;
+    Joined *sink = Py_IS_TYPE(out, &JoinedType) ? (Joined *)out : NULL;
+    if (!sink && !PyList_Check(out)) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_TypeError, "out must be a list or a Joined");
+        return NULL;
+    }
     const unsigned char *b = view.buf;
     Py_ssize_t n = view.len, off = 0;
     int status = END;
     while (off + 8 <= n) {
-        if (PyList_GET_SIZE(out) >= limit) break;
+        if ((sink ? sink->count : PyList_GET_SIZE(out)) >= limit) break;
         uint32_t flen = rd32(b + off), crc = rd32(b + off + 4);
         uint64_t seq = 0, t = 0;
         uint32_t pl = 0, tl = 0;
@@ -46,6 +212,11 @@ static PyObject *scan_chunk(PyObject *self, PyObject *args) {
             break;
         }
         const char *start = (const char *)b + off + 32;
+        if (sink) {
+            if (joined_add(sink, seq, start, tl, start + tl, pl) < 0) { PyBuffer_Release(&view); return NULL; }
+            off += flen;
+            continue;
+        }
         PyObject *tags = PyBytes_FromStringAndSize(start, tl);
         PyObject *payload = tags ? PyBytes_FromStringAndSize(start + tl, pl) : NULL;
         PyObject *item = payload ? PyTuple_New(4) : NULL;
@@ -145,5 +316,14 @@ PyMODINIT_FUNC PyInit__frames(void) {
         return NULL;
     }
     crc_init();
-    return PyModule_Create(&module);
+    if (PyType_Ready(&JoinedType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    Py_INCREF(&JoinedType);
+    if (PyModule_AddObject(m, "Joined", (PyObject *)&JoinedType) < 0) {
+        Py_DECREF(&JoinedType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

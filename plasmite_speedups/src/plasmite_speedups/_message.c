@@ -124,6 +124,9 @@ static PyObject *msg_get_raw(MessageObject *self, void *closure) {
     Py_ssize_t tgl = PyBytes_GET_SIZE(tags_raw);
     if (tgl == 0 && self->tags != Py_None)  /* tags given as a list: Python encodes them */
         return call_python((PyObject *)self, str_format_raw);
+    if (memchr(PyBytes_AS_STRING(payload), '\n', PyBytes_GET_SIZE(payload)) ||
+        (tgl && memchr(PyBytes_AS_STRING(tags_raw), '\n', tgl)))  /* not compact: Python says why */
+        return call_python((PyObject *)self, str_format_raw);
     if (tgl && self->tags == Py_None) {  /* stored tags are checked (and kept) first */
         PyObject *tags = PyObject_CallOneArg(tags_decode, tags_raw);
         if (tags == NULL) {
