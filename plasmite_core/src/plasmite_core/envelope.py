@@ -93,7 +93,7 @@ class MessageMeta:
 
 _cmsg = compiled("_message")  # the compiled MessageFields, or None
 if _cmsg is not None:
-    _cmsg.configure(_json_decode, _skip_value, _tags_decode)
+    _cmsg.configure(_json_decode, _skip_value, _tags_decode, _lines_any, _lines_one_value)
 COMPILED = _cmsg is not None
 _NO: Any = _cmsg.NO if _cmsg is not None else object()  # data not decoded yet
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from typing import Any, Callable, Iterable
 
 import msgspec
@@ -26,10 +27,40 @@ from .stream_base import BufferedStream
 _json_decode = msgspec.json.decode
 _BATCH = 512
 _frames_ext = compiled("_frames")
+_stream_ext = compiled("_stream")
 _Joined: Any = None if _frames_ext is None else getattr(_frames_ext, "Joined", None)  # an older build lacks it
 
 
-class Stream(BufferedStream):
+class _CursorPy:
+    """The reference of the compiled ``plasmite_speedups._stream.Cursor``: a
+    message already read ahead is delivered without entering the slow path
+    (the hot call of a read); anything else goes to ``_next_slow``."""
+
+    __slots__ = ()
+    _buf: deque
+    _done: bool
+    _delivered: int
+    _max: int | None
+
+    def next(self, timeout_ms: int | None = None) -> Message | None:
+        """The next message, waiting for it; None when the stream has ended
+        (max reached, deadline passed) or ``timeout_ms`` passed for this call."""
+        if self._done:
+            return None
+        buf = self._buf
+        if buf and type(buf[0]) is not tuple:  # not a retention-gap marker
+            n = self._delivered = self._delivered + 1
+            mx = self._max
+            if mx is not None and n >= mx:
+                self._done = True
+            return buf.popleft()
+        return self._next_slow(timeout_ms)  # type: ignore[attr-defined]
+
+
+_Cursor: Any = _CursorPy if _stream_ext is None else _stream_ext.Cursor
+
+
+class Stream(_Cursor, BufferedStream):
     """A cursor over one pool. Blocking ``next*`` calls wait for new messages."""
 
     def __init__(
@@ -104,20 +135,13 @@ class Stream(BufferedStream):
         self._expected = exp
 
     # ---------------------------------------------------------------- public
-    def next(self, timeout_ms: int | None = None) -> Message | None:
-        """The next message, waiting for it; None when the stream has ended
-        (max reached, deadline passed) or ``timeout_ms`` passed for this call."""
+    def _next_slow(self, timeout_ms: int | None) -> Message | None:
+        """``next`` when no message is buffered ahead (or a gap marker is
+        first): fill from the pool, waiting for writers as allowed."""
         if self._done:
             return None
-        buf = self._buf
-        if buf:
-            if type(buf[0]) is tuple:  # a retention gap
-                return self._pop()
-            n = self._delivered = self._delivered + 1  # inlined _pop (the hot path of a read)
-            mx = self._max
-            if mx is not None and n >= mx:
-                self._done = True
-            return buf.popleft()
+        if self._buf:
+            return self._pop()
         call_deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000.0
         notifier = self._pf.notifier
         while True:

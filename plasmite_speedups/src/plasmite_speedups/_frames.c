@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "crc32.h"
+#include "envelope.h"
 
 #define PAD_MARK 0x50414400u
 #define MIN_FRAME 40
@@ -250,9 +251,7 @@ static PyObject *envelopes(PyObject *self, PyObject *frames) {
     Py_ssize_t count = PyList_GET_SIZE(frames);
     PyObject *out = PyList_New(count);
     if (!out) return NULL;
-    long long cached_sec = -1;
-    char secbuf[64] = "";
-    size_t seclen = 0;
+    SecondText cache = {-1, ""};
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *fr = PyList_GET_ITEM(frames, i);
         if (!PyTuple_Check(fr) || PyTuple_GET_SIZE(fr) != 4) { PyErr_SetString(PyExc_TypeError, "frame must be a 4-tuple"); goto fail; }
@@ -261,20 +260,12 @@ static PyObject *envelopes(PyObject *self, PyObject *frames) {
         if (PyErr_Occurred()) goto fail;
         PyObject *tags = PyTuple_GET_ITEM(fr, 2), *data = PyTuple_GET_ITEM(fr, 3);
         if (!PyBytes_Check(tags) || !PyBytes_Check(data)) { PyErr_SetString(PyExc_TypeError, "tags and payload must be bytes"); goto fail; }
-        long long sec = (long long)(t / 1000000000ull);
-        unsigned frac = (unsigned)(t % 1000000000ull);
-        if (sec != cached_sec) {
-            time_t tt = (time_t)sec;
-            struct tm tm;
-            if (!gmtime_r(&tt, &tm)) { PyErr_SetString(PyExc_OverflowError, "time out of range"); goto fail; }
-            seclen = strftime(secbuf, sizeof secbuf, "%Y-%m-%dT%H:%M:%S", &tm);
-            cached_sec = sec;
-        }
         const char *tg = PyBytes_AS_STRING(tags);
         Py_ssize_t tgl = PyBytes_GET_SIZE(tags);
         if (!tgl) { tg = "[]"; tgl = 2; }
-        char head[160];
-        int hl = snprintf(head, sizeof head, "{\"seq\":%llu,\"time\":\"%.*s.%09uZ\",\"meta\":{\"tags\":", seq, (int)seclen, secbuf, frac);
+        char head[ENVELOPE_HEAD_MAX];
+        int hl = envelope_head(head, seq, t, &cache);
+        if (hl < 0) { PyErr_SetString(PyExc_OverflowError, "time out of range"); goto fail; }
         Py_ssize_t dl = PyBytes_GET_SIZE(data);
         PyObject *env = PyBytes_FromStringAndSize(NULL, hl + tgl + 9 + dl + 1);
         if (!env) goto fail;

@@ -7,6 +7,13 @@
  * Message's own Python methods ``_decode_data`` and ``_format_raw``, so the
  * rules and error texts live in one place. ``build`` makes a list of
  * messages from scanned frames without a Python call per message.
+ *
+ * Messages built together form a group: the first ``data`` read in a group
+ * decodes the payloads of its later, still undecoded members in one call
+ * (a reader that wants one message's data wants its neighbours' too). The
+ * group owns no member (each member detaches itself when it dies), so it
+ * neither keeps payloads alive nor forms a cycle; a batch that does not
+ * decode cleanly falls back to one decode per message, errors included.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -15,15 +22,46 @@
 #include <string.h>
 #include <time.h>
 
+#include "envelope.h"
+
 typedef struct {
     PyObject_HEAD
     PyObject *seq, *time_ns, *tags_raw, *payload, *codec, *data, *tags, *raw;
+    struct GroupObject *group;  /* the batch it was built in, or NULL */
+    Py_ssize_t index;          /* its place in that group */
+    char checked;              /* payload checked to be one JSON value in UTF-8 */
 } MessageObject;
+
+/* Borrowed pointers to the members of one build (NULL once a member died
+ * or detached); ``failed`` once a group decode did not check out. */
+typedef struct GroupObject {
+    PyObject_VAR_HEAD
+    char failed;
+    MessageObject *members[1];
+} GroupObject;
+
+static PyTypeObject GroupType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "plasmite_speedups._message.Group",
+    .tp_basicsize = offsetof(GroupObject, members),
+    .tp_itemsize = sizeof(MessageObject *),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+};
+
+static void detach(MessageObject *m) {
+    GroupObject *g = m->group;
+    if (g == NULL) return;
+    m->group = NULL;
+    if (m->index < Py_SIZE(g) && g->members[m->index] == m) g->members[m->index] = NULL;
+    Py_DECREF(g);
+}
 
 static PyObject *NO;           /* "data not decoded yet" */
 static PyObject *json_decode;  /* msgspec.json.decode */
 static PyObject *skip_value;   /* one JSON value, else DecodeError (a Raw decoder) */
 static PyObject *tags_decode;  /* a list[str] decoder */
+static PyObject *lines_decode; /* a JSON Lines decoder of any values */
+static PyObject *lines_check;  /* JSON Lines of one value each, else DecodeError (Raw) */
 static PyObject *str_decode_data, *str_format_raw;
 
 static int msg_traverse(MessageObject *self, visitproc visit, void *arg) {
@@ -39,6 +77,7 @@ static int msg_traverse(MessageObject *self, visitproc visit, void *arg) {
 }
 
 static int msg_clear(MessageObject *self) {
+    detach(self);
     Py_CLEAR(self->seq);
     Py_CLEAR(self->time_ns);
     Py_CLEAR(self->tags_raw);
@@ -77,10 +116,12 @@ static void msg_fill(MessageObject *m, PyObject *seq, PyObject *t, PyObject *tag
     Py_XSETREF(m->tags, Py_None);
     Py_INCREF(Py_None);
     Py_XSETREF(m->raw, Py_None);
+    m->checked = 0;
 }
 
 /* Message(seq, time_ns, tags_raw, payload, codec=None, data=NO) */
 static int msg_init(MessageObject *self, PyObject *args, PyObject *kwds) {
+    detach(self);
     static char *kwlist[] = {"seq", "time_ns", "tags_raw", "payload", "codec", "data", NULL};
     PyObject *seq, *t, *tags_raw, *payload, *codec = Py_None, *data = NO;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO|OO:Message", kwlist, &seq, &t, &tags_raw, &payload, &codec,
@@ -94,13 +135,106 @@ static PyObject *call_python(PyObject *self, PyObject *name) {
     return PyObject_CallMethodNoArgs(self, name);
 }
 
+/* Decode the undecoded JSON payloads of self's group from self on, in one
+ * call; on any doubt (an empty payload or a raw newline, a decode error, a
+ * count that does not match) the group is marked failed and every member
+ * decodes its own. Members given a value leave the group. */
+#define GROUP_RUN 64  /* payloads per group call: a bounded burst of new objects */
+
+static int all_ascii(const char *p, Py_ssize_t n) {
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        if (w & 0x8080808080808080ULL) return 0;
+    }
+    for (; i < n; i++)
+        if ((unsigned char)p[i] & 0x80) return 0;
+    return 1;
+}
+
+/* Run one call over the JSON payloads of self's group from self on (at most
+ * GROUP_RUN of them), joined by newlines: ``check`` 0 decodes them (members
+ * get their data and leave the group), 1 checks each is one JSON value in
+ * UTF-8 (members are marked checked, for ``raw``). On any doubt (an empty
+ * payload or a raw newline, a decode error, a count that does not match)
+ * the group is marked failed and every member goes its own way, errors
+ * included. The decoder may run other code (GC): members are re-checked. */
+static void group_run(MessageObject *self, int check) {
+    GroupObject *g = self->group;
+    PyObject *dec = check ? lines_check : lines_decode;
+    if (g->failed || dec == NULL) {
+        detach(self);
+        return;
+    }
+    Py_INCREF(g);
+    Py_ssize_t n = Py_SIZE(g), count = 0, total = 0;
+    Py_ssize_t idx[GROUP_RUN];
+    PyObject *pls[GROUP_RUN];
+    PyObject *buf = NULL, *values = NULL;
+    for (Py_ssize_t j = self->index; j < n && count < GROUP_RUN; j++) {
+        MessageObject *m = g->members[j];
+        if (m == NULL || m->data != NO || (check && m->checked) || m->codec != Py_None || m->payload == NULL ||
+            !PyBytes_CheckExact(m->payload))
+            continue;
+        Py_ssize_t len = PyBytes_GET_SIZE(m->payload);
+        if (len == 0 || memchr(PyBytes_AS_STRING(m->payload), '\n', len)) goto fail;
+        idx[count] = j;
+        pls[count++] = Py_NewRef(m->payload);
+        total += len + 1;
+    }
+    if (count < 2) goto fail;
+    buf = PyBytes_FromStringAndSize(NULL, total - 1);
+    if (buf == NULL) goto fail;
+    char *o = PyBytes_AS_STRING(buf);
+    for (Py_ssize_t k = 0; k < count; k++) {
+        Py_ssize_t len = PyBytes_GET_SIZE(pls[k]);
+        if (k) *o++ = '\n';
+        memcpy(o, PyBytes_AS_STRING(pls[k]), len);
+        o += len;
+    }
+    values = PyObject_CallOneArg(dec, buf);
+    if (values == NULL || !PyList_CheckExact(values) || PyList_GET_SIZE(values) != count) goto fail;
+    if (check && !all_ascii(PyBytes_AS_STRING(buf), total - 1)) {
+        PyObject *u = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(buf), total - 1, "strict");
+        if (u == NULL) goto fail;
+        Py_DECREF(u);
+    }
+    for (Py_ssize_t k = 0; k < count; k++) {
+        MessageObject *m = g->members[idx[k]];
+        if (m == NULL || m->data != NO || m->payload != pls[k]) continue;
+        if (check) {
+            m->checked = 1;
+        } else {
+            Py_XSETREF(m->data, Py_NewRef(PyList_GET_ITEM(values, k)));
+            detach(m);
+        }
+    }
+    goto done;
+fail:
+    PyErr_Clear();
+    g->failed = 1;
+    detach(self);
+done:
+    for (Py_ssize_t k = 0; k < count; k++) Py_DECREF(pls[k]);
+    Py_XDECREF(buf);
+    Py_XDECREF(values);
+    Py_DECREF(g);
+}
+
 static PyObject *msg_get_data(MessageObject *self, void *closure) {
     PyObject *d = self->data;
     if (d != NULL && d != NO) return Py_NewRef(d);
+    if (self->group != NULL) {
+        group_run(self, 0);
+        d = self->data;
+        if (d != NULL && d != NO) return Py_NewRef(d);
+    }
     if (json_decode != NULL && self->codec == Py_None && self->payload != NULL && PyBytes_CheckExact(self->payload)) {
         d = PyObject_CallOneArg(json_decode, self->payload);
         if (d != NULL) {
             Py_XSETREF(self->data, Py_NewRef(d));
+            detach(self);
             return d;
         }
         PyErr_Clear();  /* the Python method words the Corrupt error */
@@ -108,10 +242,7 @@ static PyObject *msg_get_data(MessageObject *self, void *closure) {
     return call_python((PyObject *)self, str_decode_data);
 }
 
-/* One cached second of RFC 3339 text (the GIL guards it). */
-static long long cached_sec = -1;
-static char secbuf[64];
-static int seclen;
+static SecondText second_text = {-1, ""};  /* the GIL guards it */
 
 static PyObject *msg_get_raw(MessageObject *self, void *closure) {
     PyObject *r = self->raw;
@@ -135,7 +266,8 @@ static PyObject *msg_get_raw(MessageObject *self, void *closure) {
         }
         Py_XSETREF(self->tags, tags);
     }
-    if (self->data == NO) {  /* a payload never decoded is checked to be one JSON value in UTF-8 */
+    if (self->data == NO && !self->checked && self->group != NULL) group_run(self, 1);
+    if (self->data == NO && !self->checked) {  /* a payload never decoded is checked to be one JSON value in UTF-8 */
         PyObject *ok = PyObject_CallOneArg(skip_value, payload);
         if (ok == NULL) {
             PyErr_Clear();
@@ -143,16 +275,15 @@ static PyObject *msg_get_raw(MessageObject *self, void *closure) {
         }
         Py_DECREF(ok);
         const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(payload);
-        Py_ssize_t n = PyBytes_GET_SIZE(payload), i = 0;
-        while (i < n && p[i] < 0x80) i++;
-        if (i < n) {
-            PyObject *u = PyUnicode_DecodeUTF8((const char *)p, n, "strict");
+        if (!all_ascii((const char *)p, PyBytes_GET_SIZE(payload))) {
+            PyObject *u = PyUnicode_DecodeUTF8((const char *)p, PyBytes_GET_SIZE(payload), "strict");
             if (u == NULL) {
                 PyErr_Clear();
                 return call_python((PyObject *)self, str_format_raw);
             }
             Py_DECREF(u);
         }
+        self->checked = 1;
     }
     int overflow = 0;
     long long seq = PyLong_AsLongLongAndOverflow(self->seq, &overflow);
@@ -161,20 +292,11 @@ static PyObject *msg_get_raw(MessageObject *self, void *closure) {
         PyErr_Clear();
         return call_python((PyObject *)self, str_format_raw);
     }
-    long long sec = t / 1000000000LL;
-    unsigned frac = (unsigned)(t % 1000000000LL);
-    if (sec != cached_sec) {
-        time_t tt = (time_t)sec;
-        struct tm tm;
-        if (!gmtime_r(&tt, &tm) || tm.tm_year + 1900 > 9999) return call_python((PyObject *)self, str_format_raw);
-        seclen = (int)strftime(secbuf, sizeof secbuf, "%Y-%m-%dT%H:%M:%S", &tm);
-        cached_sec = sec;
-    }
+    char head[ENVELOPE_HEAD_MAX];
+    int hl = envelope_head(head, (unsigned long long)seq, (unsigned long long)t, &second_text);
+    if (hl < 0) return call_python((PyObject *)self, str_format_raw);
     const char *tg = tgl ? PyBytes_AS_STRING(tags_raw) : "[]";
     if (!tgl) tgl = 2;
-    char head[160];
-    int hl = snprintf(head, sizeof head, "{\"seq\":%lld,\"time\":\"%.*s.%09uZ\",\"meta\":{\"tags\":", seq, seclen,
-                      secbuf, frac);
     Py_ssize_t dl = PyBytes_GET_SIZE(payload);
     r = PyBytes_FromStringAndSize(NULL, hl + tgl + 9 + dl + 1);
     if (r == NULL) return NULL;
@@ -201,7 +323,7 @@ static PyMemberDef msg_members[] = {
     {"seq", T_OBJECT, offsetof(MessageObject, seq), 0, NULL},
     {"time_ns", T_OBJECT, offsetof(MessageObject, time_ns), 0, NULL},
     {"_tags_raw", T_OBJECT, offsetof(MessageObject, tags_raw), 0, NULL},
-    {"_payload", T_OBJECT, offsetof(MessageObject, payload), 0, NULL},
+    {"_payload", T_OBJECT, offsetof(MessageObject, payload), READONLY, NULL},  /* ``checked`` is about it */
     {"_codec", T_OBJECT, offsetof(MessageObject, codec), 0, NULL},
     {"_data", T_OBJECT, offsetof(MessageObject, data), 0, NULL},
     {"_tags", T_OBJECT, offsetof(MessageObject, tags), 0, NULL},
@@ -243,45 +365,63 @@ static PyObject *build(PyObject *module, PyObject *const *args, Py_ssize_t nargs
     Py_ssize_t n = PyList_GET_SIZE(frames);
     PyObject *out = PyList_New(n);
     if (out == NULL) return NULL;
+    GroupObject *g = NULL;  /* JSON payloads only: other codecs decode their own */
+    if (n > 1 && codec == Py_None) {
+        g = PyObject_NewVar(GroupObject, &GroupType, n);
+        if (g == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        g->failed = 0;
+        memset(g->members, 0, sizeof(MessageObject *) * (size_t)n);
+    }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *fr = PyList_GET_ITEM(frames, i);
         if (!PyTuple_Check(fr) || PyTuple_GET_SIZE(fr) != 4) {
             PyErr_SetString(PyExc_TypeError, "frame must be a 4-tuple");
-            Py_DECREF(out);
-            return NULL;
+            goto fail;
         }
         MessageObject *m = (MessageObject *)tp->tp_alloc(tp, 0);
-        if (m == NULL) {
-            Py_DECREF(out);
-            return NULL;
-        }
+        if (m == NULL) goto fail;
         msg_fill(m, PyTuple_GET_ITEM(fr, 0), PyTuple_GET_ITEM(fr, 1), PyTuple_GET_ITEM(fr, 2),
                  PyTuple_GET_ITEM(fr, 3), codec, NO);
+        if (g != NULL) {
+            m->group = (GroupObject *)Py_NewRef(g);
+            m->index = i;
+            g->members[i] = m;
+        }
         PyList_SET_ITEM(out, i, (PyObject *)m);
     }
+    Py_XDECREF(g);
     return out;
+fail:
+    Py_DECREF(out);  /* its members detach from g as they die */
+    Py_XDECREF(g);
+    return NULL;
 }
 
-/* configure(json_decode, skip_value, tags_decode): the decoders the getters call */
+/* configure(json_decode, skip_value, tags_decode, lines_decode, lines_check): the decoders the getters call */
 static PyObject *configure(PyObject *module, PyObject *args) {
-    PyObject *a, *b, *c;
-    if (!PyArg_ParseTuple(args, "OOO", &a, &b, &c)) return NULL;
+    PyObject *a, *b, *c, *d, *e;
+    if (!PyArg_ParseTuple(args, "OOOOO", &a, &b, &c, &d, &e)) return NULL;
+    Py_XSETREF(lines_check, Py_NewRef(e));
     Py_XSETREF(json_decode, Py_NewRef(a));
     Py_XSETREF(skip_value, Py_NewRef(b));
     Py_XSETREF(tags_decode, Py_NewRef(c));
+    Py_XSETREF(lines_decode, Py_NewRef(d));
     Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
     {"build", (PyCFunction)(void (*)(void))build, METH_FASTCALL, "Messages of cls from (seq, time_ns, tags, payload) frames."},
-    {"configure", configure, METH_VARARGS, "Set the decoders: (json_decode, skip_value, tags_decode)."},
+    {"configure", configure, METH_VARARGS, "Set the decoders: (json_decode, skip_value, tags_decode, lines_decode, lines_check)."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "plasmite_speedups._message", NULL, -1, methods};
 
 PyMODINIT_FUNC PyInit__message(void) {
-    if (PyType_Ready(&MessageType) < 0) return NULL;
+    if (PyType_Ready(&MessageType) < 0 || PyType_Ready(&GroupType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     NO = PyObject_CallNoArgs((PyObject *)&PyBaseObject_Type);
