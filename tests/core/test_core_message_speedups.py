@@ -115,3 +115,64 @@ def test_a_message_in_a_reference_cycle_is_collected():
     del m
     gc.collect()
     assert freed == [True]
+
+
+# -- groups: the messages of one build decode and check their payloads together
+
+_valid = _json.map(msgspec.json.encode)
+_bad = st.sampled_from([b"", b"{", b'{"a":1} {}', b'1},"x":{', b'"\xff"', b"{}\n", b"1\n2", b" ", b"[1", b"]"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(payloads=st.lists(_valid, min_size=2, max_size=90),
+       bad=st.lists(st.tuples(st.integers(0, 89), _bad), max_size=3),
+       tags=st.lists(_tags, min_size=1, max_size=4),
+       plan=st.lists(st.tuples(st.integers(0, 89), st.sampled_from(["data", "raw", "tags", "drop"])), max_size=120))
+def test_a_group_gives_each_message_what_the_reference_gives(payloads, bad, tags, plan):
+    for i, b in bad:
+        if i < len(payloads):
+            payloads[i] = b
+    frames = [(i + 1, 1_700_000_000_000_000_000 + i, tags[i % len(tags)], pl) for i, pl in enumerate(payloads)]
+    got = envelope.build_messages(Message, frames, None)
+    want = [PureMessage(*f) for f in frames]
+    steps = {"data": lambda m: m.data, "raw": lambda m: m.raw, "tags": lambda m: m.tags}
+    for i, what in plan:
+        if i >= len(frames):
+            continue
+        if what == "drop":  # a member that dies before the group decodes
+            got[i] = want[i] = None
+        elif got[i] is not None:
+            assert _outcome(lambda: steps[what](got[i])) == _outcome(lambda: steps[what](want[i])), (i, what)
+    for g, w in zip(got, want):  # every survivor, in order, ends the same
+        if g is not None:
+            assert _outcome(lambda: g.raw) == _outcome(lambda: w.raw)
+            assert _outcome(lambda: g.data) == _outcome(lambda: w.data)
+
+
+def test_the_first_data_read_decodes_a_bounded_run_of_neighbours():
+    frames = [(i, i, b"", msgspec.json.encode({"i": i})) for i in range(200)]
+    ms = envelope.build_messages(Message, frames, None)
+    assert ms[10].data == {"i": 10}
+    assert ms[9]._data is envelope._NO  # earlier members are left alone
+    assert [m._data for m in ms[11:74]] == [{"i": i} for i in range(11, 74)]
+    assert ms[74]._data is envelope._NO  # at most 64 per call: a bounded burst
+    assert ms[74].data == {"i": 74} and ms[75]._data == {"i": 75}
+
+
+def test_a_group_keeps_no_member_bytes_or_values_alive():
+    import sys
+
+    payloads = [msgspec.json.encode({"i": i, "pad": "y" * 30}) for i in range(100)]
+    def refs() -> list[int]:
+        return [sys.getrefcount(p) for p in payloads]
+
+    base = refs()
+    ms = envelope.build_messages(Message, [(i, i, b"", p) for i, p in enumerate(payloads)], None)
+    keep = ms[50]
+    ms[0].raw  # checks a run of neighbours
+    ms[1].data  # decodes a run of neighbours
+    kept_value = keep.data
+    del ms
+    # only the survivor holds its payload; the group held none of the others
+    assert [now - b for now, b in zip(refs(), base)] == [1 if i == 50 else 0 for i in range(100)]
+    assert keep.data is kept_value and keep.raw.endswith(payloads[50] + b"}")

@@ -22,9 +22,9 @@ Python reference, with the same injected clock; answers, errors and the final
 bytes must be equal. Split: the input (wrapped in ``[`` ``]`` or not) as an
 encoded JSON array for ``_pool.split_objects`` and
 ``jsonsplit.split_objects_py``: both must give the same items, and a split
-must tile the input into elements that start with ``{``. Message: a message
+must tile the input into elements that start with ``{``. Message: messages
 of random seq, time, tags and payload bytes built by ``_message.build`` and
-one of the pure reference fields; ``data``, ``raw`` and ``tags`` (in an order
+the pure reference fields of each; ``data``, ``raw`` and ``tags`` (in an order
 the input picks, then again from the cache) must give the same values or the
 same errors.
 """
@@ -90,13 +90,17 @@ def message_input(data: bytes) -> None:
     t = fdp.ConsumeIntInRange(0, (1 << 64) - 1)
     tags = fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 24))
     order = fdp.ConsumeIntInRange(0, 5)
-    payload = fdp.ConsumeBytes(fdp.remaining_bytes())
-    frames = [(seq, t, tags, payload)]
-    got = _message.build(envelope.Message, frames, None)[0]
-    want = _PureMessage(seq, t, tags, payload)
+    n = fdp.ConsumeIntInRange(1, 6)  # one build: a group when n > 1
+    payloads = [fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 40)) for _ in range(n - 1)]
+    payloads.append(fdp.ConsumeBytes(fdp.remaining_bytes()))
+    frames = [(seq + i, t + i, tags, payload) for i, payload in enumerate(payloads)]
+    got = _message.build(envelope.Message, frames, None)
+    want = [_PureMessage(*f) for f in frames]
     names = [("data", "raw", "tags"), ("raw", "data", "tags"), ("tags", "raw", "data")][order % 3]
-    for what in names + names:
-        assert _message_outcome(got, what) == _message_outcome(want, what), (frames, what)
+    first = order % n
+    for i in list(range(first, n)) + list(range(first)):
+        for what in names + names:
+            assert _message_outcome(got[i], what) == _message_outcome(want[i], what), (frames, i, what)
 
 
 def split_input(data: bytes) -> None:
