@@ -167,6 +167,20 @@ def decode_frames(frames: list) -> list | None:
     return values
 
 
+def decode_joined(payloads: bytes, tags: bytes, n: int, tagged: int) -> list | None:
+    """The values of ``n`` payloads joined by newlines (``tags``: the
+    ``tagged`` non-empty tag arrays, joined the same way) when every one is a
+    single JSON value and every tag array a list of strings; None otherwise,
+    so the caller takes the per-frame path (the compiled scan's ``Joined``)."""
+    try:
+        values = _lines_any(payloads)
+        if len(values) != n or (tagged and len(_lines_tags(tags)) != tagged):
+            return None
+    except _DecodeError:
+        return None
+    return values
+
+
 class _MessageFields:
     """A message's fields, its constructor and its two hot getters.
 

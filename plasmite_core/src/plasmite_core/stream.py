@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable
 
 import msgspec
 
-from .envelope import _DecodeError, _lines_any, _lines_tags, Message, build_messages, check_frames, decode_frames
+from .envelope import Message, build_messages, check_frames, decode_frames, decode_joined
 from .errors import PlasmiteError, UsageError
 from .framescan import envelopes
 from .speedups import compiled
@@ -36,7 +36,6 @@ class _CursorPy:
     message already read ahead is delivered without entering the slow path
     (the hot call of a read); anything else goes to ``_next_slow``."""
 
-    __slots__ = ()
     _buf: deque
     _done: bool
     _delivered: int
@@ -212,31 +211,37 @@ class Stream(_Cursor, BufferedStream):
         checked by one call; None sends the caller to the per-frame path,
         which rereads from the same position (nothing is consumed here
         unless every frame was contiguous and valid)."""
-        if (self._error is not None or self._buf or self._done or self._codec is not None
-                or self._tags is not None or self._where is not None or self._expected is None):
+        if self._error is not None:
             return None
-        if self._max is not None:
-            limit = min(limit, self._max - self._delivered)
+        take = self._bulk_limit(limit)
         pf = self._pf
-        if limit <= 0 or pf.closed:
+        exp = self._expected
+        if take is None or take <= 0 or pf.closed or exp is None:
             return None
-        sink, pos = pf.scan(self._pos, limit, _Joined(self._expected))
+        sink, pos = pf.scan(self._pos, take, _Joined(exp))
         n = len(sink)
         if not n or not sink.ok:
             return None
         payloads, tags, tagged = sink.take()
-        try:
-            values = _lines_any(payloads)
-            if len(values) != n or (tagged and len(_lines_tags(tags)) != tagged):
-                return None
-        except _DecodeError:
+        values = decode_joined(payloads, tags, n, tagged)
+        if values is None:
             return None
         self._pos = pos
-        self._expected += n
+        self._expected = exp + n
         self._delivered += n
         if self._max is not None and self._delivered >= self._max:
             self._done = True
         return values
+
+    def _bulk_limit(self, limit: int) -> int | None:
+        """How many frames a bulk read may take without Message objects
+        (never past max_messages); None when it must go through ``poll``
+        (messages read ahead, the stream ended, a codec or a filter, or no
+        expected seq yet)."""
+        if (self._buf or self._done or self._codec is not None or self._tags is not None
+                or self._where is not None or self._expected is None):
+            return None
+        return limit if self._max is None else min(limit, self._max - self._delivered)
 
     def _fast_frames(self, limit: int, checked: bool = True) -> list | None:
         """The next frames when they can skip Message objects (an unfiltered
@@ -247,24 +252,16 @@ class Stream(_Cursor, BufferedStream):
         if self._error is not None:
             self._done = True
             raise self._error
-        if (
-            self._buf
-            or self._done
-            or self._codec is not None
-            or self._tags is not None
-            or self._where is not None
-            or self._expected is None
-        ):
+        take = self._bulk_limit(limit)
+        exp = self._expected
+        if take is None or exp is None:
             return None
-        if self._max is not None:  # max_messages: never take a frame past it
-            limit = min(limit, self._max - self._delivered)
         pf = self._pf
         if pf.closed:
             raise UsageError("pool is closed", hint="keep the pool open while its streams are in use")
-        frames, self._pos = pf.scan(self._pos, limit)
+        frames, self._pos = pf.scan(self._pos, take)
         if not frames:
             return frames
-        exp = self._expected
         if frames[0][0] != exp or frames[-1][0] != exp + len(frames) - 1:
             # A gap or already-seen seqs: let the general path apply the rules.
             self._fill(frames)
