@@ -22,7 +22,7 @@ def available() -> str | None:
 
 # core modules that may use plasmite_speedups, and what each compiles
 _COMPILED_MODULES = (("framescan", "ring scan and envelopes"), ("pool", "append and get"),
-                     ("envelope", "Message fields, data and raw"))
+                     ("envelope", "Message fields, data and raw"), ("stream", "the stream's next and next_json"))
 
 
 def compiled_parts() -> list[str]:

@@ -28,6 +28,7 @@ _json_decode = msgspec.json.decode
 _BATCH = 512
 _frames_ext = compiled("_frames")
 _stream_ext = compiled("_stream")
+COMPILED = _stream_ext is not None  # the compiled Cursor delivers next/next_json
 _Joined: Any = None if _frames_ext is None else getattr(_frames_ext, "Joined", None)  # an older build lacks it
 
 
