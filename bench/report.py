@@ -176,6 +176,24 @@ def peer_rows(R: Results, short: bool = False) -> tuple[list[str], list[list[str
     return head, rows
 
 
+def peers_ahead(R: Results) -> list[str]:
+    """One line per (row, peer) where the peer's figure beats compiled
+    Plasmite's: the issue's bar is "ahead of every peer on every row"."""
+    out = []
+    for w, desc in R.workloads():
+        p = R.get("plasmite", w)
+        if p is None or p.value is None:
+            continue
+        for peer in R.peers():
+            r = R.get(peer, w)
+            if r is None or r.value is None or r.ok is False:
+                continue
+            if (r.value > p.value) if p.higher_is_better else (r.value < p.value):
+                out.append(f"- **{desc}**: {LABELS[peer]} {fmt(r.value, p.unit)} against Plasmite "
+                           f"{fmt(p.value, p.unit)} {p.unit} ({ratio(p.value, r.value)})")
+    return out
+
+
 def text_table(head: list[str], rows: list[list[str]], max_note: int = 60) -> str:
     rows = [[c if len(c) <= max_note else c[: max_note - 1] + "…" for c in row] for row in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
@@ -405,6 +423,10 @@ def markdown(R: Results, settings, meta: dict, elapsed_s: float, plots: list[str
                      + (f" ({p.note})" if p and p.note else ""))
     else:
         L.append("None: every measured figure meets its target.")
+    if R.peers():
+        ahead = peers_ahead(R)
+        L += ["", "## Where a peer is ahead", ""]
+        L += ahead or ["None: compiled Plasmite leads every row it shares with a peer."]
     if analysis.strip():
         L += ["", analysis.strip()]
     if plots:
