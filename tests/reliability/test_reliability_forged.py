@@ -148,6 +148,7 @@ def test_forged_payload_in_the_cli(pool_dir):
     assert r.returncode == 7
     (rep,) = json.loads(r.stdout)["reports"]
     assert [i["code"] for i in rep["issues"]] == ["payload"] and rep["issues"][0]["offset"] == off
+    assert rep["issues"][0]["seq"] == 5  # the frame's CRC holds, so its seq names the message
     r = pls("doctor", "f", "--deep", "--repair", "--json", pool_dir=pool_dir)
     assert r.returncode == 0, r.stdout
     assert check_pool(path, deep=True).ok

@@ -35,11 +35,14 @@ class Issue:
     code: str
     message: str
     offset: int | None = None
+    seq: int | None = None  # the message concerned, when its frame is intact enough to name it
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.offset is not None:
             d["offset"] = self.offset
+        if self.seq is not None:
+            d["seq"] = self.seq
         return d
 
 
@@ -55,9 +58,9 @@ class Report:
     notes: list[str] = field(default_factory=list)
     lost: list[list[int]] = field(default_factory=list)  # [first, last] seq ranges a repair dropped
 
-    def add(self, code: str, message: str, offset: int | None = None) -> None:
+    def add(self, code: str, message: str, offset: int | None = None, seq: int | None = None) -> None:
         self.ok = False
-        self.issues.append(Issue(code, message, offset))
+        self.issues.append(Issue(code, message, offset, seq))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -178,7 +181,7 @@ def _walk(pf: PoolFile, st: F.State, report: Report | None, deep: bool = False, 
             start = ro + pos % R + 32
             problem = check(mm[start : start + tl], mm[start + tl : start + tl + pl])
             if problem:
-                report and report.add(problem[0], f"seq {seq}: {problem[1]}", ro + pos % R)
+                report and report.add(problem[0], f"seq {seq}: {problem[1]}", ro + pos % R, seq)
                 if regions is not None:
                     regions.append((pos, pos + flen))
                 damaged = True
@@ -189,7 +192,7 @@ def _walk(pf: PoolFile, st: F.State, report: Report | None, deep: bool = False, 
             why = "lost to damaged frames" if damaged else "dropped by a repair"
             report.notes.append(f"seqs {last_seq + 1}..{seq - 1} are missing ({why})")
         if t < last_t:
-            report and report.add("time_order", f"seq {seq} is older than the message before it", ro + pos % R)
+            report and report.add("time_order", f"seq {seq} is older than the message before it", ro + pos % R, seq)
         last_t = t
         good.append((pos, seq, t))
         last_seq = seq
@@ -243,7 +246,7 @@ def _check_open(pf: PoolFile, report: Report, deep: bool) -> None:
         for pos, seq, _ in window:
             (v,) = F.INDEX_ENTRY.unpack_from(mm, pf.index_offset + (seq % icap) * 4)
             if v != ((pos % R) >> 3) + 1:
-                report.add("index", f"index slot for seq {seq} points elsewhere", pf.index_offset + (seq % icap) * 4)
+                report.add("index", f"index slot for seq {seq} points elsewhere", pf.index_offset + (seq % icap) * 4, seq)
                 break
 
 

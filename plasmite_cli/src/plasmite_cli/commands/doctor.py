@@ -157,7 +157,7 @@ def _count(n: int, noun: str) -> str:
 
 def _upstream_fields(name: str, rep) -> dict:
     """The fields of upstream's doctor report, from this project's report."""
-    issues = [{"code": i.code, "message": i.message, "seq": None, "offset": i.offset} for i in rep.issues]
+    issues = [{"code": i.code, "message": i.message, "seq": i.seq, "offset": i.offset} for i in rep.issues]
     hints = []
     if not rep.ok:
         if any(i.code == "upstream_format" for i in rep.issues):
