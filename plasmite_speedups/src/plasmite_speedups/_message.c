@@ -10,7 +10,8 @@
  *
  * Messages built together form a group: the first ``data`` read in a group
  * decodes the payloads of its later, still undecoded members in one call
- * (a reader that wants one message's data wants its neighbours' too). The
+ * (a reader that wants one message's data wants its neighbours' too), and
+ * the first ``raw`` checks theirs the same way. The
  * group owns no member (each member detaches itself when it dies), so it
  * neither keeps payloads alive nor forms a cycle; a batch that does not
  * decode cleanly falls back to one decode per message, errors included.
@@ -135,10 +136,6 @@ static PyObject *call_python(PyObject *self, PyObject *name) {
     return PyObject_CallMethodNoArgs(self, name);
 }
 
-/* Decode the undecoded JSON payloads of self's group from self on, in one
- * call; on any doubt (an empty payload or a raw newline, a decode error, a
- * count that does not match) the group is marked failed and every member
- * decodes its own. Members given a value leave the group. */
 #define GROUP_RUN 64  /* payloads per group call: a bounded burst of new objects */
 
 static int all_ascii(const char *p, Py_ssize_t n) {
@@ -150,6 +147,18 @@ static int all_ascii(const char *p, Py_ssize_t n) {
     }
     for (; i < n; i++)
         if ((unsigned char)p[i] & 0x80) return 0;
+    return 1;
+}
+
+/* The bytes are UTF-8 (ASCII needs no decode); no error is left set. */
+static int utf8_ok(const char *p, Py_ssize_t n) {
+    if (all_ascii(p, n)) return 1;
+    PyObject *u = PyUnicode_DecodeUTF8(p, n, "strict");
+    if (u == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    Py_DECREF(u);
     return 1;
 }
 
@@ -195,11 +204,7 @@ static void group_run(MessageObject *self, int check) {
     }
     values = PyObject_CallOneArg(dec, buf);
     if (values == NULL || !PyList_CheckExact(values) || PyList_GET_SIZE(values) != count) goto fail;
-    if (check && !all_ascii(PyBytes_AS_STRING(buf), total - 1)) {
-        PyObject *u = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(buf), total - 1, "strict");
-        if (u == NULL) goto fail;
-        Py_DECREF(u);
-    }
+    if (check && !utf8_ok(PyBytes_AS_STRING(buf), total - 1)) goto fail;
     for (Py_ssize_t k = 0; k < count; k++) {
         MessageObject *m = g->members[idx[k]];
         if (m == NULL || m->data != NO || m->payload != pls[k]) continue;
@@ -274,15 +279,8 @@ static PyObject *msg_get_raw(MessageObject *self, void *closure) {
             return call_python((PyObject *)self, str_format_raw);
         }
         Py_DECREF(ok);
-        const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(payload);
-        if (!all_ascii((const char *)p, PyBytes_GET_SIZE(payload))) {
-            PyObject *u = PyUnicode_DecodeUTF8((const char *)p, PyBytes_GET_SIZE(payload), "strict");
-            if (u == NULL) {
-                PyErr_Clear();
-                return call_python((PyObject *)self, str_format_raw);
-            }
-            Py_DECREF(u);
-        }
+        if (!utf8_ok(PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload)))
+            return call_python((PyObject *)self, str_format_raw);
         self->checked = 1;
     }
     int overflow = 0;
@@ -404,11 +402,11 @@ fail:
 static PyObject *configure(PyObject *module, PyObject *args) {
     PyObject *a, *b, *c, *d, *e;
     if (!PyArg_ParseTuple(args, "OOOOO", &a, &b, &c, &d, &e)) return NULL;
-    Py_XSETREF(lines_check, Py_NewRef(e));
     Py_XSETREF(json_decode, Py_NewRef(a));
     Py_XSETREF(skip_value, Py_NewRef(b));
     Py_XSETREF(tags_decode, Py_NewRef(c));
     Py_XSETREF(lines_decode, Py_NewRef(d));
+    Py_XSETREF(lines_check, Py_NewRef(e));
     Py_RETURN_NONE;
 }
 
