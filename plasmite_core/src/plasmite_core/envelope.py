@@ -156,15 +156,11 @@ def decode_frames(frames: list) -> list | None:
     None when any frame is not, so the caller takes the checked path."""
     n = len(frames)
     blob = b"\n".join(map(_payload_of, frames))
-    if blob.count(b"\n") != n - 1:
-        return None
-    try:
-        values = _lines_any(blob)
-        if len(values) != n or not _tags_ok(frames):
-            return None
-    except _DecodeError:
-        return None
-    return values
+    tags = list(filter(None, map(_tags_of, frames)))
+    tblob = b"\n".join(tags)
+    if blob.count(b"\n") != n - 1 or tblob.count(b"\n") != max(len(tags) - 1, 0):
+        return None  # a raw newline would shift the lines
+    return decode_joined(blob, tblob, n, len(tags))
 
 
 def decode_joined(payloads: bytes, tags: bytes, n: int, tagged: int) -> list | None:

@@ -214,11 +214,11 @@ class Stream(_Cursor, BufferedStream):
         unless every frame was contiguous and valid)."""
         if self._error is not None:
             return None
-        take = self._bulk_limit(limit)
+        window = self._bulk_window(limit)
         pf = self._pf
-        exp = self._expected
-        if take is None or take <= 0 or pf.closed or exp is None:
+        if window is None or window[0] <= 0 or pf.closed:
             return None
+        take, exp = window
         sink, pos = pf.scan(self._pos, take, _Joined(exp))
         n = len(sink)
         if not n or not sink.ok:
@@ -234,15 +234,16 @@ class Stream(_Cursor, BufferedStream):
             self._done = True
         return values
 
-    def _bulk_limit(self, limit: int) -> int | None:
-        """How many frames a bulk read may take without Message objects
-        (never past max_messages); None when it must go through ``poll``
-        (messages read ahead, the stream ended, a codec or a filter, or no
-        expected seq yet)."""
+    def _bulk_window(self, limit: int) -> tuple[int, int] | None:
+        """(how many frames a bulk read may take without Message objects,
+        never past max_messages; the seq it expects first), or None when it
+        must go through ``poll`` (messages read ahead, the stream ended, a
+        codec or a filter, or no expected seq yet)."""
+        exp = self._expected
         if (self._buf or self._done or self._codec is not None or self._tags is not None
-                or self._where is not None or self._expected is None):
+                or self._where is not None or exp is None):
             return None
-        return limit if self._max is None else min(limit, self._max - self._delivered)
+        return (limit if self._max is None else min(limit, self._max - self._delivered)), exp
 
     def _fast_frames(self, limit: int, checked: bool = True) -> list | None:
         """The next frames when they can skip Message objects (an unfiltered
@@ -253,10 +254,10 @@ class Stream(_Cursor, BufferedStream):
         if self._error is not None:
             self._done = True
             raise self._error
-        take = self._bulk_limit(limit)
-        exp = self._expected
-        if take is None or exp is None:
+        window = self._bulk_window(limit)
+        if window is None:
             return None
+        take, exp = window
         pf = self._pf
         if pf.closed:
             raise UsageError("pool is closed", hint="keep the pool open while its streams are in use")
